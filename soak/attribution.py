@@ -1,0 +1,68 @@
+"""Which code a frame belongs to: the application, the standard library, or an installed distribution."""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import site
+import sysconfig
+from typing import Any, Iterable, Sequence
+
+APPLICATION, STDLIB = "application", "stdlib"
+
+
+@functools.lru_cache(maxsize=1)
+def _packages_to_distributions() -> dict[str, list[str]]:
+    return dict(importlib.metadata.packages_distributions())
+
+
+def _site_dirs() -> tuple[str, ...]:
+    dirs = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()}
+    user = site.getusersitepackages()
+    if isinstance(user, str):
+        dirs.add(user)
+    return tuple(sorted((os.path.join(os.path.abspath(d), "") for d in dirs), key=len, reverse=True))
+
+
+def _stdlib_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple({os.path.join(os.path.abspath(paths[k]), "") for k in ("stdlib", "platstdlib")})
+
+
+class Attributor:
+    """Labels files. ``application_roots`` (the target's own directory or package) always
+    count as application code, wherever they are installed."""
+
+    def __init__(self, application_roots: Iterable[str] = ()) -> None:
+        self.application_roots = tuple(os.path.join(os.path.abspath(r), "") for r in application_roots)
+        self.site_dirs = _site_dirs()
+        self.stdlib_dirs = _stdlib_dirs()
+
+    @functools.lru_cache(maxsize=4096)
+    def library(self, filename: str) -> str:
+        if filename.startswith("<frozen "):
+            return STDLIB
+        path = os.path.abspath(filename)
+        if path.startswith(self.application_roots):
+            return APPLICATION
+        for directory in self.site_dirs:
+            if path.startswith(directory):
+                top = path[len(directory):].split(os.sep, 1)[0]
+                top = top[:-3] if top.endswith(".py") else top
+                dists = _packages_to_distributions().get(top)
+                return dists[0] if dists else top
+        if path.startswith(self.stdlib_dirs):
+            return STDLIB
+        return APPLICATION
+
+    def call_site(self, frames: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+        """First application frame of a traceback whose allocation frame is not application code."""
+        if not frames or self.library(frames[0]["file"]) == APPLICATION:
+            return None
+        for frame in frames[1:]:
+            if self.library(frame["file"]) == APPLICATION:
+                return frame
+        return None
+
+

@@ -1,0 +1,13 @@
+"""One module per subcommand; each parses options, calls the Python API, and prints."""
+
+from __future__ import annotations
+
+import typer
+
+from soak.commands import report, run, runs
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run.run_command)
+    app.command("report")(report.report_command)
+    app.command("runs")(runs.runs_command)

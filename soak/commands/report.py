@@ -1,0 +1,31 @@
+"""``soak report``: the leak report of a run, during or after it."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from soak import api
+from soak.commands.options import DB, FORMAT, FORMATS
+from soak.errors import BadInput
+
+
+def report_command(
+    db: str = DB,
+    run: str = typer.Option("latest", "--run", "-r", help="Run id, run name (newest of that name), or latest."),
+    fmt: str = FORMAT,
+    output: str = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Print the report of a run: verdict, then each finding with its growth rate, line and traceback."""
+    if fmt not in FORMATS:
+        raise BadInput(f"--format must be one of {', '.join(FORMATS)}")
+    text = api.report(db, run, fmt=fmt)
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise BadInput(f"cannot write {output!r}: {exc.strerror}") from exc
+    else:
+        sys.stdout.write(text)

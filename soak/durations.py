@@ -1,0 +1,42 @@
+"""Parse and format durations: ``90s``, ``10m``, ``8h``, ``1h30m``, ``250ms``, ``1.5s``."""
+
+from __future__ import annotations
+
+import re
+
+from soak.errors import BadInput
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+
+def parse_duration(text: str, *, option: str = "duration") -> float:
+    """Seconds in ``text``; a bare number means seconds. Raises BadInput on anything else."""
+    raw = text.strip().lower()
+    if re.fullmatch(r"\d+(?:\.\d+)?", raw):
+        seconds = float(raw)
+    else:
+        pos, seconds = 0, 0.0
+        for match in _PART.finditer(raw):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * _UNITS[match.group(2)]
+            pos = match.end()
+        if pos != len(raw) or not raw:
+            raise BadInput(
+                f"--{option} {text!r} is not a duration; use e.g. 90s, 10m, 8h, 1h30m or 500ms"
+            )
+    if seconds <= 0:
+        raise BadInput(f"--{option} {text!r} must be longer than zero")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Short human form: ``59.5s``, ``12m05s``, ``3h20m``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

@@ -1,0 +1,58 @@
+"""The supervisor–worker wire format: one JSON object per line, versioned, never pickle.
+
+Requests (supervisor → worker): ``snapshot``, ``stop``.
+Replies (worker → supervisor): ``hello``, ``bad_target``, ``failed``, ``snapshot``, ``stopped``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import IO, Any
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+class ProtocolError(Exception):
+    """A message that is not valid JSON, not an object, too large, or of another version."""
+
+
+class Channel:
+    """One direction-pair of line-delimited JSON messages; sending is thread-safe."""
+
+    def __init__(self, reader: IO[bytes], writer: IO[bytes]) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._send_lock = threading.Lock()
+
+    def send(self, kind: str, **fields: Any) -> None:
+        line = json.dumps({"v": PROTOCOL_VERSION, "type": kind, **fields}, separators=(",", ":"))
+        data = line.encode() + b"\n"
+        with self._send_lock:
+            self._writer.write(data)
+            self._writer.flush()
+
+    def receive(self) -> dict[str, Any] | None:
+        """The next message, or None when the other side has closed its end."""
+        line = self._reader.readline(MAX_MESSAGE_BYTES + 1)
+        if not line:
+            return None
+        if len(line) > MAX_MESSAGE_BYTES:
+            raise ProtocolError("message larger than the protocol allows")
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            raise ProtocolError(f"not JSON: {exc}") from exc
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            raise ProtocolError("message is not an object with a type")
+        if message.get("v") != PROTOCOL_VERSION:
+            raise ProtocolError(f"protocol version {message.get('v')!r}, expected {PROTOCOL_VERSION}")
+        return message
+
+    def close(self) -> None:
+        for stream in (self._writer, self._reader):
+            try:
+                stream.close()
+            except OSError:
+                pass

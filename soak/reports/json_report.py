@@ -1,0 +1,53 @@
+"""``--format json``: the ``leaksoak.report/1`` schema, which scripts and CI rely on."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from soak.reports.model import SCHEMA, FindingInfo, Report
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    run = report.run
+    return {
+        "schema": SCHEMA,
+        "run": {
+            "id": run.id,
+            "name": run.name,
+            "target": run.target,
+            "status": run.status,
+            "status_reason": run.status_reason,
+            "started_at": run.started_at,
+            "duration_s": round(run.duration_s, 3),
+            "snapshots": run.snapshots,
+            "iterations": run.iterations,
+        },
+        "verdict": report.verdict,
+        "findings": [_finding(f) for f in report.findings],
+    }
+
+
+def _finding(finding: FindingInfo) -> dict[str, Any]:
+    where = finding.where
+    data: dict[str, Any] = {
+        "id": finding.finding_id,
+        "kind": finding.kind,
+        "verdict": finding.verdict,
+        "where": where.as_dict() if where else None,
+        "traceback": [frame.as_dict() for frame in finding.traceback],
+        "library": finding.library,
+        "call_site": finding.call_site.as_dict() if finding.call_site else None,
+        "growth_bytes_per_hour": finding.growth_bytes_per_hour,
+        "growth_count_per_hour": finding.growth_count_per_hour,
+        "p_value": finding.p_value,
+        "confidence": finding.confidence,
+        "detected_at_s": finding.detected_at_s,
+    }
+    if finding.resource is not None:
+        data["resource"] = finding.resource
+    return data
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report_dict(report), indent=2) + "\n"

@@ -1,0 +1,136 @@
+"""The report model: what a renderer needs about one run, read from storage."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+from sqlite_utils import Database
+
+from soak.storage import queries
+
+SCHEMA = "leaksoak.report/1"
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    file: str
+    line: int
+    function: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "function": self.function}
+
+
+@dataclass(frozen=True)
+class FindingInfo:
+    """One finding as the user reads it."""
+
+    finding_id: str
+    """Stable across runs: the same leak in another run has the same id."""
+    kind: str
+    verdict: str
+    traceback: list[FrameInfo]
+    """Allocation frame first."""
+    library: str | None
+    call_site: FrameInfo | None
+    """First application frame, when the allocation happens in a library or the stdlib."""
+    growth_bytes_per_hour: float | None
+    growth_count_per_hour: float | None
+    p_value: float | None
+    q_value: float | None
+    confidence: float | None
+    detected_at_s: float | None
+    resource: str | None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def where(self) -> FrameInfo | None:
+        return self.traceback[0] if self.traceback else None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    name: str
+    target: str
+    status: str
+    status_reason: str | None
+    started_at: str
+    duration_s: float
+    snapshots: int
+    iterations: int
+    interval_s: float | None
+
+
+@dataclass(frozen=True)
+class Report:
+    run: RunInfo
+    verdict: str
+    findings: list[FindingInfo]
+    events: list[dict[str, Any]]
+    first_snapshot: dict[str, Any] | None
+    last_snapshot: dict[str, Any] | None
+
+
+def effective_status(run: dict[str, Any]) -> tuple[str, str | None]:
+    """A run still marked running whose supervisor is gone from this host was killed."""
+    if run["status"] != "running":
+        return run["status"], run["status_reason"]
+    pid, host = run.get("supervisor_pid"), run.get("host")
+    if pid and host == socket.gethostname() and not psutil.pid_exists(pid) and pid != os.getpid():
+        return "killed", "the supervisor process is gone without ending the run"
+    return "running", None
+
+
+def build_report(db: Database, selector: str = "latest") -> Report:
+    run = queries.find_run(db, selector)
+    status, reason = effective_status(run)
+    rows = queries.findings(db, run["id"])
+    frames = queries.stack_frames(db, [row["stack_id"] for row in rows if row["stack_id"] is not None])
+    findings = []
+    for row in rows:
+        traceback = [FrameInfo(**f) for f in frames.get(row["stack_id"], [])]
+        call_site = row["evidence"].get("call_site")
+        findings.append(
+            FindingInfo(
+                finding_id=row["finding_id"],
+                kind=row["kind"],
+                verdict=row["verdict"],
+                traceback=traceback,
+                library=row["library"],
+                call_site=FrameInfo(**call_site) if call_site else None,
+                growth_bytes_per_hour=row["growth_bytes_per_hour"],
+                growth_count_per_hour=row["growth_count_per_hour"],
+                p_value=row["p_value"],
+                q_value=row["q_value"],
+                confidence=row["confidence"],
+                detected_at_s=row["detected_at_s"],
+                resource=row["resource"],
+                evidence=row["evidence"],
+            )
+        )
+    snaps = queries.snapshots(db, run["id"])
+    verdict = run["verdict"] or "inconclusive"
+    return Report(
+        run=RunInfo(
+            id=run["id"],
+            name=run["name"],
+            target=run["target"],
+            status=status,
+            status_reason=reason,
+            started_at=run["started_at"],
+            duration_s=run["duration_s"],
+            snapshots=run["snapshots"],
+            iterations=run["iterations"],
+            interval_s=run["interval_s"],
+        ),
+        verdict=verdict,
+        findings=findings,
+        events=queries.events(db, run["id"]),
+        first_snapshot=snaps[0] if snaps else None,
+        last_snapshot=snaps[-1] if snaps else None,
+    )

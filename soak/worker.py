@@ -1,0 +1,115 @@
+"""The worker process: imports the workload, drives it, and hosts the in-process probes.
+
+Started by the supervisor as ``python -m soak.worker --target T --request-fd R --reply-fd W``.
+It never writes to the database; everything it knows goes to the supervisor as JSON messages.
+Exit codes: 0 stopped on request, 2 bad target, 3 the workload failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from types import ModuleType
+from typing import Any
+
+from soak.control import Control
+from soak.probes.tracer import DRIVER_FILES, make_tracer
+from soak.protocol import Channel
+from soak.targets import BadTarget, load_target, parse_target
+from soak.workloads.adapters import WorkloadRaised, make_driver
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m soak.worker")
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--request-fd", type=int, required=True)
+    parser.add_argument("--reply-fd", type=int, required=True)
+    parser.add_argument("--frames", type=int, default=10)
+    parser.add_argument("--tracer", default="exact")
+    parser.add_argument("--concurrency", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+def _where(exc: BaseException) -> dict[str, Any] | None:
+    """The innermost frame of the exception's traceback outside leaksoak."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename not in DRIVER_FILES and not frame.filename.startswith("<frozen")
+    ]
+    if not frames:
+        return None
+    last = frames[-1]
+    return {"file": last.filename, "line": last.lineno, "function": last.name}
+
+
+def _failure(phase: str, exc: BaseException) -> dict[str, Any]:
+    return {"phase": phase, "error": f"{type(exc).__name__}: {exc}", "where": _where(exc)}
+
+
+def _application_root(module: ModuleType) -> str | None:
+    """The directory of the target's file, or of its top-level package."""
+    top = sys.modules.get(module.__name__.split(".")[0], module)
+    path = getattr(top, "__file__", None) or getattr(module, "__file__", None)
+    return os.path.dirname(os.path.abspath(path)) if path else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    # Ctrl-C belongs to the supervisor, which ends the run and then stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    channel = Channel(os.fdopen(args.request_fd, "rb"), os.fdopen(args.reply_fd, "wb"))
+    try:
+        target = load_target(parse_target(args.target))
+    except BadTarget as exc:
+        channel.send("bad_target", message=str(exc))
+        return 2
+    except BaseException as exc:  # the user's module raised while importing
+        channel.send("failed", **_failure("import", exc))
+        return 3
+    if target.setup is not None:
+        try:
+            target.setup()
+        except BaseException as exc:
+            channel.send("failed", **_failure("setup", exc))
+            return 3
+
+    tracer = make_tracer(args.tracer, args.frames)
+    driver = make_driver(target.function, is_async=target.is_async, concurrency=args.concurrency)
+    control = Control(channel, driver, tracer)
+    if tracer is not None:
+        tracer.start()
+    channel.send(
+        "hello",
+        pid=os.getpid(),
+        is_async=target.is_async,
+        tracer=args.tracer,
+        python=sys.version.split()[0],
+        application_root=_application_root(target.module),
+    )
+    control.start()
+    try:
+        driver.run()
+    except WorkloadRaised as exc:
+        cause = exc.__cause__ or exc
+        channel.send("failed", iterations=driver.iterations, **_failure("call", cause))
+        return 3
+    if tracer is not None:
+        tracer.stop()
+    if target.teardown is not None:
+        try:
+            target.teardown()
+        except BaseException as exc:
+            if not control.supervisor_gone:
+                channel.send("failed", **_failure("teardown", exc))
+            return 3
+    if not control.supervisor_gone:
+        channel.send("stopped", iterations=driver.iterations)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The supervisor's handle on its worker: spawn it, ask it for snapshots, notice when it dies."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from soak.protocol import Channel, ProtocolError
+
+HELLO_TIMEOUT_S = 600.0
+"""Importing a big application can take a while; a worker that says nothing for this long is stuck."""
+
+
+@dataclass(frozen=True)
+class WorkerExit:
+    returncode: int
+    cause: str
+    """In words: 'exited with code 3', 'killed by SIGKILL (out of memory?)', 'segmentation fault'."""
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode >= 0:
+        return f"exited with code {returncode}"
+    signum = -returncode
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    meaning = {
+        "SIGKILL": " (killed from outside, e.g. by the out-of-memory killer)",
+        "SIGSEGV": " (segmentation fault)",
+        "SIGABRT": " (aborted, e.g. os.abort() or a failed C assertion)",
+        "SIGBUS": " (bus error)",
+        "SIGTERM": " (terminated)",
+    }.get(name, "")
+    return f"killed by {name}{meaning}"
+
+
+class WorkerProcess:
+    def __init__(self, target: str, *, frames: int, tracer: str, concurrency: int) -> None:
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        command = [
+            sys.executable, "-m", "soak.worker",
+            "--target", target,
+            "--request-fd", str(request_read),
+            "--reply-fd", str(reply_write),
+            "--frames", str(frames),
+            "--tracer", tracer,
+            "--concurrency", str(concurrency),
+        ]
+        # Own session: a Ctrl-C at the terminal reaches the supervisor only, which ends the run.
+        self.process = subprocess.Popen(command, pass_fds=(request_read, reply_write), start_new_session=True)
+        os.close(request_read)
+        os.close(reply_write)
+        self.pid = self.process.pid
+        self.channel = Channel(os.fdopen(reply_read, "rb"), os.fdopen(request_write, "wb"))
+        self._startup: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._snapshots: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.failure: dict[str, Any] | None = None
+        self.stopped: dict[str, Any] | None = None
+        self.gone = threading.Event()
+        self.exit: WorkerExit | None = None
+        self._reader = threading.Thread(target=self._read, name="soak-worker-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self.channel.receive()
+            except (ProtocolError, OSError, ValueError) as exc:
+                message = None
+                self.failure = self.failure or {"phase": "protocol", "error": str(exc)}
+            if message is None:
+                break
+            kind = message["type"]
+            if kind == "snapshot":
+                self._snapshots.put(message)
+            elif kind == "failed":
+                self.failure = message
+                self._startup.put(message)
+            elif kind == "stopped":
+                self.stopped = message
+            else:
+                self._startup.put(message)
+        returncode = self.process.wait()
+        self.exit = WorkerExit(returncode, describe_exit(returncode))
+        self._startup.put({"type": "exit"})
+        self._snapshots.put({"type": "exit"})
+        self.gone.set()
+
+    def wait_ready(self) -> dict[str, Any]:
+        """The worker's first message: ``hello``, ``bad_target``, ``failed`` or ``exit``."""
+        try:
+            return self._startup.get(timeout=HELLO_TIMEOUT_S)
+        except queue.Empty:
+            self.kill()
+            return {"type": "failed", "phase": "import", "error": f"no answer after {HELLO_TIMEOUT_S:.0f}s"}
+
+    def snapshot(self, seq: int, timeout_s: float) -> dict[str, Any] | None:
+        """Ask for snapshot ``seq``; None if the worker is gone or does not answer in time."""
+        if self.gone.is_set():
+            return None
+        try:
+            self.channel.send("snapshot", seq=seq)
+        except OSError:
+            return None
+        while True:
+            try:
+                message = self._snapshots.get(timeout=timeout_s)
+            except queue.Empty:
+                return None
+            if message["type"] == "exit":
+                self._snapshots.put(message)
+                return None
+            if message.get("seq") == seq:
+                return message
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Ask the worker to finish (teardown runs there); kill it after ``grace_s``."""
+        if not self.gone.is_set():
+            try:
+                self.channel.send("stop")
+            except OSError:
+                pass
+        if not self.gone.wait(grace_s):
+            self.kill()
+            self.gone.wait(5)
+
+    def kill(self) -> None:
+        try:
+            self.process.kill()
+        except OSError:
+            pass

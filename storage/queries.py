@@ -1,0 +1,107 @@
+"""Reading runs back: run lookup, snapshot and site series (sparse rows carried forward), findings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlite_utils import Database
+
+from soak.errors import BadInput
+
+
+@dataclass(frozen=True)
+class SiteSeries:
+    """One allocation site's live bytes and blocks on the run's snapshot grid."""
+
+    stack_id: int
+    bytes: np.ndarray
+    counts: np.ndarray
+
+
+def find_run(db: Database, selector: str = "latest") -> dict[str, Any]:
+    """A run by id, by name (the newest of that name), or ``latest``."""
+    if selector == "latest":
+        rows = _rows(db, "SELECT * FROM runs ORDER BY id DESC LIMIT 1")
+        if not rows:
+            raise BadInput("the database holds no runs yet; start one with `soak run`")
+    elif selector.isdigit():
+        rows = _rows(db, "SELECT * FROM runs WHERE id = ?", [int(selector)])
+    else:
+        rows = _rows(db, "SELECT * FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1", [selector])
+    if not rows:
+        raise BadInput(f"no run {selector!r} in this database; `soak runs` lists them")
+    return rows[0]
+
+
+def list_runs(db: Database) -> list[dict[str, Any]]:
+    return _rows(db, "SELECT * FROM runs ORDER BY id")
+
+
+def snapshots(db: Database, run_id: int) -> list[dict[str, Any]]:
+    return _rows(db, "SELECT * FROM snapshots WHERE run_id = ? ORDER BY seq", [run_id])
+
+
+def site_series(db: Database, run_id: int, seqs: np.ndarray) -> list[SiteSeries]:
+    """Every site's series on the grid ``seqs`` (snapshot sequence numbers, ascending).
+
+    A site is 0 before its first row; after that each row's value holds until the next row.
+    """
+    rows = db.execute(
+        "SELECT stack_id, seq, bytes, count FROM site_samples WHERE run_id = ? ORDER BY stack_id, seq",
+        [run_id],
+    ).fetchall()
+    if not rows or len(seqs) == 0:
+        return []
+    data = np.asarray(rows, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, data[1:, 0] != data[:-1, 0]])
+    ends = np.r_[starts[1:], len(data)]
+    result = []
+    for start, end in zip(starts, ends):
+        block = data[start:end]
+        index = np.searchsorted(block[:, 1], seqs, side="right") - 1
+        present = index >= 0
+        clipped = np.clip(index, 0, None)
+        result.append(
+            SiteSeries(
+                stack_id=int(block[0, 0]),
+                bytes=np.where(present, block[clipped, 2], 0),
+                counts=np.where(present, block[clipped, 3], 0),
+            )
+        )
+    return result
+
+
+def stack_frames(db: Database, stack_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Frames of each stack, allocation frame first."""
+    if not stack_ids:
+        return {}
+    marks = ",".join("?" for _ in stack_ids)
+    rows = db.execute(
+        "SELECT sf.stack_id, f.file, f.line, f.function FROM stack_frames sf JOIN frames f ON f.id = sf.frame_id"
+        f" WHERE sf.stack_id IN ({marks}) ORDER BY sf.stack_id, sf.position",
+        stack_ids,
+    ).fetchall()
+    frames: dict[int, list[dict[str, Any]]] = {stack_id: [] for stack_id in stack_ids}
+    for stack_id, file, line, function in rows:
+        frames[stack_id].append({"file": file, "line": line, "function": function})
+    return frames
+
+
+def findings(db: Database, run_id: int) -> list[dict[str, Any]]:
+    rows = _rows(db, "SELECT * FROM findings WHERE run_id = ? ORDER BY rank", [run_id])
+    for row in rows:
+        row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else {}
+    return rows
+
+
+def events(db: Database, run_id: int) -> list[dict[str, Any]]:
+    return _rows(db, "SELECT * FROM events WHERE run_id = ? ORDER BY t_s, id", [run_id])
+
+
+def _rows(db: Database, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    cursor = db.execute(sql, params or [])
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]

@@ -1,0 +1,122 @@
+"""The schema as sqlite-utils migrations, applied in order and recorded in ``_sqlite_migrations``."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATION_SET = "leaksoak"
+migrations = Migrations(MIGRATION_SET)
+
+
+@migrations(name="0001_initial")
+def _initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            target TEXT NOT NULL,
+            mode TEXT NOT NULL DEFAULT 'run',          -- run | watch | ci
+            status TEXT NOT NULL,                      -- running | completed | interrupted | failed | killed
+            status_reason TEXT,
+            verdict TEXT,                              -- leak | suspect | clean | inconclusive
+            started_at TEXT NOT NULL,                  -- ISO 8601, UTC
+            started_ts REAL NOT NULL,                  -- unix time
+            ended_at TEXT,
+            duration_s REAL NOT NULL DEFAULT 0,
+            planned_duration_s REAL,
+            interval_s REAL,
+            snapshots INTEGER NOT NULL DEFAULT 0,
+            iterations INTEGER NOT NULL DEFAULT 0,
+            supervisor_pid INTEGER,
+            host TEXT,
+            options TEXT                                -- JSON: the options the run was started with
+        );
+        CREATE INDEX runs_name ON runs(name);
+
+        CREATE TABLE snapshots (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            seq INTEGER NOT NULL,
+            t_s REAL NOT NULL,                         -- seconds since the run started
+            worker_pid INTEGER,
+            iterations INTEGER,
+            rss INTEGER, uss INTEGER, fds INTEGER, threads INTEGER,
+            traced_bytes INTEGER, tracer_overhead_bytes INTEGER, tracer TEXT, weight REAL,
+            gc_objects INTEGER, gc_collections INTEGER, asyncio_tasks INTEGER,
+            at_boundary INTEGER,
+            pause_ms REAL,                             -- the workload's pause for in-process probes
+            probe_ms TEXT,                             -- JSON: per-probe cost in ms
+            UNIQUE (run_id, seq)
+        );
+
+        CREATE TABLE frames (
+            id INTEGER PRIMARY KEY,
+            file TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            function TEXT NOT NULL,
+            UNIQUE (file, line, function)
+        );
+        CREATE TABLE stacks (
+            id INTEGER PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,                 -- of the frames, allocation frame first
+            depth INTEGER NOT NULL
+        );
+        CREATE TABLE stack_frames (
+            stack_id INTEGER NOT NULL REFERENCES stacks(id),
+            position INTEGER NOT NULL,                 -- 0 = allocation frame
+            frame_id INTEGER NOT NULL REFERENCES frames(id),
+            PRIMARY KEY (stack_id, position)
+        ) WITHOUT ROWID;
+
+        -- Sparse: a row only when a site's value changed since its previous row in the run;
+        -- readers carry the last value forward. A site that disappears gets a row of zeros.
+        CREATE TABLE site_samples (
+            run_id INTEGER NOT NULL,
+            stack_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (run_id, stack_id, seq)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE findings (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            finding_id TEXT NOT NULL,                  -- stable across runs: hash of kind and frames
+            rank INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            stack_id INTEGER REFERENCES stacks(id),
+            library TEXT,
+            resource TEXT,
+            growth_bytes_per_hour REAL,
+            growth_count_per_hour REAL,
+            p_value REAL, q_value REAL, confidence REAL,
+            detected_at_s REAL,
+            evidence TEXT                              -- JSON: slope interval, warm-up, windows
+        );
+        CREATE INDEX findings_run ON findings(run_id, rank);
+
+        CREATE TABLE detections (
+            run_id INTEGER NOT NULL,
+            finding_id TEXT NOT NULL,
+            first_detected_at_s REAL NOT NULL,
+            PRIMARY KEY (run_id, finding_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            t_s REAL NOT NULL,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,                        -- worker_start | worker_exit | signal | ...
+            message TEXT NOT NULL,
+            data TEXT
+        );
+        CREATE INDEX events_run ON events(run_id, t_s);
+        """
+    )
+
+

@@ -1,0 +1,1 @@
+"""Workload adapters (how a target is driven) and the reference corpus of leaky and clean workloads."""
