@@ -43,7 +43,10 @@ class Thresholds:
     recent_fraction: float = 0.4
     """Trailing share of the analysed window that must still grow."""
     min_growth_bytes_per_hour: float = 1024 * 1024
-    """Growth below this is not material, however significant."""
+    """Growth slower than this is not material, however significant."""
+    min_growth_bytes: float = 64 * 1024
+    """Nor is growth of fewer bytes than this across the analysed window: CPython's free lists
+    and caches fill up by a few KiB early in a run, which looks like a trend in a short one."""
     max_points: int = 400
     """Longer series are thinned evenly before fitting (Theil–Sen is quadratic)."""
 
@@ -97,7 +100,7 @@ def analyze(times: Sequence[float] | np.ndarray, series: Sequence[Series], thres
     for s in series:
         y = np.asarray(s.bytes, dtype=float)[window]
         # Cheap screen: a series whose whole range is below the material floor cannot pass it.
-        if np.ptp(y) < thresholds.min_growth_bytes_per_hour * span_h:
+        if np.ptp(y) < max(thresholds.min_growth_bytes_per_hour * span_h, thresholds.min_growth_bytes):
             continue
         candidates.append((s, fit_trend(tw, y), y))
     if not candidates:
@@ -107,7 +110,8 @@ def analyze(times: Sequence[float] | np.ndarray, series: Sequence[Series], thres
     findings = []
     for (s, trend, y), q in zip(candidates, q_values):
         rate = trend.slope * 3600
-        if q > thresholds.suspect_alpha or rate < thresholds.min_growth_bytes_per_hour:
+        material = rate >= thresholds.min_growth_bytes_per_hour and trend.slope * span_h * 3600 >= thresholds.min_growth_bytes
+        if q > thresholds.suspect_alpha or not material:
             continue
         late = fit_trend(tw[recent], y[recent])
         persistent = late.p_value <= thresholds.recent_alpha and late.slope > 0

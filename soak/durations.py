@@ -34,7 +34,7 @@ def parse_duration(text: str, *, option: str = "duration") -> float:
 def format_duration(seconds: float) -> str:
     """Short human form: ``59.5s``, ``12m05s``, ``3h20m``."""
     if seconds < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+        return f"{seconds:.3g}s" if seconds < 10 else f"{seconds:.0f}s"
     minutes, secs = divmod(int(round(seconds)), 60)
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"

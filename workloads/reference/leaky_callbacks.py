@@ -13,6 +13,6 @@ def _on_event(payload: bytes) -> Callable[[], bytes]:
 
 
 def step() -> None:
-    payload = bytes(200)
+    payload = bytes(200)  # LEAK
     _listeners.append(_on_event(payload))  # LEAK
     time.sleep(0.0005)

@@ -1,0 +1,33 @@
+import json
+import os
+import sysconfig
+
+import sqlite_utils
+
+from soak.attribution import APPLICATION, STDLIB, Attributor
+
+
+def test_stdlib_library_and_application_files() -> None:
+    attributor = Attributor(["/srv/app"])
+    assert attributor.library(json.__file__) == STDLIB
+    assert attributor.library(os.path.join(sysconfig.get_paths()["stdlib"], "collections", "__init__.py")) == STDLIB
+    assert attributor.library(sqlite_utils.__file__) == "sqlite-utils"
+    assert attributor.library("/srv/app/handlers.py") == APPLICATION
+
+
+def test_application_roots_win_over_site_packages() -> None:
+    site_dir = os.path.dirname(os.path.dirname(sqlite_utils.__file__))
+    attributor = Attributor([os.path.join(site_dir, "sqlite_utils")])
+    assert attributor.library(sqlite_utils.__file__) == APPLICATION
+
+
+def test_call_site_is_the_first_application_frame_of_a_library_allocation() -> None:
+    attributor = Attributor(["/srv/app"])
+    frames = [
+        {"file": json.__file__, "line": 10, "function": "dumps"},
+        {"file": sqlite_utils.__file__, "line": 5, "function": "insert"},
+        {"file": "/srv/app/handlers.py", "line": 42, "function": "handle"},
+        {"file": "/srv/app/main.py", "line": 7, "function": "main"},
+    ]
+    assert attributor.call_site(frames) == frames[2]
+    assert attributor.call_site(frames[2:]) is None

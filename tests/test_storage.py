@@ -1,0 +1,109 @@
+"""The real SQLite writer and readers."""
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from soak.errors import BadInput
+from soak.storage import open_database, queries
+from soak.storage.schema import MIGRATION_SET
+from soak.storage.writer import FindingRow, RunWriter
+
+
+def _writer(path: Path) -> RunWriter:
+    db = open_database(str(path))
+    return RunWriter.create_run(
+        db, name="t", target="x.py:step", mode="run", planned_duration_s=10, interval_s=1,
+        options={}, function_name=lambda file, line: "step",
+    )
+
+
+def _snapshot(writer: RunWriter, seq: int, sites: list[list[int]], new_stacks: dict | None = None) -> None:
+    writer.record_snapshot(seq, float(seq), {"rss": 1000 + seq}, {"sites": sites, "new_stacks": new_stacks or {}, "iterations": seq * 10})
+
+
+def test_database_is_wal_and_migrations_are_recorded_once(db: Path) -> None:
+    open_database(str(db)).close()
+    database = open_database(str(db))
+    assert database.journal_mode == "wal"
+    names = [r[0] for r in database.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET])]
+    assert names == ["0001_initial"]
+
+
+def test_sparse_samples_are_carried_forward_on_read(db: Path) -> None:
+    writer = _writer(db)
+    stacks = {"1": [["/app/a.py", 3]], "2": [["/app/b.py", 9], ["/app/a.py", 4]]}
+    _snapshot(writer, 0, [[1, 100, 1], [2, 50, 1]], stacks)
+    _snapshot(writer, 1, [[1, 100, 1], [2, 60, 2]])
+    _snapshot(writer, 2, [[1, 100, 1]])  # site 2 gone
+    _snapshot(writer, 3, [[1, 300, 3], [2, 70, 1]])
+    stored = writer.db.execute("SELECT count(*) FROM site_samples").fetchone()[0]
+    assert stored == 6  # 7 values and one disappearance; site 1 unchanged at seq 1 and 2
+    series = {s.stack_id: s for s in queries.site_series(writer.db, writer.run_id, np.arange(4))}
+    by_file = {queries.stack_frames(writer.db, [sid])[sid][0]["file"]: s for sid, s in series.items()}
+    assert by_file["/app/a.py"].bytes.tolist() == [100, 100, 100, 300]
+    assert by_file["/app/b.py"].bytes.tolist() == [50, 60, 0, 70]
+    assert by_file["/app/b.py"].counts.tolist() == [1, 2, 0, 1]
+
+
+def test_stacks_and_frames_are_stored_once(db: Path) -> None:
+    writer = _writer(db)
+    _snapshot(writer, 0, [[1, 10, 1]], {"1": [["/app/a.py", 3], ["/app/main.py", 1]]})
+    writer.new_worker()  # a second worker numbers its stacks afresh
+    _snapshot(writer, 1, [[7, 20, 2]], {"7": [["/app/a.py", 3], ["/app/main.py", 1]]})
+    assert writer.db.execute("SELECT count(*) FROM stacks").fetchone()[0] == 1
+    assert writer.db.execute("SELECT count(*) FROM frames").fetchone()[0] == 2
+
+
+def test_findings_keep_their_first_detection_time(db: Path) -> None:
+    writer = _writer(db)
+    row = FindingRow("abc", "site", "leak", None, "application", None, 1e6, 10.0, 1e-9, 1e-8, 1 - 1e-8, {})
+    assert writer.replace_findings([row], 12.0) == {"abc": 12.0}
+    assert writer.replace_findings([row], 30.0) == {"abc": 12.0}
+    assert [f["detected_at_s"] for f in queries.findings(writer.db, writer.run_id)] == [12.0]
+
+
+def test_run_lookup_by_id_name_and_latest(db: Path) -> None:
+    first, second = _writer(db), _writer(db)
+    assert queries.find_run(first.db, "latest")["id"] == second.run_id
+    assert queries.find_run(first.db, str(first.run_id))["id"] == first.run_id
+    assert queries.find_run(first.db, "t")["id"] == second.run_id
+    with pytest.raises(BadInput, match="no run 'nope'"):
+        queries.find_run(first.db, "nope")
+
+
+def test_not_a_database_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are not the tables you are looking for\n" * 100)
+    with pytest.raises(BadInput, match="not a leaksoak database"):
+        open_database(str(path))
+    assert path.read_text().startswith("these are not")
+
+
+def test_another_applications_sqlite_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+    with pytest.raises(BadInput, match="not a leaksoak one"):
+        open_database(str(path))
+
+
+def test_newer_schema_is_refused_without_writing(db: Path) -> None:
+    open_database(str(db)).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES (?, '9999_future', 'x')",
+            [MIGRATION_SET],
+        )
+    before = db.read_bytes()
+    with pytest.raises(BadInput, match="newer leaksoak"):
+        open_database(str(db))
+    assert db.read_bytes() == before
+
+
+def test_missing_database_for_reading_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="no database"):
+        open_database(str(tmp_path / "absent.db"), create=False)
+    assert not (tmp_path / "absent.db").exists()

@@ -1,0 +1,5 @@
+import leaksoak_no_such_dependency  # noqa: F401
+
+
+def step() -> None:
+    pass

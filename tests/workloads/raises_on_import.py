@@ -1,0 +1,5 @@
+raise RuntimeError("configuration missing: DATABASE_URL")
+
+
+def step() -> None:
+    pass
