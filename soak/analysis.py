@@ -24,30 +24,38 @@ def finding_id(kind: str, frames: list[dict[str, object]]) -> str:
 
 
 def analyze_run(db: Database, run_id: int, thresholds: Thresholds) -> Analysis:
+    """Per-site series when an allocation tracer ran; the worker's RSS when none did.
+
+    Keys are ``("site", stack_id)`` or ``("process", "rss")``.
+    """
     rows = queries.snapshots(db, run_id)
     times = np.array([row["t_s"] for row in rows], dtype=float)
     seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
-    sites = queries.site_series(db, run_id, seqs)
-    return analyze(times, [Series(s.stack_id, s.bytes, s.counts) for s in sites], thresholds)
+    series = [Series(("site", s.stack_id), s.bytes, s.counts) for s in queries.site_series(db, run_id, seqs)]
+    if not any(row["tracer"] for row in rows):
+        rss = np.array([row["rss"] or 0 for row in rows], dtype=float)
+        series = [Series(("process", "rss"), rss)]
+    return analyze(times, series, thresholds)
 
 
 def refresh(db: Database, writer: RunWriter, thresholds: Thresholds, attributor: Attributor, t_s: float) -> Analysis:
     """Analyse the run so far and replace its stored findings and verdict."""
     result = analyze_run(db, writer.run_id, thresholds)
-    stacks = queries.stack_frames(db, [int(f.key) for f in result.findings])  # type: ignore[call-overload]
+    stacks = queries.stack_frames(db, [key[1] for key in (f.key for f in result.findings) if key[0] == "site"])
     rows = []
     for finding in result.findings:
-        frames = stacks[int(finding.key)]  # type: ignore[call-overload]
+        kind, ident = finding.key  # type: ignore[misc]
+        frames = stacks.get(ident, []) if kind == "site" else []
         library = attributor.library(frames[0]["file"]) if frames else None
         call_site = attributor.call_site(frames)
         rows.append(
             FindingRow(
-                finding_id=finding_id("site", frames),
-                kind="site",
+                finding_id=finding_id(kind, frames or [{"file": ident, "line": 0}]),
+                kind=kind,
                 verdict=finding.verdict,
-                stack_id=int(finding.key),  # type: ignore[call-overload]
+                stack_id=ident if kind == "site" else None,
                 library=library,
-                resource=None,
+                resource=None if kind == "site" else ident,
                 growth_bytes_per_hour=finding.growth_bytes_per_hour,
                 growth_count_per_hour=finding.growth_count_per_hour,
                 p_value=finding.p_value,

@@ -75,3 +75,12 @@ def test_snapshots_record_process_metrics_and_probe_pauses(db: Path) -> None:
     assert pause_ms > 0 and '"tracer"' in probe_ms and at_boundary == 1
     events = [r[0] for r in db_rows(db, "SELECT kind FROM events ORDER BY id")]
     assert events[0] == "worker_start" and "worker_exit" in events
+
+
+def test_without_a_tracer_the_worker_rss_is_judged(db: Path) -> None:
+    result = _run("soak.workloads.reference.leaky_callbacks:step", db, "--tracer", "off")
+    assert result.returncode == 1, result.stderr
+    (finding,) = result.json()["findings"]
+    assert finding["kind"] == "process" and finding["resource"] == "rss" and finding["where"] is None
+    assert finding["growth_bytes_per_hour"] > 1e6
+    assert db_rows(db, "SELECT count(*) FROM site_samples")[0][0] == 0

@@ -64,4 +64,6 @@ def run_command(
         )
     result = api.run(options, on_progress=None if quiet else _print_progress)
     sys.stdout.write(api.report(db, str(result.run_id), fmt=fmt))
+    if result.status == "failed":
+        print(f"soak: run {result.run_id} failed: {result.reason}", file=sys.stderr)
     raise typer.Exit(result.exit_code)

@@ -38,10 +38,10 @@ def render_text(report: Report) -> str:
     ]
     first, last = report.first_snapshot, report.last_snapshot
     if first and last:
-        lines.append(
-            f"  worker RSS {human_bytes(first['rss'])} -> {human_bytes(last['rss'])}, "
-            f"traced heap {human_bytes(first['traced_bytes'])} -> {human_bytes(last['traced_bytes'])}"
-        )
+        memory = f"  worker RSS {human_bytes(first['rss'])} -> {human_bytes(last['rss'])}"
+        if last["traced_bytes"] is not None:
+            memory += f", traced heap {human_bytes(first['traced_bytes'])} -> {human_bytes(last['traced_bytes'])}"
+        lines.append(memory)
     lines.append("")
     lines.append(f"verdict: {report.verdict.upper()}" + _verdict_note(report))
     for number, finding in enumerate(report.findings, 1):
@@ -56,12 +56,12 @@ def render_text(report: Report) -> str:
 
 def _verdict_note(report: Report) -> str:
     if report.verdict == "clean":
-        return " - no allocation site grows significantly"
+        return " - nothing grows significantly"
     if report.verdict == "inconclusive":
         return " - too few snapshots after warm-up to judge; run longer or snapshot more often"
     leaks = sum(f.verdict == "leak" for f in report.findings)
     suspects = len(report.findings) - leaks
-    return f" - {leaks} leaking site(s), {suspects} suspect"
+    return f" - {leaks} leaking, {suspects} suspect"
 
 
 def _finding(number: int, finding: FindingInfo) -> list[str]:
@@ -75,6 +75,9 @@ def _finding(number: int, finding: FindingInfo) -> list[str]:
     if finding.detected_at_s is not None:
         head += f", first detected at {format_duration(finding.detected_at_s)}"
     out = [head]
+    if finding.kind == "process":
+        out.append(f"   the worker's {finding.resource.upper() if finding.resource else 'memory'} grows "
+                   "(no allocation tracer ran, so no line can be named)")
     where = finding.where
     if where:
         out.append(f"   {_frame(where)}" + (f"  [{finding.library}]" if finding.library != "application" else ""))
