@@ -41,7 +41,9 @@ class Thresholds:
     warmup_fraction: float = 0.2
     """Leading share of the run set aside as warm-up."""
     recent_fraction: float = 0.4
-    """Trailing share of the analysed window that must still grow."""
+    """Trailing share of the analysed window that must still grow..."""
+    min_recent_points: int = 6
+    """...and never fewer snapshots than this, so that the recent trend test has power."""
     min_growth_bytes_per_hour: float = 1024 * 1024
     """Growth slower than this is not material, however significant."""
     min_growth_bytes: float = 64 * 1024
@@ -94,7 +96,8 @@ def analyze(times: Sequence[float] | np.ndarray, series: Sequence[Series], thres
     window = _thin(window, thresholds.max_points)
     tw = t[window]
     span_h = (tw[-1] - tw[0]) / 3600
-    recent = tw >= tw[0] + (tw[-1] - tw[0]) * (1 - thresholds.recent_fraction)
+    n_recent = min(len(tw), max(thresholds.min_recent_points, int(np.ceil(len(tw) * thresholds.recent_fraction))))
+    recent = np.arange(len(tw)) >= len(tw) - n_recent
 
     candidates: list[tuple[Series, Trend, np.ndarray]] = []
     for s in series:

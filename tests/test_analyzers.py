@@ -84,3 +84,9 @@ def test_findings_carry_evidence_and_count_growth() -> None:
     assert finding.growth_count_per_hour is not None and abs(finding.growth_count_per_hour - 360_000) < 1_000
     assert {"slope_interval", "warmup_s", "recent_p_value", "points"} <= set(finding.evidence)
     assert 0 < finding.confidence <= 1
+
+
+def test_a_steady_leak_is_called_as_soon_as_there_are_enough_points() -> None:
+    t = np.arange(0, 11, 1.0)  # 8 points after a 2-second warm-up
+    result = analyze(t, [Series("leak", 1 * MB + 100_000 * t + RNG.normal(0, 1_000, len(t)))])
+    assert result.points == 9 and result.verdict == "leak"
