@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable, Sequence
 
 import numpy as np
-from scipy import stats
 
 from soak.analyzers.trend import Trend, fit_trend
 
@@ -73,7 +72,7 @@ class Finding:
 class Analysis:
     verdict: str
     findings: list[Finding]
-    warmup_s: float
+    warmup_until_s: float
     points: int
     """Snapshots analysed after the warm-up."""
     tested: int
@@ -87,12 +86,12 @@ def analyze(times: Sequence[float] | np.ndarray, series: Sequence[Series], thres
     t = np.asarray(times, dtype=float)
     if len(t) == 0:
         return Analysis(INCONCLUSIVE, [], 0.0, 0, 0, needed_s=None)
-    warmup_s = float(t[0] + (t[-1] - t[0]) * thresholds.warmup_fraction)
-    window = np.flatnonzero(t >= warmup_s)
+    warmup_until_s = float(t[0] + (t[-1] - t[0]) * thresholds.warmup_fraction)
+    window = np.flatnonzero(t >= warmup_until_s)
     if len(window) < thresholds.min_points:
         interval = float(np.median(np.diff(t))) if len(t) > 1 else None
         needed = interval * thresholds.min_points / (1 - thresholds.warmup_fraction) if interval else None
-        return Analysis(INCONCLUSIVE, [], warmup_s, len(window), 0, needed_s=needed)
+        return Analysis(INCONCLUSIVE, [], warmup_until_s, len(window), 0, needed_s=needed)
     window = _thin(window, thresholds.max_points)
     tw = t[window]
     span_h = (tw[-1] - tw[0]) / 3600
@@ -107,7 +106,9 @@ def analyze(times: Sequence[float] | np.ndarray, series: Sequence[Series], thres
             continue
         candidates.append((s, fit_trend(tw, y), y))
     if not candidates:
-        return Analysis(CLEAN, [], warmup_s, len(window), 0)
+        return Analysis(CLEAN, [], warmup_until_s, len(window), 0)
+
+    from scipy import stats  # imported here: see trend.fit_trend
 
     q_values = stats.false_discovery_control([trend.p_value for _, trend, _ in candidates])
     findings = []
@@ -137,7 +138,7 @@ def analyze(times: Sequence[float] | np.ndarray, series: Sequence[Series], thres
                     "slope_interval": [trend.slope_low, trend.slope_high],
                     "recent_slope_bytes_per_s": late.slope,
                     "recent_p_value": late.p_value,
-                    "warmup_s": warmup_s,
+                    "warmup_until_s": warmup_until_s,
                     "window_s": [float(tw[0]), float(tw[-1])],
                     "points": int(len(tw)),
                     "growth_bytes": float(y[-1] - y[0]),
@@ -146,7 +147,7 @@ def analyze(times: Sequence[float] | np.ndarray, series: Sequence[Series], thres
         )
     findings.sort(key=lambda f: (f.verdict != LEAK, -f.growth_bytes_per_hour))
     verdict = findings[0].verdict if findings else CLEAN
-    return Analysis(verdict, findings, warmup_s, len(window), len(candidates))
+    return Analysis(verdict, findings, warmup_until_s, len(window), len(candidates))
 
 
 def _thin(index: np.ndarray, max_points: int) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -21,6 +20,8 @@ class Trend:
 
 def fit_trend(times: np.ndarray, values: np.ndarray) -> Trend:
     """Theil–Sen slope and a Kendall test on (times, values); needs at least 3 points."""
+    from scipy import stats  # imported here: scipy.stats costs ~1 s, which `soak report` never needs
+
     if np.ptp(values) == 0:
         return Trend(0.0, 0.0, 0.0, 1.0)
     slope, _, low, high = stats.theilslopes(values, times, alpha=0.95)

@@ -24,11 +24,27 @@ def finding_id(kind: str, frames: list[dict[str, object]]) -> str:
 
 
 def analyze_run(db: Database, run_id: int, thresholds: Thresholds) -> Analysis:
+    """Analyse the newest segment of the run that has enough snapshots to judge.
+
+    Each segment (a resumed run's new worker) starts from a fresh heap, so segments are not
+    joined into one series; until a new segment has enough points, the previous one speaks.
+    """
+    rows = queries.snapshots(db, run_id)
+    segments = sorted({row["segment"] for row in rows}, reverse=True) or [0]
+    results = []
+    for segment in segments:
+        result = _analyze_segment(db, run_id, [row for row in rows if row["segment"] == segment], thresholds)
+        if result.verdict != "inconclusive":
+            return result
+        results.append(result)
+    return results[0]
+
+
+def _analyze_segment(db: Database, run_id: int, rows: list[dict[str, object]], thresholds: Thresholds) -> Analysis:
     """Per-site series when an allocation tracer ran; the worker's RSS when none did.
 
     Keys are ``("site", stack_id)`` or ``("process", "rss")``.
     """
-    rows = queries.snapshots(db, run_id)
     times = np.array([row["t_s"] for row in rows], dtype=float)
     seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
     series = [Series(("site", s.stack_id), s.bytes, s.counts) for s in queries.site_series(db, run_id, seqs)]

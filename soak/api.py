@@ -7,15 +7,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from soak.analyzers import Thresholds
 from soak.reports import build_report, render
-from soak.reports.model import Report, effective_status
+from soak.reports.model import Report
 from soak.storage import open_database, queries
-from soak.supervisor import Progress, RunOptions, RunResult, run
 
-__all__ = ["Progress", "Report", "RunOptions", "RunResult", "Thresholds", "load_report", "report", "run", "runs"]
+if TYPE_CHECKING:
+    from soak.supervisor import Progress, RunOptions, RunResult
+
+
+def run(
+    options: "RunOptions",
+    on_progress: "Callable[[Progress], None] | None" = None,
+    on_start: "Callable[[RunOptions, int], None] | None" = None,
+) -> "RunResult":
+    """Soak a target (or resume a run) as ``soak run`` does; see :class:`soak.supervisor.RunOptions`."""
+    from soak import supervisor  # the scheduler and the statistics load only when a run starts
+
+    return supervisor.run(options, on_progress, on_start)
+
+
+def __getattr__(name: str) -> object:
+    if name in ("Progress", "RunOptions", "RunResult"):
+        from soak import supervisor
+
+        return getattr(supervisor, name)
+    raise AttributeError(name)
+
+__all__ = ["Progress", "Report", "RunOptions", "RunResult", "Thresholds", "export", "load_report", "report", "run", "runs"]
 
 
 def load_report(db_path: str, run: str = "latest") -> Report:
@@ -32,6 +53,17 @@ def report(db_path: str, run: str = "latest", *, fmt: str = "text") -> str:
     return render(load_report(db_path, run), fmt)
 
 
+def export(db_path: str, run: str = "latest", *, fmt: str = "json", what: str = "snapshots") -> str:
+    """A run's stored series and findings: ``json`` (everything) or ``csv`` (one table, ``what``)."""
+    from soak.reports.export import export_csv, export_json
+
+    db = open_database(db_path, create=False)
+    try:
+        return export_json(db, run) if fmt == "json" else export_csv(db, run, what)
+    finally:
+        db.close()
+
+
 def runs(db_path: str) -> list[dict[str, Any]]:
     """Every run in the database, oldest first, with its status as a reader sees it now."""
     db = open_database(db_path, create=False)
@@ -40,5 +72,5 @@ def runs(db_path: str) -> list[dict[str, Any]]:
     finally:
         db.close()
     for row in rows:
-        row["status"], row["status_reason"] = effective_status(row)
+        row["status"], row["status_reason"] = queries.effective_status(row)
     return rows

@@ -79,8 +79,9 @@ class Control:
                 tracer_overhead_bytes=traced.tracer_overhead_bytes,
                 weight=traced.weight,
             )
-        body["gc_objects"], pauses["gc"] = heap.gc_object_count()
-        pauses["gc"] = round(pauses["gc"], 3)
+        body["gc_objects"], types, census_ms = heap.type_census()
+        body["types"] = sorted(types.items())
+        pauses["census"] = round(census_ms, 3)
         body["gc_collections"] = sum(stat["collections"] for stat in gc.get_stats())
         if isinstance(self.driver, AsyncDriver):
             body["asyncio_tasks"] = heap.asyncio_task_count(self.driver.loop, self.driver.own_tasks)

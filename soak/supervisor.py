@@ -3,18 +3,20 @@ worker, stores them, analyses the series, and records how the run ended."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any, Callable
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlite_utils import Database
 
 from soak import sources
 from soak.analysis import refresh
@@ -22,7 +24,8 @@ from soak.analyzers import Analysis, Thresholds
 from soak.attribution import Attributor
 from soak.errors import BadInput, InternalFailure, SoakError
 from soak.probes.process import sample_process
-from soak.storage import open_database
+from soak.storage import open_database, queries
+from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
 from soak.targets import parse_target
 from soak.worker_process import WorkerProcess
@@ -35,8 +38,10 @@ TRACERS = ("exact", "off")
 class RunOptions:
     """Everything ``soak run`` takes; the CLI's options map one to one onto these fields."""
 
-    target: str
-    duration_s: float
+    target: str | None
+    """None when resuming: the stored run's target is used."""
+    duration_s: float | None = None
+    """Default 10 minutes; when resuming, what remains of the run's planned duration."""
     interval_s: float = 30.0
     db_path: str = "soak.db"
     name: str | None = None
@@ -44,15 +49,24 @@ class RunOptions:
     concurrency: int = 1
     tracer: str = "exact"
     fail_on: str = "suspect"
+    resume: str | None = None
+    """A killed or interrupted run (id or name) to continue in a new segment."""
+    keep_full_s: float = 6 * 3600.0
+    """Snapshots older than this are thinned..."""
+    thin_every: int = 10
+    """...to every k-th one (1 keeps everything)."""
     analyze_every_s: float | None = None
     """How often to refresh the analysis during the run; default every 5 snapshots, at least 5 s."""
     snapshot_timeout_s: float | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     def check(self) -> None:
-        if self.interval_s <= 0 or self.duration_s <= 0:
+        if (self.target is None) == (self.resume is None):
+            raise BadInput("give either a TARGET or --resume RUN")
+        duration = DEFAULT_DURATION_S if self.duration_s is None else self.duration_s
+        if self.interval_s <= 0 or duration <= 0:
             raise BadInput("--interval and --duration must be longer than zero")
-        if self.interval_s > self.duration_s:
+        if self.interval_s > duration:
             raise BadInput("--interval is longer than --duration; no snapshot would be taken twice")
         if not 1 <= self.frames <= 100:
             raise BadInput("--frames must be between 1 and 100")
@@ -62,6 +76,16 @@ class RunOptions:
             raise BadInput(f"--fail-on must be one of {', '.join(FAIL_ON)}")
         if self.tracer not in TRACERS:
             raise BadInput(f"--tracer must be one of {', '.join(TRACERS)}")
+        if self.thin_every < 1 or self.keep_full_s <= 0:
+            raise BadInput("--thin-every must be at least 1 and --keep-full longer than zero")
+
+    def stored(self) -> dict[str, Any]:
+        """The options as recorded with the run (and read back by --resume)."""
+        data = {k: v for k, v in asdict(self).items() if k not in ("thresholds", "resume")}
+        return data | {"thresholds": asdict(self.thresholds)}
+
+
+DEFAULT_DURATION_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -87,10 +111,25 @@ class Progress:
     analysis: Analysis
 
 
-def run(options: RunOptions, on_progress: Callable[[Progress], None] | None = None) -> RunResult:
-    """Soak ``options.target`` and return how it ended. Raises BadInput for bad input; a worker
-    that fails is a result (exit code 3), not an exception, once the run has a row."""
+def run(
+    options: RunOptions,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_start: Callable[[RunOptions, int], None] | None = None,
+) -> RunResult:
+    """Soak ``options.target`` (or resume ``options.resume``) and return how it ended.
+
+    Raises BadInput for bad input; a worker that fails is a result (exit code 3), not an
+    exception, once the run has a row. ``on_start`` is called with the effective options and the
+    run id once the workload is loaded; ``on_progress`` after each analysis refresh."""
     options.check()
+    # A file-size limit (ulimit -f) would otherwise kill us mid-write; as an error, it is reported.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resumed = _resumable_run(options) if options.resume else None
+    if resumed is not None:
+        options = _options_of(resumed, options)
+    elif options.duration_s is None:
+        options = replace(options, duration_s=DEFAULT_DURATION_S)
+    assert options.target is not None
     spec = parse_target(options.target)
     if os.path.exists(options.db_path):
         open_database(options.db_path, create=False).close()  # fail fast on a wrong file
@@ -100,42 +139,91 @@ def run(options: RunOptions, on_progress: Callable[[Progress], None] | None = No
         if hello["type"] == "bad_target":
             worker.stop(grace_s=5)
             raise BadInput(hello["message"])
-        supervisor = Supervisor(options, spec.default_name, worker, hello)
+        # One connection, used by the scheduler's single job thread and, after it stops, the main thread.
+        db = open_database(options.db_path)
+        if resumed is None:
+            started = time.time()
+            writer = RunWriter.create_run(
+                db, name=options.name or spec.default_name, target=spec.text, mode="run",
+                planned_duration_s=options.duration_s, interval_s=options.interval_s,
+                options=options.stored(), function_name=sources.function_name, started_ts=started,
+            )
+        else:
+            started = resumed["started_ts"]
+            writer = RunWriter.resume(db, resumed["id"], sources.function_name, os.getpid())
+        supervisor = Supervisor(options, worker, hello, db, writer, started)
     except BaseException:
         worker.kill()
         raise
+    if on_start is not None:
+        on_start(options, writer.run_id)
     return supervisor.run(on_progress)
 
 
+def _resumable_run(options: RunOptions) -> dict[str, Any]:
+    assert options.resume is not None
+    if not os.path.exists(options.db_path):
+        raise BadInput(f"no database at {options.db_path!r} to resume from; pass --db")
+    db = open_database(options.db_path, create=False)
+    try:
+        stored = queries.find_run(db, options.resume)
+    finally:
+        db.close()
+    status, _ = queries.effective_status(stored)
+    if status == "running":
+        raise BadInput(f"run {stored['id']} is still running (supervisor pid {stored['supervisor_pid']})")
+    if status == "completed":
+        raise BadInput(f"run {stored['id']} completed; start a new run instead of resuming it")
+    return stored
+
+
+def _options_of(stored: dict[str, Any], given: RunOptions) -> RunOptions:
+    """The resumed run's own options; --duration, if given, is how much longer to run."""
+    recorded = json.loads(stored["options"] or "{}")
+    remaining = (stored["planned_duration_s"] or 0) - (stored["duration_s"] or 0)
+    duration = given.duration_s if given.duration_s is not None else remaining
+    if duration <= 0:
+        raise BadInput(f"run {stored['id']} has no planned time left; pass --duration to run it longer")
+    return RunOptions(
+        target=stored["target"],
+        duration_s=duration,
+        interval_s=recorded.get("interval_s", given.interval_s),
+        db_path=given.db_path,
+        name=stored["name"],
+        frames=recorded.get("frames", given.frames),
+        concurrency=recorded.get("concurrency", given.concurrency),
+        tracer=recorded.get("tracer", given.tracer),
+        fail_on=given.fail_on,
+        resume=given.resume,
+        keep_full_s=recorded.get("keep_full_s", given.keep_full_s),
+        thin_every=recorded.get("thin_every", given.thin_every),
+        thresholds=given.thresholds,
+    )
+
+
 class Supervisor:
-    def __init__(self, options: RunOptions, default_name: str, worker: WorkerProcess, hello: dict[str, Any]) -> None:
+    def __init__(self, options: RunOptions, worker: WorkerProcess, hello: dict[str, Any],
+                 db: Database, writer: RunWriter, started_ts: float) -> None:
+        assert options.duration_s is not None
         self.options = options
+        self.duration_s = options.duration_s
         self.worker = worker
-        self.started = time.time()
-        self.t0 = time.monotonic()
-        # One connection, used by the scheduler's single job thread and, after it stops, the main thread.
-        self.db = open_database(options.db_path)
-        self.writer = RunWriter.create_run(
-            self.db,
-            name=options.name or default_name,
-            target=options.target,
-            mode="run",
-            planned_duration_s=options.duration_s,
-            interval_s=options.interval_s,
-            options={k: v for k, v in asdict(options).items() if k not in ("thresholds",)}
-            | {"thresholds": asdict(options.thresholds)},
-            function_name=sources.function_name,
-            started_ts=self.started,
-        )
+        self.db = db
+        self.writer = writer
+        # Seconds since the run started, on a monotonic clock; a resumed run's clock includes its gap.
+        self.t0 = time.monotonic() - (time.time() - started_ts)
+        self.segment_start_s = self.elapsed()
         self.attributor = Attributor([hello["application_root"]] if hello.get("application_root") else [])
         self.hello = hello
-        self.seq = 0
+        self.requests = 0
+        self.snapshots_taken = 0
         self.done = threading.Event()
         self.end_status = "completed"
         self.end_reason: str | None = None
         self.job_error: BaseException | None = None
         self.last_analysis: Analysis | None = None
         self.last_snapshot: dict[str, Any] = {}
+        self.on_progress: Callable[[Progress], None] | None = None
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -149,9 +237,16 @@ class Supervisor:
         options = self.options
         if self.hello["type"] != "hello":  # import or setup raised: recorded as a failed run
             return self._failed_before_start()
-        self.writer.record_event(0.0, "worker_start", f"worker pid {self.worker.pid} started", {"pid": self.worker.pid})
+        if self.writer.segment > 0:
+            self.writer.record_event(
+                self.segment_start_s, "resume",
+                f"resumed as segment {self.writer.segment} after a gap of {self._gap_s():.1f}s",
+                {"segment": self.writer.segment, "gap_s": self._gap_s()},
+            )
+        self.writer.record_event(self.elapsed(), "worker_start", f"worker pid {self.worker.pid} started", {"pid": self.worker.pid})
         self.on_progress = on_progress
         analyze_every = options.analyze_every_s or max(5 * options.interval_s, 5.0)
+        thin_every_s = max(60.0, 10 * options.interval_s, options.keep_full_s / 10)
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1)},  # jobs share the DB connection: one at a time
@@ -161,7 +256,8 @@ class Supervisor:
         scheduler.add_job(self._guard(self._snapshot), "interval", seconds=options.interval_s, next_run_time=start)
         scheduler.add_job(self._guard(self._analyze), "interval", seconds=analyze_every,
                           next_run_time=start + timedelta(seconds=analyze_every))
-        scheduler.add_job(self._end, "date", run_date=start + timedelta(seconds=options.duration_s),
+        scheduler.add_job(self._guard(self._thin), "interval", seconds=thin_every_s)
+        scheduler.add_job(self._end, "date", run_date=start + timedelta(seconds=self.duration_s),
                           args=["completed", None])
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         watcher = threading.Thread(target=self._watch_worker, name="soak-worker-watch", daemon=True)
@@ -205,29 +301,67 @@ class Supervisor:
         exit_ = self.worker.exit
         return f"worker {exit_.cause}" if exit_ else "worker lost"
 
+    def _gap_s(self) -> float:
+        last = self.db.execute(
+            "SELECT max(t_s) FROM snapshots WHERE run_id = ? AND segment < ?", [self.writer.run_id, self.writer.segment]
+        ).fetchone()[0]
+        return self.segment_start_s - (last or 0.0)
+
     def _snapshot(self) -> None:
         timeout = self.options.snapshot_timeout_s or max(60.0, 2 * self.options.interval_s)
         t_s = self.elapsed()
-        body = self.worker.snapshot(self.seq, timeout)
+        self.requests += 1
+        body = self.worker.snapshot(self.requests, timeout)
         if body is None:
             if not self.worker.gone.is_set():
-                self.writer.record_event(t_s, "snapshot_timeout", f"worker did not answer snapshot {self.seq} within {timeout:.0f}s")
+                self.writer.record_event(t_s, "snapshot_timeout", f"worker did not answer a snapshot request within {timeout:.0f}s")
             return
         process = asdict(sample_process(self.worker.pid))
-        self.writer.record_snapshot(self.seq, t_s, process, body)
+        self.writer.record_snapshot(t_s, process, body)
+        self.snapshots_taken += 1
         self.last_snapshot = {"rss": process["rss"], "traced_bytes": body.get("traced_bytes")}
-        self.seq += 1
+
+    def _thin(self) -> None:
+        thin(self.db, self.writer.run_id, older_than_s=self.elapsed() - self.options.keep_full_s,
+             keep_every=self.options.thin_every)
 
     def _analyze(self) -> None:
         self.last_analysis = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed())
         if self.on_progress is not None:
             self.on_progress(
-                Progress(self.elapsed(), self.options.duration_s, self.seq, self.last_snapshot.get("rss"),
+                Progress(self.elapsed() - self.segment_start_s, self.duration_s, self.snapshots_taken, self.last_snapshot.get("rss"),
                          self.last_snapshot.get("traced_bytes"), self.last_analysis)
             )
 
     def _finish(self) -> RunResult:
+        try:
+            status, reason, analysis = self._wind_down()
+        except SoakError:
+            # Storage failed (a full disk, say): what was committed stays committed; stop the
+            # worker and report the one-line cause.
+            self.worker.stop()
+            raise
+        finally:
+            self.db.close()
+        if isinstance(self.job_error, SoakError):
+            raise self.job_error
+        if self.job_error is not None:
+            raise InternalFailure(f"internal error during the run: {self.job_error}") from self.job_error
+        if status == "failed":
+            exit_code = 3
+        elif analysis.verdict == "leak" and self.options.fail_on != "never":
+            exit_code = 1
+        elif analysis.verdict == "suspect" and self.options.fail_on == "suspect":
+            exit_code = 1
+        else:
+            exit_code = 0
+        return RunResult(self.writer.run_id, self.options.db_path, status, reason, analysis.verdict, exit_code)
+
+    def _wind_down(self) -> tuple[str, str | None, Analysis]:
+        """Final snapshot, stop the worker, record how it ended, final analysis."""
         status, reason = self.end_status, self.end_reason
+        if isinstance(self.job_error, SoakError):
+            raise self.job_error
         if status == "interrupted":
             self.writer.record_event(self.elapsed(), "signal", reason or "interrupted")
         if not self.worker.gone.is_set():
@@ -243,28 +377,15 @@ class Supervisor:
         )
         analysis = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed())
         self.writer.finish(status, reason, self.elapsed())
-        self.db.conn.close()
-        if isinstance(self.job_error, SoakError):
-            raise self.job_error
-        if self.job_error is not None:
-            raise InternalFailure(f"internal error during the run: {self.job_error}") from self.job_error
-        if status == "failed":
-            exit_code = 3
-        elif analysis.verdict == "leak" and self.options.fail_on != "never":
-            exit_code = 1
-        elif analysis.verdict == "suspect" and self.options.fail_on == "suspect":
-            exit_code = 1
-        else:
-            exit_code = 0
-        return RunResult(self.writer.run_id, self.options.db_path, status, reason, analysis.verdict, exit_code)
+        return status, reason, analysis
 
     def _failed_before_start(self) -> RunResult:
         self.worker.gone.wait(10)
         reason = self._loss_reason()
-        self.writer.record_event(0.0, "worker_exit", f"worker failed before the soak started: {reason}",
+        self.writer.record_event(self.elapsed(), "worker_exit", f"worker failed before the soak started: {reason}",
                                  {"failure": self.worker.failure})
         self.writer.set_verdict("inconclusive")
-        self.writer.finish("failed", reason, 0.0)
-        self.db.conn.close()
+        self.writer.finish("failed", reason, self.elapsed())
+        self.db.close()
         return RunResult(self.writer.run_id, self.options.db_path, "failed", reason, "inconclusive", 3)
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import psutil
 from sqlite_utils import Database
 
 from soak.errors import BadInput
@@ -36,6 +39,25 @@ def find_run(db: Database, selector: str = "latest") -> dict[str, Any]:
     return rows[0]
 
 
+def effective_status(run: dict[str, Any]) -> tuple[str, str | None]:
+    """A run still marked running whose supervisor is gone from this host was killed.
+
+    A pid can be reused: a process of that pid started after the supervisor did is another one.
+    """
+    if run["status"] != "running":
+        return run["status"], run["status_reason"]
+    pid, host = run.get("supervisor_pid"), run.get("host")
+    if not pid or host != socket.gethostname() or pid == os.getpid():
+        return "running", None
+    try:
+        alive = psutil.Process(pid).create_time() <= (run.get("supervisor_started_ts") or float("inf")) + 1
+    except psutil.NoSuchProcess:
+        alive = False
+    if alive:
+        return "running", None
+    return "killed", "the supervisor process is gone without ending the run"
+
+
 def list_runs(db: Database) -> list[dict[str, Any]]:
     return _rows(db, "SELECT * FROM runs ORDER BY id")
 
@@ -61,17 +83,56 @@ def site_series(db: Database, run_id: int, seqs: np.ndarray) -> list[SiteSeries]
     result = []
     for start, end in zip(starts, ends):
         block = data[start:end]
-        index = np.searchsorted(block[:, 1], seqs, side="right") - 1
-        present = index >= 0
-        clipped = np.clip(index, 0, None)
-        result.append(
-            SiteSeries(
-                stack_id=int(block[0, 0]),
-                bytes=np.where(present, block[clipped, 2], 0),
-                counts=np.where(present, block[clipped, 3], 0),
-            )
-        )
+        sizes, counts = _carry_forward(block[:, 1], block[:, 2:], seqs)
+        result.append(SiteSeries(stack_id=int(block[0, 0]), bytes=sizes, counts=counts))
     return result
+
+
+def site_samples(db: Database, run_id: int, *, with_frames: bool = False) -> list[dict[str, Any]]:
+    """The stored (sparse) site samples of a run, with the snapshot time; optionally the allocation line."""
+    if with_frames:
+        return _rows(
+            db,
+            "SELECT s.seq, n.t_s, s.stack_id, f.file, f.line, f.function, s.bytes, s.count FROM site_samples s"
+            " JOIN snapshots n ON n.run_id = s.run_id AND n.seq = s.seq"
+            " LEFT JOIN stack_frames sf ON sf.stack_id = s.stack_id AND sf.position = 0"
+            " LEFT JOIN frames f ON f.id = sf.frame_id"
+            " WHERE s.run_id = ? ORDER BY s.seq, s.stack_id",
+            [run_id],
+        )
+    return _rows(
+        db,
+        "SELECT s.seq, n.t_s, s.stack_id, s.bytes, s.count FROM site_samples s"
+        " JOIN snapshots n ON n.run_id = s.run_id AND n.seq = s.seq WHERE s.run_id = ? ORDER BY s.stack_id, s.seq",
+        [run_id],
+    )
+
+
+def site_series_of(db: Database, run_id: int, stack_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One site's (times, bytes, counts) on the run's snapshot grid."""
+    grid = db.execute("SELECT seq, t_s FROM snapshots WHERE run_id = ? ORDER BY seq", [run_id]).fetchall()
+    if not grid:
+        empty = np.zeros(0)
+        return empty, empty, empty
+    seqs = np.array([row[0] for row in grid], dtype=np.int64)
+    times = np.array([row[1] for row in grid], dtype=float)
+    rows = db.execute(
+        "SELECT seq, bytes, count FROM site_samples WHERE run_id = ? AND stack_id = ? ORDER BY seq", [run_id, stack_id]
+    ).fetchall()
+    if not rows:
+        zeros = np.zeros(len(seqs), dtype=np.int64)
+        return times, zeros, zeros
+    data = np.asarray(rows, dtype=np.int64)
+    sizes, counts = _carry_forward(data[:, 0], data[:, 1:], seqs)
+    return times, sizes, counts
+
+
+def _carry_forward(sample_seqs: np.ndarray, values: np.ndarray, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values (bytes, count) at each of ``seqs``: the last sample at or before it, else 0."""
+    index = np.searchsorted(sample_seqs, seqs, side="right") - 1
+    present = index >= 0
+    clipped = np.clip(index, 0, None)
+    return np.where(present, values[clipped, 0], 0), np.where(present, values[clipped, 1], 0)
 
 
 def stack_frames(db: Database, stack_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

@@ -120,3 +120,57 @@ def _initial(db: Database) -> None:
     )
 
 
+
+
+@migrations(name="0002_segments_types_views")
+def _segments_types_views(db: Database) -> None:
+    db.executescript(
+        """
+        -- A run resumed after its supervisor was killed (or a watched process restarted)
+        -- continues the same series in a new segment; each segment has its own worker heap.
+        ALTER TABLE snapshots ADD COLUMN segment INTEGER NOT NULL DEFAULT 0;
+        -- When the run's current supervisor started: tells a live supervisor from a reused pid.
+        ALTER TABLE runs ADD COLUMN supervisor_started_ts REAL;
+
+        CREATE TABLE types (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE                  -- module.qualname
+        );
+        -- Sparse like site_samples: live gc-tracked objects per type, a row when it changed.
+        CREATE TABLE type_samples (
+            run_id INTEGER NOT NULL,
+            type_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (run_id, type_id, seq)
+        ) WITHOUT ROWID;
+
+        -- For Datasette and ad-hoc SQL: findings with their allocation line.
+        CREATE VIEW finding_lines AS
+        SELECT f.run_id, r.name AS run_name, f.rank, f.verdict, f.kind, f.library,
+               fr.file, fr.line, fr.function,
+               round(f.growth_bytes_per_hour / 1048576.0, 3) AS growth_mib_per_hour,
+               f.growth_count_per_hour, f.p_value, f.detected_at_s, f.finding_id
+        FROM findings f
+        JOIN runs r ON r.id = f.run_id
+        LEFT JOIN stack_frames sf ON sf.stack_id = f.stack_id AND sf.position = 0
+        LEFT JOIN frames fr ON fr.id = sf.frame_id;
+
+        -- Growth per library (and stdlib, and the application) over a run's findings.
+        CREATE VIEW library_growth AS
+        SELECT run_id, coalesce(library, kind) AS library, count(*) AS findings,
+               round(sum(growth_bytes_per_hour) / 1048576.0, 3) AS growth_mib_per_hour
+        FROM findings GROUP BY run_id, coalesce(library, kind);
+
+        -- Each site's first and last stored value in a run, with its allocation line.
+        CREATE VIEW site_growth AS
+        SELECT s.run_id, s.stack_id, fr.file, fr.line, fr.function,
+               (SELECT bytes FROM site_samples a WHERE a.run_id = s.run_id AND a.stack_id = s.stack_id ORDER BY seq LIMIT 1) AS first_bytes,
+               (SELECT bytes FROM site_samples a WHERE a.run_id = s.run_id AND a.stack_id = s.stack_id ORDER BY seq DESC LIMIT 1) AS last_bytes,
+               count(*) AS changes
+        FROM site_samples s
+        LEFT JOIN stack_frames sf ON sf.stack_id = s.stack_id AND sf.position = 0
+        LEFT JOIN frames fr ON fr.id = sf.frame_id
+        GROUP BY s.run_id, s.stack_id;
+        """
+    )

@@ -10,8 +10,9 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
+import psutil
 from sqlite_utils import Database
 
 from soak.errors import InternalFailure
@@ -53,10 +54,39 @@ class RunWriter:
     def __init__(self, db: Database, run_id: int, function_name: Callable[[str, int], str]) -> None:
         self.db = db
         self.run_id = run_id
+        self.segment = 0
+        self.next_seq = 0
         self._function_name = function_name
         self._worker_stacks: dict[int, int] = {}
         self._last: dict[int, tuple[int, int]] = {}
+        self._last_types: dict[int, int] = {}
+        self._type_ids: dict[str, int] = {}
         self._frame_ids: dict[Frame, int] = {}
+
+    @classmethod
+    def resume(cls, db: Database, run_id: int, function_name: Callable[[str, int], str], supervisor_pid: int) -> "RunWriter":
+        """Continue a stopped run in a new segment: sequence numbers and sparse values carry on."""
+        writer = cls(db, run_id, function_name)
+        seq, segment = db.execute(
+            "SELECT max(seq), max(segment) FROM snapshots WHERE run_id = ?", [run_id]
+        ).fetchone()
+        writer.next_seq = 0 if seq is None else seq + 1
+        writer.segment = 0 if segment is None else segment + 1
+        latest = (
+            "SELECT {key}, {values} FROM {table} t WHERE run_id = ? AND seq = "
+            "(SELECT max(seq) FROM {table} WHERE run_id = t.run_id AND {key} = t.{key})"
+        )
+        for stack_id, size, count in db.execute(latest.format(key="stack_id", values="bytes, count", table="site_samples"), [run_id]):
+            writer._last[stack_id] = (size, count)
+        for type_id, count in db.execute(latest.format(key="type_id", values="count", table="type_samples"), [run_id]):
+            writer._last_types[type_id] = count
+        with _writing(db), db.atomic():
+            db.execute(
+                "UPDATE runs SET status = 'running', status_reason = NULL, ended_at = NULL, supervisor_pid = ?,"
+                " supervisor_started_ts = ?, host = ? WHERE id = ?",
+                [supervisor_pid, _process_start(), socket.gethostname(), run_id],
+            )
+        return writer
 
     @classmethod
     def create_run(
@@ -77,28 +107,35 @@ class RunWriter:
             with db.atomic():
                 cursor = db.execute(
                     "INSERT INTO runs (name, target, mode, status, started_at, started_ts,"
-                    " planned_duration_s, interval_s, supervisor_pid, host, options)"
-                    " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                    " planned_duration_s, interval_s, supervisor_pid, supervisor_started_ts, host, options)"
+                    " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
                     [name, target, mode, utc_iso(started), started, planned_duration_s, interval_s,
-                     os.getpid(), socket.gethostname(), json.dumps(options)],
+                     os.getpid(), _process_start(), socket.gethostname(), json.dumps(options)],
                 )
         assert cursor.lastrowid is not None
         return cls(db, cursor.lastrowid, function_name)
 
-    def new_worker(self) -> None:
-        """Stack ids are per worker process; forget the previous worker's."""
-        self._worker_stacks.clear()
+    _worker_iterations = 0
 
-    def record_snapshot(self, seq: int, t_s: float, process: dict[str, Any], body: dict[str, Any]) -> None:
-        """Store one snapshot and its site samples in a single transaction."""
+    def new_worker(self) -> None:
+        """Stack ids and call counts are per worker process; forget the previous worker's."""
+        self._worker_stacks.clear()
+        self._worker_iterations = 0
+
+    def record_snapshot(self, t_s: float, process: dict[str, Any], body: dict[str, Any]) -> int:
+        """Store one snapshot with its site and type samples in a single transaction.
+
+        Returns its sequence number. Once this returns, the snapshot is durable.
+        """
+        seq = self.next_seq
         with _writing(self.db), self.db.atomic():
             self._store_stacks(body.get("new_stacks") or {})
             self.db.execute(
-                "INSERT INTO snapshots (run_id, seq, t_s, worker_pid, iterations, rss, uss, fds, threads,"
+                "INSERT INTO snapshots (run_id, seq, segment, t_s, worker_pid, iterations, rss, uss, fds, threads,"
                 " traced_bytes, tracer_overhead_bytes, tracer, weight, gc_objects, gc_collections,"
                 " asyncio_tasks, at_boundary, pause_ms, probe_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [self.run_id, seq, t_s, body.get("pid"), body.get("iterations"),
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [self.run_id, seq, self.segment, t_s, body.get("pid"), body.get("iterations"),
                  process.get("rss"), process.get("uss"), process.get("fds"), process.get("threads"),
                  body.get("traced_bytes"), body.get("tracer_overhead_bytes"), body.get("tracer"),
                  body.get("weight"), body.get("gc_objects"), body.get("gc_collections"),
@@ -106,10 +143,14 @@ class RunWriter:
                  json.dumps({**body.get("pause_ms", {}), "process": process.get("pause_ms")})],
             )
             self._store_samples(seq, body.get("sites") or [])
+            self._store_types(seq, body.get("types") or [])
             self.db.execute(
-                "UPDATE runs SET snapshots = snapshots + 1, duration_s = ?, iterations = ? WHERE id = ?",
-                [t_s, body.get("iterations") or 0, self.run_id],
+                "UPDATE runs SET snapshots = snapshots + 1, duration_s = ?, iterations = iterations + ? WHERE id = ?",
+                [t_s, max(0, (body.get("iterations") or 0) - self._worker_iterations), self.run_id],
             )
+        self._worker_iterations = body.get("iterations") or 0
+        self.next_seq = seq + 1
+        return seq
 
     def _store_stacks(self, new_stacks: dict[str, list[list[Any]]]) -> None:
         for worker_id, frames in new_stacks.items():
@@ -140,23 +181,26 @@ class RunWriter:
         return frame_id
 
     def _store_samples(self, seq: int, sites: Iterable[Sequence[int]]) -> None:
-        rows = []
-        seen: set[int] = set()
+        current: dict[int, tuple[int, int]] = {}
         for worker_id, size, count in sites:
-            stack_id = self._worker_stacks[int(worker_id)]
-            if stack_id in seen:  # two worker stacks can share a hash only across workers
-                continue
-            seen.add(stack_id)
-            value = (int(size), int(count))
-            if self._last.get(stack_id) != value:
-                rows.append((self.run_id, stack_id, seq, *value))
-                self._last[stack_id] = value
-        for stack_id, value in list(self._last.items()):
-            if stack_id not in seen and value != (0, 0):
-                rows.append((self.run_id, stack_id, seq, 0, 0))
-                self._last[stack_id] = (0, 0)
+            current.setdefault(self._worker_stacks[int(worker_id)], (int(size), int(count)))
         self.db.conn.executemany(
-            "INSERT INTO site_samples (run_id, stack_id, seq, bytes, count) VALUES (?, ?, ?, ?, ?)", rows
+            "INSERT INTO site_samples (run_id, stack_id, seq, bytes, count) VALUES (?, ?, ?, ?, ?)",
+            [(self.run_id, stack_id, seq, *value) for stack_id, value in _changes(self._last, current, (0, 0))],
+        )
+
+    def _store_types(self, seq: int, types: Iterable[Sequence[Any]]) -> None:
+        current: dict[int, int] = {}
+        for name, count in types:
+            type_id = self._type_ids.get(name)
+            if type_id is None:
+                self.db.execute("INSERT OR IGNORE INTO types (name) VALUES (?)", [name])
+                type_id = self.db.execute("SELECT id FROM types WHERE name = ?", [name]).fetchone()[0]
+                self._type_ids[name] = type_id
+            current[type_id] = int(count)
+        self.db.conn.executemany(
+            "INSERT INTO type_samples (run_id, type_id, seq, count) VALUES (?, ?, ?, ?)",
+            [(self.run_id, type_id, seq, count) for type_id, count in _changes(self._last_types, current, 0)],
         )
 
     def record_event(self, t_s: float, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
@@ -209,21 +253,43 @@ class RunWriter:
             )
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _changes(last: dict[K, V], current: dict[K, V], zero: V) -> list[tuple[K, V]]:
+    """What to store for a sparse series: values that changed, and ``zero`` for keys that vanished.
+
+    Updates ``last`` to the new state.
+    """
+    changed = [(key, value) for key, value in current.items() if last.get(key) != value]
+    changed += [(key, zero) for key, value in last.items() if key not in current and value != zero]
+    last.update(changed)
+    return changed
+
+
+def _process_start() -> float:
+    return psutil.Process().create_time()
+
+
 def _bool(value: Any) -> int | None:
     return None if value is None else int(bool(value))
 
 
 class _writing:
-    """Turn SQLite write errors into one-line leaksoak errors."""
-
-    def __enter__(self) -> None:
-        return None
+    """Turn SQLite write errors (a full disk, a read-only file) into one-line leaksoak errors."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def __enter__(self) -> None:
+        return None
+
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if isinstance(exc, sqlite3.OperationalError):
-            filename = self.db.conn.execute("PRAGMA database_list").fetchone()[2]
-            raise InternalFailure(f"cannot write the database {filename!r}: {exc}") from exc
+        if isinstance(exc, (sqlite3.OperationalError, sqlite3.DatabaseError)) and not isinstance(exc, sqlite3.IntegrityError):
+            try:
+                filename = self.db.conn.execute("PRAGMA database_list").fetchone()[2]
+            except sqlite3.Error:
+                filename = "the database"
+            raise InternalFailure(f"cannot write {filename}: {exc}; every snapshot committed before is kept") from exc
         return False

@@ -82,7 +82,7 @@ def test_findings_carry_evidence_and_count_growth() -> None:
     result = analyze(T, [Series("s", 64 * counts, counts)], Thresholds())
     (finding,) = result.findings
     assert finding.growth_count_per_hour is not None and abs(finding.growth_count_per_hour - 360_000) < 1_000
-    assert {"slope_interval", "warmup_s", "recent_p_value", "points"} <= set(finding.evidence)
+    assert {"slope_interval", "warmup_until_s", "window_s", "recent_p_value", "points"} <= set(finding.evidence)
     assert 0 < finding.confidence <= 1
 
 

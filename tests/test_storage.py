@@ -21,7 +21,7 @@ def _writer(path: Path) -> RunWriter:
 
 
 def _snapshot(writer: RunWriter, seq: int, sites: list[list[int]], new_stacks: dict | None = None) -> None:
-    writer.record_snapshot(seq, float(seq), {"rss": 1000 + seq}, {"sites": sites, "new_stacks": new_stacks or {}, "iterations": seq * 10})
+    assert writer.record_snapshot(float(seq), {"rss": 1000 + seq}, {"sites": sites, "new_stacks": new_stacks or {}, "iterations": seq * 10}) == seq
 
 
 def test_database_is_wal_and_migrations_are_recorded_once(db: Path) -> None:
@@ -29,7 +29,7 @@ def test_database_is_wal_and_migrations_are_recorded_once(db: Path) -> None:
     database = open_database(str(db))
     assert database.journal_mode == "wal"
     names = [r[0] for r in database.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET])]
-    assert names == ["0001_initial"]
+    assert names == ["0001_initial", "0002_segments_types_views"]
 
 
 def test_sparse_samples_are_carried_forward_on_read(db: Path) -> None:
@@ -97,6 +97,8 @@ def test_newer_schema_is_refused_without_writing(db: Path) -> None:
             "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES (?, '9999_future', 'x')",
             [MIGRATION_SET],
         )
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = db.read_bytes()
     with pytest.raises(BadInput, match="newer leaksoak"):
         open_database(str(db))

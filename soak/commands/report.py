@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from soak import api
 from soak.commands.options import DB, FORMAT, FORMATS
+from soak.commands.output import write_output
 from soak.errors import BadInput
 
 
@@ -20,12 +19,4 @@ def report_command(
     """Print the report of a run: verdict, then each finding with its growth rate, line and traceback."""
     if fmt not in FORMATS:
         raise BadInput(f"--format must be one of {', '.join(FORMATS)}")
-    text = api.report(db, run, fmt=fmt)
-    if output:
-        try:
-            with open(output, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        except OSError as exc:
-            raise BadInput(f"cannot write {output!r}: {exc.strerror}") from exc
-    else:
-        sys.stdout.write(text)
+    write_output(api.report(db, run, fmt=fmt), output)

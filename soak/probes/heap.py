@@ -1,18 +1,23 @@
-"""Cheap in-process counts: objects tracked by the garbage collector, live asyncio tasks."""
+"""Cheap in-process counts: objects tracked by the garbage collector by type, live asyncio tasks."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import time
+from collections import Counter
 from typing import Any, Collection
 
 
-def gc_object_count() -> tuple[int, float]:
-    """Number of gc-tracked objects and the pause it took, in ms."""
+def type_census() -> tuple[int, dict[str, int], float]:
+    """Total gc-tracked objects, their count per type (``module.qualname``), and the pause in ms."""
     started = time.perf_counter()
-    count = len(gc.get_objects())
-    return count, (time.perf_counter() - started) * 1000
+    objects = gc.get_objects()
+    by_type = Counter(map(type, objects))
+    total = len(objects)
+    del objects
+    counts = {f"{t.__module__}.{t.__qualname__}": n for t, n in by_type.items()}
+    return total, counts, (time.perf_counter() - started) * 1000
 
 
 def asyncio_task_count(

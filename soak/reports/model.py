@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
 from sqlite_utils import Database
 
 from soak.storage import queries
@@ -76,19 +73,9 @@ class Report:
     last_snapshot: dict[str, Any] | None
 
 
-def effective_status(run: dict[str, Any]) -> tuple[str, str | None]:
-    """A run still marked running whose supervisor is gone from this host was killed."""
-    if run["status"] != "running":
-        return run["status"], run["status_reason"]
-    pid, host = run.get("supervisor_pid"), run.get("host")
-    if pid and host == socket.gethostname() and not psutil.pid_exists(pid) and pid != os.getpid():
-        return "killed", "the supervisor process is gone without ending the run"
-    return "running", None
-
-
 def build_report(db: Database, selector: str = "latest") -> Report:
     run = queries.find_run(db, selector)
-    status, reason = effective_status(run)
+    status, reason = queries.effective_status(run)
     rows = queries.findings(db, run["id"])
     frames = queries.stack_frames(db, [row["stack_id"] for row in rows if row["stack_id"] is not None])
     findings = []

@@ -95,9 +95,10 @@ def _finding(number: int, finding: FindingInfo) -> list[str]:
     evidence = finding.evidence
     if "slope_interval" in evidence:
         low, high = evidence["slope_interval"]
+        start, end = evidence["window_s"]
         out.append(
             f"   why: grows {human_bytes(evidence['slope_bytes_per_s'])}/s "
-            f"(95% CI {human_bytes(low)}-{human_bytes(high)}/s) after a {format_duration(evidence['warmup_s'])} warm-up, "
-            f"still growing over the last part of the run (p={evidence['recent_p_value']:.1e})"
+            f"(95% CI {human_bytes(low)}-{human_bytes(high)}/s) from {format_duration(start)} to {format_duration(end)} "
+            f"(after warm-up), and still in the last part of it (p={evidence['recent_p_value']:.1e})"
         )
     return out
