@@ -5,6 +5,7 @@ import time
 from collections import OrderedDict
 
 EXPECTED = "clean"
+SETTLE_CALLS = 2000  # full from then on
 
 MAX_ENTRIES = 2000
 _keys = itertools.count()

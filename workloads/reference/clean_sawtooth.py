@@ -3,6 +3,7 @@
 import time
 
 EXPECTED = "clean"
+SETTLE_CALLS = 500  # one full batch
 
 _batch: list[bytes] = []
 

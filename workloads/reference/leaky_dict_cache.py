@@ -1,12 +1,12 @@
 """Leaky: a response cache keyed by request id, never evicted."""
 
-import itertools
 import json
 import time
 
-EXPECTED = "leak"
+from soak.workloads.reference._rates import fresh_ids
 
-_request_ids = itertools.count()
+EXPECTED = "leak"
+_request_ids = fresh_ids()  # a new id on a share of requests (LEAKSOAK_LEAK_SCALE), else a retry
 _responses: dict[int, str] = {}
 
 
