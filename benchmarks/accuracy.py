@@ -1,0 +1,431 @@
+"""Accuracy benchmark: every reference workload through the real `soak run`, scored against its ground truth.
+
+    python benchmarks/accuracy.py [--duration 60s] [--interval 1s] [--scale 1.0] [--only NAME ...]
+                                  [--jobs 1] [--db PATH]
+
+Each workload in ``soak.workloads.reference`` is soaked by the real CLI (``soak run ... --format
+json``) into one SQLite file (a temporary one unless ``--db`` is given), one run after the other
+(``--jobs`` runs several at once, which competes for CPU). ``--scale`` sets ``LEAKSOAK_LEAK_SCALE``
+(0.1: every leak ten times slower); the late-onset leak starts at 40% of ``--duration`` unless
+``LEAKSOAK_LATE_ONSET_S`` is set.
+
+Printed, per workload: the expected verdict, leaksoak's verdict, whether the first finding is
+*pinned* (its line is one of the workload's ``# LEAK`` lines; for a library leak, the library is
+``EXPECTED_LIBRARY`` and the call site is a ``# LEAK`` line), that finding's line, library, call
+site and ``detected_at_s``, the statistical detection bound T* and the ratio of detection time to
+it. Then the summary: false alarms on the clean workloads, recall (leaky workloads flagged, as
+``leak`` or ``suspect``), attribution rate (leaky workloads pinned), median ``detected_at_s``, and
+the median ratio.
+
+T* is the time a trend test needs to see a linear leak of rate r in noise σ sampled every Δ
+(AR(1) correlation φ) at one-sided level α = 0.01 with power 0.8:
+
+    T* ≈ [(z₁₋α + z₁₋β) · σ · √(12Δ) · √((1+φ)/(1−φ)) / r]^(2/3)
+
+measured from the stored series of the site of the run's first finding (for a missed leak, of the
+ground-truth site that grew most, shown in brackets): r is the Theil–Sen slope of its bytes per
+second, σ the standard deviation of the residuals around that fit, φ their lag-1 autocorrelation
+clipped to [0, 0.95]. For a late-onset leak the fit starts at the onset, and the ratio is
+(detected_at_s − onset) / T*.
+
+This is a measurement: it exits 0 whatever the accuracy, non-zero only if the harness breaks (a run
+that produces no report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import importlib
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from soak.durations import parse_duration
+from soak.storage import open_database, queries
+from soak.workloads import reference
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = Path(reference.__file__).resolve().parent
+ALPHA, POWER = 0.01, 0.8
+FLAGGED = ("leak", "suspect")
+
+
+@dataclass
+class Truth:
+    name: str
+    path: Path
+    expected: str
+    leak_lines: set[int]
+    library: str | None
+    onset_s: float
+
+
+@dataclass
+class Outcome:
+    truth: Truth
+    returncode: int
+    report: dict[str, Any] | None
+    error: str | None = None
+    wall_s: float = 0.0
+    bound: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return self.report["verdict"] if self.report else "failed"
+
+    @property
+    def flagged(self) -> bool:
+        return self.verdict in FLAGGED
+
+    @property
+    def first(self) -> dict[str, Any] | None:
+        findings = self.report["findings"] if self.report else []
+        return findings[0] if findings else None
+
+    @property
+    def pinned(self) -> bool:
+        first = self.first
+        if not self.flagged or first is None or self.truth.expected != "leak":
+            return False
+        if self.truth.library is None:
+            where = first.get("where") or {}
+            return _same_file(where.get("file"), self.truth.path) and where.get("line") in self.truth.leak_lines
+        call_site = first.get("call_site") or {}
+        return (
+            first.get("library") == self.truth.library
+            and _same_file(call_site.get("file"), self.truth.path)
+            and call_site.get("line") in self.truth.leak_lines
+        )
+
+    @property
+    def detected_at_s(self) -> float | None:
+        first = self.first
+        return first.get("detected_at_s") if first and self.flagged else None
+
+    @property
+    def ratio(self) -> float | None:
+        t_star = self.bound.get("t_star_s")
+        detected = self.detected_at_s
+        if detected is None or t_star is None or not t_star > 0 or not math.isfinite(t_star):
+            return None
+        return (detected - self.truth.onset_s) / t_star
+
+
+def _same_file(file: str | None, path: Path) -> bool:
+    return bool(file) and os.path.realpath(str(file)) == os.path.realpath(path)
+
+
+def leak_lines(path: Path) -> set[int]:
+    """Line numbers marked ``# LEAK``."""
+    return {n for n, line in enumerate(path.read_text().splitlines(), 1) if line.rstrip().endswith("# LEAK")}
+
+
+def load_truth(name: str) -> Truth:
+    module = importlib.import_module(f"soak.workloads.reference.{name}")
+    path = REFERENCE_DIR / f"{name}.py"
+    return Truth(
+        name=name,
+        path=path,
+        expected=module.EXPECTED,
+        leak_lines=leak_lines(path),
+        library=getattr(module, "EXPECTED_LIBRARY", None),
+        onset_s=float(getattr(module, "ONSET_S", 0.0)),
+    )
+
+
+def soak_command() -> list[str]:
+    script = shutil.which("soak", path=os.path.dirname(sys.executable)) or shutil.which("soak")
+    return [script] if script else [sys.executable, "-m", "soak"]
+
+
+def run_one(truth: Truth, args: argparse.Namespace, db_path: str) -> Outcome:
+    command = [
+        *soak_command(), "run", f"{truth.path}:step",
+        "--duration", args.duration, "--interval", args.interval,
+        "--db", db_path, "--name", f"accuracy:{truth.name}", "--format", "json", "--quiet",
+    ]
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            command, capture_output=True, text=True, env=os.environ.copy(),
+            timeout=parse_duration(args.duration) + 180,
+        )
+    except subprocess.TimeoutExpired:
+        return Outcome(truth, -1, None, "timed out", time.monotonic() - started)
+    wall_s = time.monotonic() - started
+    report = None
+    error = None
+    if proc.returncode in (0, 1, 3):  # 3: the workload failed, and the report says how
+        try:
+            report = json.loads(proc.stdout)
+        except json.JSONDecodeError as exc:
+            error = f"unreadable report ({exc})"
+    if report is None and error is None:
+        error = f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+    if proc.returncode == 3 and report is not None:
+        error = f"run {report['run'].get('status')}: {report['run'].get('status_reason')}"
+    return Outcome(truth, proc.returncode, report, error, wall_s)
+
+
+# --- the detection bound ------------------------------------------------------------------------
+
+
+def detection_bound(times: np.ndarray, y: np.ndarray, onset_s: float = 0.0) -> dict[str, Any]:
+    """T* and its ingredients for one site's byte series (see the module docstring)."""
+    keep = times >= onset_s
+    t, y = times[keep], np.asarray(y, dtype=float)[keep]
+    if len(t) < 4:
+        return {}
+    delta = float(np.median(np.diff(t)))
+    fit = stats.theilslopes(y, t)
+    residuals = y - (fit.intercept + fit.slope * t)
+    sigma = float(np.std(residuals, ddof=2))
+    centred = residuals - residuals.mean()
+    denominator = float(np.dot(centred, centred))
+    phi = float(np.dot(centred[1:], centred[:-1]) / denominator) if denominator > 0 else 0.0
+    phi = min(max(phi, 0.0), 0.95)
+    z = stats.norm.ppf(1 - ALPHA) + stats.norm.ppf(POWER)
+    rate = float(fit.slope)
+    t_star = None
+    if rate > 0:
+        t_star = float((z * sigma * math.sqrt(12 * delta) * math.sqrt((1 + phi) / (1 - phi)) / rate) ** (2 / 3))
+    return {"rate_bytes_per_s": rate, "sigma_bytes": sigma, "phi": phi, "delta_s": delta, "t_star_s": t_star}
+
+
+def measure_bound(outcome: Outcome, db_path: str) -> None:
+    """Fill ``outcome.bound`` from the run's stored series: the first finding's site, or for a
+    leak that was not flagged, the ground-truth site that grew most."""
+    truth, report = outcome.truth, outcome.report
+    if report is None or truth.expected != "leak":
+        return
+    run_id = report["run"]["id"]
+    db = open_database(db_path, create=False)
+    try:
+        rows = queries.snapshots(db, run_id)
+        if len(rows) < 4:
+            return
+        times = np.array([row["t_s"] for row in rows], dtype=float)
+        seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
+        series = {s.stack_id: s.bytes for s in queries.site_series(db, run_id, seqs)}
+        stack_id, source = None, "finding"
+        first = outcome.first
+        if first is not None and outcome.flagged and first.get("kind") == "site":
+            for row in queries.findings(db, run_id):
+                if row["finding_id"] == first["id"]:
+                    stack_id = row["stack_id"]
+                    break
+        if stack_id is None:
+            stack_id, source = _truth_site(db, truth, series), "truth"
+        if stack_id is None or stack_id not in series:
+            return
+        outcome.bound = {**detection_bound(times, series[stack_id], truth.onset_s), "source": source}
+    finally:
+        db.close()
+
+
+def _truth_site(db: Any, truth: Truth, series: dict[int, np.ndarray]) -> int | None:
+    """The stack that grew most among those ground truth names (a # LEAK allocation line, or
+    for a library leak a library allocation whose first frame in the workload is a # LEAK line)."""
+    frames = queries.stack_frames(db, list(series))
+    best, best_growth = None, 0.0
+    for stack_id, stack in frames.items():
+        if not stack:
+            continue
+        own = [frame for frame in stack if _same_file(frame["file"], truth.path)]
+        if truth.library is None:
+            matches = _same_file(stack[0]["file"], truth.path) and stack[0]["line"] in truth.leak_lines
+        else:
+            matches = bool(own) and not _same_file(stack[0]["file"], truth.path) and own[0]["line"] in truth.leak_lines
+        growth = float(series[stack_id][-1] - series[stack_id][0])
+        if matches and growth > best_growth:
+            best, best_growth = stack_id, growth
+    return best
+
+
+# --- printing -----------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def _short(frame: dict[str, Any] | None) -> str:
+    if not frame:
+        return "-"
+    return f"{Path(str(frame.get('file'))).name}:{frame.get('line')}"
+
+
+def print_table(outcomes: list[Outcome]) -> None:
+    header = (
+        f"{'workload':<28} {'expect':<6} {'verdict':<12} {'pinned':<6} {'first finding':<28} {'library':<18} "
+        f"{'call site':<26} {'KiB/s':>7} {'det_s':>6} {'T*_s':>6} {'ratio':>6}  r KiB/s  sigma KiB  phi"
+    )
+    print(header)
+    print("-" * len(header))
+    for o in outcomes:
+        first = o.first
+        pinned = ("yes" if o.pinned else "no") if o.truth.expected == "leak" else ""
+        growth = first["growth_bytes_per_hour"] / 3600 / 1024 if first and first.get("growth_bytes_per_hour") else None
+        bound = o.bound
+        t_star = bound.get("t_star_s")
+        t_star_text = _fmt(t_star) if bound.get("source") != "truth" else f"[{_fmt(t_star)}]"
+        extra = ""
+        if bound:
+            extra = f"  {_fmt(bound['rate_bytes_per_s'] / 1024, 2):>7}  {_fmt(bound['sigma_bytes'] / 1024, 2):>9}  {bound['phi']:.2f}"
+        print(
+            f"{o.truth.name:<28} {o.truth.expected:<6} {o.verdict:<12} {pinned:<6} "
+            f"{(_short(first.get('where')) if first else '-'):<28} {(first.get('library') or '-') if first else '-':<18} "
+            f"{_short(first.get('call_site')) if first else '-':<26} {_fmt(growth):>7} {_fmt(o.detected_at_s):>6} "
+            f"{t_star_text:>6} {_fmt(o.ratio, 2):>6}{extra}"
+        )
+        if o.error:
+            print(f"    ! {o.error}")
+
+
+def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
+    clean = [o for o in outcomes if o.truth.expected == "clean"]
+    leaky = [o for o in outcomes if o.truth.expected == "leak"]
+    alarms = [o for o in clean if o.flagged]
+    flagged = [o for o in leaky if o.flagged]
+    pinned = [o for o in leaky if o.pinned]
+    detections = [o.detected_at_s for o in flagged if o.detected_at_s is not None]
+    ratios = [o.ratio for o in flagged if o.ratio is not None]
+    return {
+        "clean": len(clean),
+        "false_alarms": len(alarms),
+        "false_alarm_names": [f"{o.truth.name} ({o.verdict})" for o in alarms],
+        "leaky": len(leaky),
+        "flagged": len(flagged),
+        "flagged_as_suspect": sum(o.verdict == "suspect" for o in flagged),
+        "missed_names": [f"{o.truth.name} ({o.verdict})" for o in leaky if not o.flagged],
+        "pinned": len(pinned),
+        "misattributed_names": [o.truth.name for o in flagged if not o.pinned],
+        "median_detected_at_s": statistics.median(detections) if detections else None,
+        "median_ratio": statistics.median(ratios) if ratios else None,
+        "ratios": len(ratios),
+        "failed": [o.truth.name for o in outcomes if o.report is None or o.returncode == 3],
+    }
+
+
+def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
+    def share(n: int, d: int) -> str:
+        return f"{n}/{d} ({100 * n / d:.0f}%)" if d else "-"
+
+    print()
+    print(f"summary: --duration {args.duration} --interval {args.interval} --scale {args.scale}")
+    print(f"  false alarms on clean: {share(summary['false_alarms'], summary['clean'])}"
+          + (f"  {', '.join(summary['false_alarm_names'])}" if summary["false_alarm_names"] else ""))
+    print(f"  recall (leaky flagged leak/suspect): {share(summary['flagged'], summary['leaky'])}"
+          f", of which suspect: {summary['flagged_as_suspect']}"
+          + (f"  missed: {', '.join(summary['missed_names'])}" if summary["missed_names"] else ""))
+    print(f"  attribution (first finding pinned): {share(summary['pinned'], summary['leaky'])}"
+          + (f"  flagged but not pinned: {', '.join(summary['misattributed_names'])}" if summary["misattributed_names"] else ""))
+    print(f"  median detected_at_s: {_fmt(summary['median_detected_at_s'])} s")
+    print(f"  median detection / T*: {_fmt(summary['median_ratio'], 2)} (over {summary['ratios']} flagged leaks)")
+    if summary["failed"]:
+        print(f"  runs without a clean end: {', '.join(summary['failed'])}")
+
+
+def _revision() -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10
+        ).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", default="60s")
+    parser.add_argument("--interval", default="1s")
+    parser.add_argument("--scale", type=float, default=1.0, help="LEAKSOAK_LEAK_SCALE for every workload")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these workloads")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
+    parser.add_argument("--db", help="SQLite file to soak into (default: a temporary one, removed at the end)")
+    parser.add_argument("--json", metavar="PATH", help="also write the outcomes and summary here")
+    args = parser.parse_args(argv)
+
+    duration_s = parse_duration(args.duration)
+    parse_duration(args.interval, option="interval")
+    if not args.scale > 0:
+        parser.error("--scale must be positive")
+    os.environ["LEAKSOAK_LEAK_SCALE"] = repr(args.scale)
+    os.environ.setdefault("LEAKSOAK_LATE_ONSET_S", repr(round(0.4 * duration_s, 3)))
+
+    names = reference.names()
+    if args.only:
+        unknown = sorted(set(args.only) - set(names))
+        if unknown:
+            parser.error(f"no reference workload {', '.join(unknown)}; there are: {', '.join(names)}")
+        names = [name for name in names if name in args.only]
+    truths = [load_truth(name) for name in names]
+
+    tmpdir = None
+    db_path = args.db
+    if db_path is None:
+        tmpdir = tempfile.mkdtemp(prefix="leaksoak-accuracy-")
+        db_path = os.path.join(tmpdir, "accuracy.db")
+    print(
+        f"leaksoak accuracy benchmark at {_revision()}: {len(truths)} workloads, --duration {args.duration} "
+        f"--interval {args.interval}, LEAKSOAK_LEAK_SCALE={os.environ['LEAKSOAK_LEAK_SCALE']}, "
+        f"LEAKSOAK_LATE_ONSET_S={os.environ['LEAKSOAK_LATE_ONSET_S']}, --jobs {args.jobs}, db {db_path}",
+        flush=True,
+    )
+    outcomes: dict[str, Outcome] = {}
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            futures = {pool.submit(run_one, truth, args, db_path): truth for truth in truths}
+            for future in concurrent.futures.as_completed(futures):
+                outcome = future.result()
+                try:
+                    measure_bound(outcome, db_path)
+                except Exception as exc:  # a measurement that cannot be made is shown, not fatal
+                    outcome.error = (outcome.error + "; " if outcome.error else "") + f"bound: {type(exc).__name__}: {exc}"
+                outcomes[outcome.truth.name] = outcome
+                print(
+                    f"  [{len(outcomes)}/{len(truths)}] {outcome.truth.name}: {outcome.verdict}"
+                    f" (expected {outcome.truth.expected}, {outcome.wall_s:.0f} s)",
+                    file=sys.stderr, flush=True,
+                )
+        ordered = [outcomes[truth.name] for truth in truths]
+        print()
+        print_table(ordered)
+        summary = summarize(ordered)
+        print_summary(summary, args)
+        if args.json:
+            Path(args.json).write_text(json.dumps({
+                "args": vars(args),
+                "revision": _revision(),
+                "summary": summary,
+                "outcomes": [
+                    {"name": o.truth.name, "expected": o.truth.expected, "verdict": o.verdict, "pinned": o.pinned,
+                     "first": o.first, "detected_at_s": o.detected_at_s, "ratio": o.ratio, "bound": o.bound,
+                     "returncode": o.returncode, "error": o.error, "run_id": o.report["run"]["id"] if o.report else None}
+                    for o in ordered
+                ],
+            }, indent=2))
+    finally:
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    broken = [o for o in outcomes.values() if o.report is None]
+    return 2 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
