@@ -66,7 +66,7 @@ class RunOptions:
         duration = DEFAULT_DURATION_S if self.duration_s is None else self.duration_s
         if self.interval_s <= 0 or duration <= 0:
             raise BadInput("--interval and --duration must be longer than zero")
-        if self.interval_s > duration:
+        if self.interval_s > duration and self.resume is None:  # a resumed run's interval is its own
             raise BadInput("--interval is longer than --duration; no snapshot would be taken twice")
         if not 1 <= self.frames <= 100:
             raise BadInput("--frames must be between 1 and 100")
@@ -127,6 +127,8 @@ def run(
     resumed = _resumable_run(options) if options.resume else None
     if resumed is not None:
         options = _options_of(resumed, options)
+        if options.interval_s > (options.duration_s or 0):
+            raise BadInput(f"the run snapshots every {options.interval_s:g}s; resume it with a longer --duration")
     elif options.duration_s is None:
         options = replace(options, duration_s=DEFAULT_DURATION_S)
     assert options.target is not None

@@ -167,7 +167,7 @@ class RunWriter:
                     "INSERT INTO stack_frames (stack_id, position, frame_id) VALUES (?, ?, ?)",
                     [(stack_id, pos, self._frame_id(file, line)) for pos, (file, line) in enumerate(pairs)],
                 )
-            self._worker_stacks[int(worker_id)] = stack_id
+            self._worker_stacks[int(worker_id)] = stack_id  # JSON object keys are strings
 
     def _frame_id(self, file: str, line: int) -> int:
         key = (file, line, self._function_name(file, line))
@@ -181,12 +181,25 @@ class RunWriter:
         return frame_id
 
     def _store_samples(self, seq: int, sites: Iterable[Sequence[int]]) -> None:
-        current: dict[int, tuple[int, int]] = {}
+        # One pass over thousands of sites per snapshot: this loop is the writer's hot path.
+        stacks, last, run_id = self._worker_stacks, self._last, self.run_id
+        rows = []
+        present = set()
         for worker_id, size, count in sites:
-            current.setdefault(self._worker_stacks[int(worker_id)], (int(size), int(count)))
+            stack_id = stacks[worker_id]
+            present.add(stack_id)
+            value = (size, count)
+            if last.get(stack_id) != value:
+                last[stack_id] = value
+                rows.append((run_id, stack_id, seq, size, count))
+        if len(present) < len(last):
+            for stack_id, value in last.items():
+                if stack_id not in present and value != (0, 0):
+                    rows.append((run_id, stack_id, seq, 0, 0))
+            for row in rows:
+                last[row[1]] = (row[3], row[4])
         self.db.conn.executemany(
-            "INSERT INTO site_samples (run_id, stack_id, seq, bytes, count) VALUES (?, ?, ?, ?, ?)",
-            [(self.run_id, stack_id, seq, *value) for stack_id, value in _changes(self._last, current, (0, 0))],
+            "INSERT INTO site_samples (run_id, stack_id, seq, bytes, count) VALUES (?, ?, ?, ?, ?)", rows
         )
 
     def _store_types(self, seq: int, types: Iterable[Sequence[Any]]) -> None:
