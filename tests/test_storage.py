@@ -109,3 +109,21 @@ def test_missing_database_for_reading_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="no database"):
         open_database(str(tmp_path / "absent.db"), create=False)
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_views_for_datasette_answer(db: Path) -> None:
+    writer = _writer(db)
+    _snapshot(writer, 0, [[1, 100, 1]], {"1": [["/app/a.py", 3], ["/app/main.py", 9]]})
+    _snapshot(writer, 1, [[1, 300, 3]])
+    stack_id = writer.db.execute("SELECT id FROM stacks").fetchone()[0]
+    row = FindingRow("abc", "site", "leak", stack_id, "application", None, 2 * 1048576, 10.0, 1e-9, 1e-8, 1.0, {})
+    writer.replace_findings([row], 5.0)
+    assert writer.db.execute("SELECT file, line, function, growth_mib_per_hour FROM finding_lines").fetchall() == [
+        ("/app/a.py", 3, "step", 2.0)
+    ]
+    assert writer.db.execute("SELECT library, findings, growth_mib_per_hour FROM library_growth").fetchall() == [
+        ("application", 1, 2.0)
+    ]
+    assert writer.db.execute("SELECT file, line, first_bytes, last_bytes, changes FROM site_growth").fetchall() == [
+        ("/app/a.py", 3, 100, 300, 2)
+    ]
