@@ -39,7 +39,9 @@ def test_leaky_reference_workload_is_pinned_to_its_line(name: str, db: Path) -> 
 
 @pytest.mark.parametrize("name", ["clean_bounded_lru", "clean_churn", "clean_sawtooth", "clean_async_fanout"])
 def test_clean_reference_workload_is_clean(name: str, db: Path) -> None:
-    result = _run(f"soak.workloads.reference.{name}:step", db)
+    # 10 s rather than 6: the bounded LRU needs ~2,000 calls to fill, and a cache still filling
+    # through the last part of the run cannot be told from a leak (on a busy machine it is slow).
+    result = _run(f"soak.workloads.reference.{name}:step", db, "--duration", "10s")
     assert result.returncode == 0, result.stdout + result.stderr
     report = result.json()
     assert report["verdict"] == "clean", report["findings"]
@@ -53,9 +55,10 @@ def test_text_report_runs_list_and_fail_on_never(db: Path) -> None:
     assert result.returncode == 0
     path = REFERENCE / "leaky_callbacks.py"
     assert "verdict: LEAK" in result.stdout
-    leak_line = min(leak_lines(path))
-    assert f"leaky_callbacks.py:{leak_line} in step" in result.stdout
-    assert "_listeners.append(_on_event(payload))  # LEAK" in result.stdout  # the source line itself
+    source = path.read_text().splitlines()
+    shown = [n for n in leak_lines(path) if f"leaky_callbacks.py:{n} in step" in result.stdout]
+    assert shown, result.stdout
+    assert all(source[n - 1].strip() in result.stdout for n in shown)  # with the source line itself
     assert "MiB/hour" in result.stdout
 
     runs = run_soak("runs", "--db", str(db))
