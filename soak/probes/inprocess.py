@@ -1,0 +1,64 @@
+"""The in-process probes behind one snapshot message, shared by the worker and the agent."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import time
+from typing import Any, Callable, Collection
+
+from soak.probes import heap
+from soak.probes.tracer import Frame, Tracer
+
+
+class InProcessProbes:
+    """Builds snapshot bodies. Tracebacks are numbered per instance: a new supervisor
+    connection (or worker) gets a new instance, and each traceback is sent to it once."""
+
+    def __init__(
+        self,
+        tracer: Tracer | None,
+        iterations: Callable[[], int | None] = lambda: None,
+        event_loop: Callable[[], tuple[asyncio.AbstractEventLoop | None, Collection[asyncio.Task[Any]]]] | None = None,
+    ) -> None:
+        self.tracer = tracer
+        self._iterations = iterations
+        self._event_loop = event_loop
+        self._stack_ids: dict[tuple[Frame, ...], int] = {}
+
+    def collect(self) -> dict[str, Any]:
+        pauses: dict[str, float] = {}
+        body: dict[str, Any] = {"iterations": self._iterations(), "pid": os.getpid()}
+        paused_at = time.perf_counter()
+        if self.tracer is not None:
+            traced = self.tracer.collect()
+            pauses["tracer"] = round(traced.pause_ms, 3)
+            new_stacks: dict[str, list[list[Any]]] = {}
+            sites = []
+            for site in traced.sites:
+                stack_id = self._stack_ids.get(site.frames)
+                if stack_id is None:
+                    stack_id = self._stack_ids[site.frames] = len(self._stack_ids) + 1
+                    new_stacks[str(stack_id)] = [list(frame) for frame in site.frames]
+                sites.append([stack_id, site.size, site.count])
+            body.update(
+                tracer=self.tracer.name,
+                new_stacks=new_stacks,
+                sites=sites,
+                traced_bytes=traced.traced_bytes,
+                tracer_overhead_bytes=traced.tracer_overhead_bytes,
+                weight=traced.weight,
+            )
+        body["gc_objects"], types, census_ms = heap.type_census()
+        body["types"] = sorted(types.items())
+        pauses["census"] = round(census_ms, 3)
+        body["gc_collections"] = sum(stat["collections"] for stat in gc.get_stats())
+        if self._event_loop is not None:
+            loop, own = self._event_loop()
+            body["asyncio_tasks"] = heap.asyncio_task_count(loop, own)
+        else:
+            body["asyncio_tasks"] = None
+        body["pause_ms"] = pauses
+        body["pause_total_ms"] = round((time.perf_counter() - paused_at) * 1000, 3)
+        return body
