@@ -54,6 +54,20 @@ def _analyze_segment(db: Database, run_id: int, rows: list[dict[str, object]], t
     return analyze(times, series, thresholds)
 
 
+def memory_slope(db: Database, run_id: int) -> float:
+    """Bytes per second of the measured process's RSS over its latest segment, after warm-up."""
+    from soak.analyzers.trend import fit_trend
+
+    rows = queries.snapshots(db, run_id)
+    if not rows:
+        return 0.0
+    latest = [row for row in rows if row["segment"] == rows[-1]["segment"] and row["rss"] is not None]
+    latest = latest[len(latest) // 5:]
+    if len(latest) < 3:
+        return 0.0
+    return fit_trend(np.array([r["t_s"] for r in latest], dtype=float), np.array([r["rss"] for r in latest], dtype=float)).slope
+
+
 def refresh(db: Database, writer: RunWriter, thresholds: Thresholds, attributor: Attributor, t_s: float) -> Analysis:
     """Analyse the run so far and replace its stored findings and verdict."""
     result = analyze_run(db, writer.run_id, thresholds)

@@ -16,6 +16,7 @@ from soak.storage import open_database, queries
 
 if TYPE_CHECKING:
     from soak.supervisor import Progress, RunOptions, RunResult
+    from soak.watch import WatchOptions
 
 
 def run(
@@ -29,14 +30,26 @@ def run(
     return supervisor.run(options, on_progress, on_start)
 
 
+def watch(options: "WatchOptions", on_progress: "Callable[[Progress], None] | None" = None,
+          on_start: "Callable[..., None] | None" = None) -> "RunResult":
+    """Watch a running process as ``soak watch`` does; see :class:`soak.watch.WatchOptions`."""
+    from soak import watch as watching
+
+    return watching.watch(options, on_progress, on_start)
+
+
 def __getattr__(name: str) -> object:
     if name in ("Progress", "RunOptions", "RunResult"):
         from soak import supervisor
 
         return getattr(supervisor, name)
+    if name == "WatchOptions":
+        from soak.watch import WatchOptions
+
+        return WatchOptions
     raise AttributeError(name)
 
-__all__ = ["Progress", "Report", "RunOptions", "RunResult", "Thresholds", "export", "load_report", "report", "run", "runs"]
+__all__ = ["Progress", "Report", "RunOptions", "RunResult", "Thresholds", "WatchOptions", "export", "load_report", "report", "run", "runs", "watch"]
 
 
 def load_report(db_path: str, run: str = "latest") -> Report:

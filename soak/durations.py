@@ -1,4 +1,4 @@
-"""Parse and format durations: ``90s``, ``10m``, ``8h``, ``1h30m``, ``250ms``, ``1.5s``."""
+"""Parse and format durations (``90s``, ``10m``, ``8h``, ``1h30m``, ``250ms``) and sizes (``2GiB``)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,15 @@ def format_duration(seconds: float) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+               "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4, "tb": 1000**4, "tib": 1024**4}
+
+
+def parse_size(text: str, *, option: str = "memory-limit") -> int:
+    """Bytes in ``512MiB``, ``2GiB``, ``1.5G``, ``1000000``. Raises BadInput on anything else."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", text.strip().lower())
+    if not match or match.group(2) not in _SIZE_UNITS or float(match.group(1)) <= 0:
+        raise BadInput(f"--{option} {text!r} is not a size; use e.g. 512MiB, 2GiB or a number of bytes")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])

@@ -21,9 +21,10 @@ class ProtocolError(Exception):
 class Channel:
     """One direction-pair of line-delimited JSON messages; sending is thread-safe."""
 
-    def __init__(self, reader: IO[bytes], writer: IO[bytes]) -> None:
+    def __init__(self, reader: IO[bytes], writer: IO[bytes], max_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self._reader = reader
         self._writer = writer
+        self._max_bytes = max_bytes
         self._send_lock = threading.Lock()
 
     def send(self, kind: str, **fields: Any) -> None:
@@ -35,11 +36,11 @@ class Channel:
 
     def receive(self) -> dict[str, Any] | None:
         """The next message, or None when the other side has closed its end."""
-        line = self._reader.readline(MAX_MESSAGE_BYTES + 1)
+        line = self._reader.readline(self._max_bytes + 1)
         if not line:
             return None
-        if len(line) > MAX_MESSAGE_BYTES:
-            raise ProtocolError("message larger than the protocol allows")
+        if len(line) > self._max_bytes:
+            raise ProtocolError(f"message larger than {self._max_bytes} bytes")
         try:
             message = json.loads(line)
         except ValueError as exc:

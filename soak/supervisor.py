@@ -19,7 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlite_utils import Database
 
 from soak import sources
-from soak.analysis import refresh
+from soak.analysis import memory_slope, refresh
 from soak.analyzers import Analysis, Thresholds
 from soak.attribution import Attributor
 from soak.errors import BadInput, InternalFailure, SoakError
@@ -28,7 +28,7 @@ from soak.storage import open_database, queries
 from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
 from soak.targets import parse_target
-from soak.worker_process import WorkerProcess
+from soak.worker_process import Subject, WorkerProcess
 
 FAIL_ON = ("leak", "suspect", "never")
 TRACERS = ("exact", "off")
@@ -55,6 +55,11 @@ class RunOptions:
     """Snapshots older than this are thinned..."""
     thin_every: int = 10
     """...to every k-th one (1 keeps everything)."""
+    metrics_port: int | None = None
+    """Serve Prometheus /metrics on this port while the run lasts."""
+    metrics_host: str = "127.0.0.1"
+    memory_limit_bytes: int | None = None
+    """Project the time until memory reaches this (default: the cgroup's limit, if any)."""
     analyze_every_s: float | None = None
     """How often to refresh the analysis during the run; default every 5 snapshots, at least 5 s."""
     snapshot_timeout_s: float | None = None
@@ -63,6 +68,9 @@ class RunOptions:
     def check(self) -> None:
         if (self.target is None) == (self.resume is None):
             raise BadInput("give either a TARGET or --resume RUN")
+        self.check_values()
+
+    def check_values(self) -> None:
         duration = DEFAULT_DURATION_S if self.duration_s is None else self.duration_s
         if self.interval_s <= 0 or duration <= 0:
             raise BadInput("--interval and --duration must be longer than zero")
@@ -76,6 +84,8 @@ class RunOptions:
             raise BadInput(f"--fail-on must be one of {', '.join(FAIL_ON)}")
         if self.tracer not in TRACERS:
             raise BadInput(f"--tracer must be one of {', '.join(TRACERS)}")
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise BadInput("--metrics-port must be between 1 and 65535")
         if self.thin_every < 1 or self.keep_full_s <= 0:
             raise BadInput("--thin-every must be at least 1 and --keep-full longer than zero")
 
@@ -204,12 +214,15 @@ def _options_of(stored: dict[str, Any], given: RunOptions) -> RunOptions:
 
 
 class Supervisor:
-    def __init__(self, options: RunOptions, worker: WorkerProcess, hello: dict[str, Any],
+    """Runs the schedule for one run. ``subject`` is what is measured: the worker process that
+    ``soak run`` started, or the process that ``soak watch`` watches (soak.watch)."""
+
+    def __init__(self, options: RunOptions, subject: Subject, hello: dict[str, Any],
                  db: Database, writer: RunWriter, started_ts: float) -> None:
         assert options.duration_s is not None
         self.options = options
         self.duration_s = options.duration_s
-        self.worker = worker
+        self.subject = subject
         self.db = db
         self.writer = writer
         # Seconds since the run started, on a monotonic clock; a resumed run's clock includes its gap.
@@ -226,6 +239,11 @@ class Supervisor:
         self.last_analysis: Analysis | None = None
         self.last_snapshot: dict[str, Any] = {}
         self.on_progress: Callable[[Progress], None] | None = None
+        self._state: dict[str, Any] = {"run_name": writer.name, "verdict": "inconclusive", "findings": [], "snapshots": 0}
+
+    def state(self) -> dict[str, Any]:
+        """The latest verdict, findings and process memory, for metrics (read from another thread)."""
+        return self._state
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -245,7 +263,7 @@ class Supervisor:
                 f"resumed as segment {self.writer.segment} after a gap of {self._gap_s():.1f}s",
                 {"segment": self.writer.segment, "gap_s": self._gap_s()},
             )
-        self.writer.record_event(self.elapsed(), "worker_start", f"worker pid {self.worker.pid} started", {"pid": self.worker.pid})
+        self.writer.record_event(self.elapsed(), "worker_start", self.subject.describe(), {"pid": self.subject.pid})
         self.on_progress = on_progress
         analyze_every = options.analyze_every_s or max(5 * options.interval_s, 5.0)
         thin_every_s = max(60.0, 10 * options.interval_s, options.keep_full_s / 10)
@@ -261,6 +279,7 @@ class Supervisor:
         scheduler.add_job(self._guard(self._thin), "interval", seconds=thin_every_s)
         scheduler.add_job(self._end, "date", run_date=start + timedelta(seconds=self.duration_s),
                           args=["completed", None])
+        metrics = self._serve_metrics()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         watcher = threading.Thread(target=self._watch_worker, name="soak-worker-watch", daemon=True)
         watcher.start()
@@ -271,7 +290,23 @@ class Supervisor:
             scheduler.shutdown(wait=True)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return self._finish()
+        try:
+            return self._finish()
+        finally:
+            if metrics is not None:
+                metrics.shutdown()
+                metrics.server_close()
+
+    def _serve_metrics(self) -> Any:
+        if self.options.metrics_port is None:
+            return None
+        from soak.metrics import serve_metrics
+
+        try:
+            return serve_metrics(self.state, self.options.metrics_port, self.options.metrics_host)
+        except OSError as exc:
+            self.subject.stop()
+            raise BadInput(f"cannot serve metrics on {self.options.metrics_host}:{self.options.metrics_port}: {exc.strerror}") from exc
 
     def _guard(self, job: Callable[[], None]) -> Callable[[], None]:
         def guarded() -> None:
@@ -290,18 +325,18 @@ class Supervisor:
         self._end("interrupted", f"{name} received")
 
     def _watch_worker(self) -> None:
-        self.worker.gone.wait()
+        self.subject.gone.wait()
         if not self.done.is_set():
             self._end("failed", self._loss_reason())
 
     def _loss_reason(self) -> str:
-        failure = self.worker.failure
+        failure = self.subject.failure
         if failure and failure.get("phase") in ("call", "import", "setup", "teardown"):
             where = failure.get("where")
             at = f" at {where['file']}:{where['line']}" if where else ""
             return f"the workload raised {failure['error']}{at} ({failure['phase']})"
-        exit_ = self.worker.exit
-        return f"worker {exit_.cause}" if exit_ else "worker lost"
+        exit_ = self.subject.exit
+        return f"{self.subject.noun} {exit_.cause}" if exit_ else f"{self.subject.noun} lost"
 
     def _gap_s(self) -> float:
         last = self.db.execute(
@@ -312,16 +347,26 @@ class Supervisor:
     def _snapshot(self) -> None:
         timeout = self.options.snapshot_timeout_s or max(60.0, 2 * self.options.interval_s)
         t_s = self.elapsed()
+        restart = self.subject.pop_restart()
+        if restart is not None:  # a watched process came back under a new pid: a new segment
+            self.writer.start_segment()
+            self.writer.record_event(t_s, "restart", restart["message"], restart)
         self.requests += 1
-        body = self.worker.snapshot(self.requests, timeout)
+        body = self.subject.snapshot(self.requests, timeout)
         if body is None:
-            if not self.worker.gone.is_set():
+            if not self.subject.gone.is_set():
                 self.writer.record_event(t_s, "snapshot_timeout", f"worker did not answer a snapshot request within {timeout:.0f}s")
             return
-        process = asdict(sample_process(self.worker.pid))
+        process = asdict(sample_process(self.subject.pid))
         self.writer.record_snapshot(t_s, process, body)
         self.snapshots_taken += 1
         self.last_snapshot = {"rss": process["rss"], "traced_bytes": body.get("traced_bytes")}
+        self._state = {
+            **self._state,
+            "snapshots": self.snapshots_taken,
+            "pause_ms": body.get("pause_total_ms"),
+            "process": {**process, "traced_bytes": body.get("traced_bytes")},
+        }
 
     def _thin(self) -> None:
         thin(self.db, self.writer.run_id, older_than_s=self.elapsed() - self.options.keep_full_s,
@@ -329,11 +374,33 @@ class Supervisor:
 
     def _analyze(self) -> None:
         self.last_analysis = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed())
+        self._publish(self.last_analysis)
         if self.on_progress is not None:
             self.on_progress(
                 Progress(self.elapsed() - self.segment_start_s, self.duration_s, self.snapshots_taken, self.last_snapshot.get("rss"),
                          self.last_snapshot.get("traced_bytes"), self.last_analysis)
             )
+
+    def _publish(self, analysis: Analysis) -> None:
+        """Findings and the memory projection, as metrics show them."""
+        from soak.metrics import TOP_N, seconds_until
+
+        top = queries.findings(self.db, self.writer.run_id)[:TOP_N]
+        frames = queries.stack_frames(self.db, [f["stack_id"] for f in top if f["stack_id"] is not None])
+        findings = []
+        for finding in top:
+            where = frames.get(finding["stack_id"], [{}])[0] if finding["stack_id"] else {}
+            findings.append({
+                "finding_id": finding["finding_id"], "kind": finding["kind"], "verdict": finding["verdict"],
+                "growth_bytes_per_hour": finding["growth_bytes_per_hour"],
+                "where": f"{os.path.basename(where['file'])}:{where['line']}" if where else (finding["resource"] or ""),
+            })
+        process = self._state.get("process", {})
+        limit = self.options.memory_limit_bytes or process.get("cgroup_limit")
+        current = process.get("cgroup_bytes") if limit and not self.options.memory_limit_bytes else process.get("rss")
+        slope = memory_slope(self.db, self.writer.run_id)
+        self._state = {**self._state, "verdict": analysis.verdict, "findings": findings,
+                       "seconds_until_limit": seconds_until(limit, current, slope)}
 
     def _finish(self) -> RunResult:
         try:
@@ -341,7 +408,7 @@ class Supervisor:
         except SoakError:
             # Storage failed (a full disk, say): what was committed stays committed; stop the
             # worker and report the one-line cause.
-            self.worker.stop()
+            self.subject.stop()
             raise
         finally:
             self.db.close()
@@ -366,26 +433,28 @@ class Supervisor:
             raise self.job_error
         if status == "interrupted":
             self.writer.record_event(self.elapsed(), "signal", reason or "interrupted")
-        if not self.worker.gone.is_set():
+        if not self.subject.gone.is_set():
             self._snapshot()  # the final snapshot
-            self.worker.stop()
-        if self.worker.failure and status != "failed":  # e.g. teardown raised while stopping
+            self.subject.stop()
+        if self.subject.failure and status != "failed":  # e.g. teardown raised while stopping
             status, reason = "failed", self._loss_reason()
-        exit_ = self.worker.exit
+        exit_ = self.subject.exit
         self.writer.record_event(
             self.elapsed(), "worker_exit",
-            f"worker {exit_.cause if exit_ else 'state unknown'}" + (f": {reason}" if status == "failed" else ""),
-            {"returncode": exit_.returncode if exit_ else None, "failure": self.worker.failure},
+            (f"{self.subject.noun} {exit_.cause}" if exit_ else f"{self.subject.noun} left running")
+            + (f": {reason}" if status == "failed" else ""),
+            {"returncode": exit_.returncode if exit_ else None, "failure": self.subject.failure},
         )
         analysis = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed())
+        self._publish(analysis)
         self.writer.finish(status, reason, self.elapsed())
         return status, reason, analysis
 
     def _failed_before_start(self) -> RunResult:
-        self.worker.gone.wait(10)
+        self.subject.gone.wait(10)
         reason = self._loss_reason()
         self.writer.record_event(self.elapsed(), "worker_exit", f"worker failed before the soak started: {reason}",
-                                 {"failure": self.worker.failure})
+                                 {"failure": self.subject.failure})
         self.writer.set_verdict("inconclusive")
         self.writer.finish("failed", reason, self.elapsed())
         self.db.close()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from soak.protocol import Channel, ProtocolError
 
@@ -42,7 +42,30 @@ def describe_exit(returncode: int) -> str:
     return f"killed by {name}{meaning}"
 
 
+class Subject(Protocol):
+    """What the supervisor measures: its own worker, or a watched process (soak.watch)."""
+
+    pid: int
+    noun: str
+    """How reports name it: 'worker' or 'watched process'."""
+    gone: threading.Event
+    failure: dict[str, Any] | None
+    exit: WorkerExit | None
+
+    def describe(self) -> str: ...
+
+    def snapshot(self, seq: int, timeout_s: float) -> dict[str, Any] | None: ...
+
+    def pop_restart(self) -> dict[str, Any] | None: ...
+
+    def stop(self, grace_s: float = 10.0) -> None: ...
+
+    def kill(self) -> None: ...
+
+
 class WorkerProcess:
+    noun = "worker"
+
     def __init__(self, target: str, *, frames: int, tracer: str, concurrency: int) -> None:
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
@@ -94,6 +117,12 @@ class WorkerProcess:
         self._startup.put({"type": "exit"})
         self._snapshots.put({"type": "exit"})
         self.gone.set()
+
+    def describe(self) -> str:
+        return f"worker pid {self.pid} started"
+
+    def pop_restart(self) -> dict[str, Any] | None:
+        return None  # a worker that dies ends the run; only watched processes come back
 
     def wait_ready(self) -> dict[str, Any]:
         """The worker's first message: ``hello``, ``bad_target``, ``failed`` or ``exit``."""

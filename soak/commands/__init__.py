@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from soak.commands import export, report, run, runs
+from soak.commands import export, report, run, runs, watch
 
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run.run_command)
+    app.command("watch")(watch.watch_command)
     app.command("report")(report.report_command)
     app.command("runs")(runs.runs_command)
     app.command("export")(export.export_command)

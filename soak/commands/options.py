@@ -7,3 +7,11 @@ import typer
 DB = typer.Option("soak.db", "--db", help="SQLite file holding the runs; many runs share one file.")
 FORMAT = typer.Option("text", "--format", "-f", help="text or json (schema leaksoak.report/1).")
 FORMATS = ("text", "json")
+
+METRICS_PORT = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics on this port during the run.")
+METRICS_HOST = typer.Option("127.0.0.1", "--metrics-host", help="Address for --metrics-port (default loopback only).")
+MEMORY_LIMIT = typer.Option(None, "--memory-limit", help="Project time until memory reaches this (e.g. 2GiB); default the cgroup limit.")
+KEEP_FULL = typer.Option("6h", "--keep-full", help="Keep every snapshot of the most recent window this long...")
+THIN_EVERY = typer.Option(10, "--thin-every", help="...and every k-th one before it (1 keeps all).")
+FAIL_ON = typer.Option("suspect", "--fail-on", help="Exit 1 on: leak, suspect (leak or suspect), never.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr.")

@@ -9,16 +9,18 @@ from typing import TYPE_CHECKING
 import typer
 
 from soak import api
-from soak.commands.options import DB, FORMAT, FORMATS
-from soak.durations import format_duration, parse_duration
+from soak.commands.options import (
+    DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, QUIET, THIN_EVERY,
+)
+from soak.durations import format_duration, parse_duration, parse_size
 from soak.errors import BadInput
 from soak.reports.text import human_bytes
 
 if TYPE_CHECKING:
-    from soak.supervisor import Progress, RunOptions
+    from soak.supervisor import Progress, RunOptions, RunResult
 
 
-def _print_progress(progress: "Progress") -> None:
+def print_progress(progress: "Progress") -> None:
     analysis = progress.analysis
     leaks = sum(f.verdict == "leak" for f in analysis.findings)
     print(
@@ -45,12 +47,15 @@ def run_command(
     frames: int = typer.Option(10, "--frames", help="Traceback depth of each allocation site."),
     concurrency: int = typer.Option(1, "--concurrency", help="Concurrent callers of an async def target."),
     tracer: str = typer.Option("exact", "--tracer", help="Allocation tracer: exact (tracemalloc) or off."),
-    fail_on: str = typer.Option("suspect", "--fail-on", help="Exit 1 on: leak, suspect (leak or suspect), never."),
+    fail_on: str = FAIL_ON,
     resume: str = typer.Option(None, "--resume", help="Continue a killed or interrupted run (id or name) in a new segment."),
-    keep_full: str = typer.Option("6h", "--keep-full", help="Keep every snapshot of the most recent window this long..."),
-    thin_every: int = typer.Option(10, "--thin-every", help="...and every k-th one before it (1 keeps all)."),
+    keep_full: str = KEEP_FULL,
+    thin_every: int = THIN_EVERY,
+    metrics_port: int = METRICS_PORT,
+    metrics_host: str = METRICS_HOST,
+    memory_limit: str = MEMORY_LIMIT,
     fmt: str = FORMAT,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+    quiet: bool = QUIET,
 ) -> None:
     """Soak TARGET for --duration, snapshotting every --interval, then print the report.
 
@@ -71,8 +76,16 @@ def run_command(
         resume=resume,
         keep_full_s=parse_duration(keep_full, option="keep-full"),
         thin_every=thin_every,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        memory_limit_bytes=parse_size(memory_limit) if memory_limit else None,
     )
-    result = api.run(options, on_progress=None if quiet else _print_progress, on_start=None if quiet else _print_start)
+    result = api.run(options, on_progress=None if quiet else print_progress, on_start=None if quiet else _print_start)
+    finish(result, db, fmt)
+
+
+def finish(result: "RunResult", db: str, fmt: str) -> None:
+    """Print the run's report, say why if it failed, and exit with its code."""
     sys.stdout.write(api.report(db, str(result.run_id), fmt=fmt))
     if result.status == "failed":
         print(f"soak: run {result.run_id} failed: {result.reason}", file=sys.stderr)

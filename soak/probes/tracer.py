@@ -30,7 +30,7 @@ _MACHINERY = frozenset((_module_file("soak.control"), _module_file("soak.protoco
 _PROBES_DIR = os.path.dirname(os.path.abspath(__file__))
 # The path that calls the workload: frames from here outward are cut from every traceback.
 DRIVER_FILES = frozenset(
-    _module_file(name) for name in ("soak.worker", "soak.targets", "soak.workloads.adapters")
+    _module_file(name) for name in ("soak.worker", "soak.targets", "soak.workloads.adapters", "soak.agent", "runpy")
 )
 # Allocation frames that are the interpreter's bookkeeping, not the workload's.
 _NOT_WORKLOAD_ALLOCATORS = frozenset(

@@ -1,0 +1,241 @@
+"""The agent: a Python service loads it so that ``soak watch`` can take heap snapshots of it.
+
+    import soak.agent; soak.agent.start()                       # in the service's own code
+    python -m soak.agent [--socket PATH] -- app.py ARGS...      # no code change
+    python -m soak.agent [--socket PATH] -m package.module ARGS...
+
+It listens on a Unix socket (mode 0600, in a directory of mode 0700) and answers two requests,
+``hello`` and ``snapshot``, with the same JSON messages the worker sends. Requests are data,
+never code; anything else, anything oversized, and any peer of another user is refused. The
+agent never takes the service down: if it cannot start, it says why on stderr and steps aside.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import socket
+import stat
+import struct
+import sys
+import threading
+from typing import Any
+
+SOCKET_ENV = "SOAK_AGENT_SOCKET"
+MAX_REQUEST_BYTES = 4096
+_lock = threading.Lock()
+_agent: "Agent | None" = None
+
+
+def default_socket_path(pid: int | None = None, uid: int | None = None) -> str:
+    """Where an agent listens unless told otherwise; ``soak watch --pid`` looks here."""
+    uid = os.getuid() if uid is None else uid
+    pid = os.getpid() if pid is None else pid
+    return os.path.join("/tmp", f"leaksoak-{uid}", f"agent-{pid}.sock")
+
+
+class AgentError(Exception):
+    """The agent cannot start; the message says why and what to do."""
+
+
+class Agent:
+    def __init__(self, path: str, frames: int = 10, tracer: str = "exact") -> None:
+        from soak.probes.tracer import make_tracer
+
+        self.path = path
+        self.tracer = make_tracer(tracer, frames)
+        self._collect_lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._closed = threading.Event()
+
+    def start(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        _private_directory(directory)
+        _remove_stale_socket(self.path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)  # the socket is created 0600, with no window of wider access
+        try:
+            listener.bind(self.path)
+        except OSError as exc:
+            listener.close()
+            raise AgentError(f"cannot listen on {self.path}: {exc.strerror}") from exc
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+        listener.listen(4)
+        self._listener = listener
+        if self.tracer is not None:
+            self.tracer.start()
+        threading.Thread(target=self._accept, name="soak-agent", daemon=True).start()
+
+    def stop(self) -> None:
+        self._closed.set()
+        if self._listener is not None:
+            self._listener.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), name="soak-agent-conn", daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        from soak.probes.inprocess import InProcessProbes
+        from soak.protocol import Channel, ProtocolError
+
+        with conn:
+            channel = Channel(conn.makefile("rb"), conn.makefile("wb"), max_bytes=MAX_REQUEST_BYTES)
+            try:
+                peer_uid = _peer_uid(conn)
+                if peer_uid not in (os.getuid(), 0):
+                    channel.send("error", message="refused: the client runs as another user")
+                    return
+                probes = InProcessProbes(self.tracer)  # tracebacks are numbered per connection
+                while True:
+                    try:
+                        request = channel.receive()
+                    except ProtocolError as exc:
+                        channel.send("error", message=f"refused: {exc}")
+                        return
+                    if request is None:
+                        return
+                    reply = self._answer(request, probes)
+                    if reply is None:
+                        channel.send("error", message="refused: unknown request")
+                        return
+                    channel.send(reply.pop("type"), **reply)
+            except (OSError, ValueError):
+                return  # the client went away; the service goes on
+
+    def _answer(self, request: dict[str, Any], probes: Any) -> dict[str, Any] | None:
+        kind = request.get("type")
+        if kind == "hello" and set(request) <= {"v", "type"}:
+            main = sys.modules.get("__main__")
+            main_file = getattr(main, "__file__", None)
+            return {
+                "type": "hello",
+                "pid": os.getpid(),
+                "python": sys.version.split()[0],
+                "tracer": self.tracer.name if self.tracer else "off",
+                "application_root": os.path.dirname(os.path.abspath(main_file)) if main_file else os.getcwd(),
+            }
+        if kind == "snapshot" and set(request) <= {"v", "type", "seq"} and isinstance(request.get("seq", 0), int):
+            with self._collect_lock:
+                # Hold the GIL through the snapshot: a consistent heap and a short pause, rather
+                # than a long one shared in 5 ms slices with every busy thread of the service.
+                switch = sys.getswitchinterval()
+                sys.setswitchinterval(max(switch, 5.0))
+                try:
+                    body = probes.collect()
+                finally:
+                    sys.setswitchinterval(switch)
+            return {"type": "snapshot", "seq": request.get("seq"), "at_boundary": None, **body}
+        return None
+
+
+def _private_directory(directory: str) -> None:
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        info = os.stat(directory)
+    except OSError as exc:
+        raise AgentError(f"cannot create the socket directory {directory}: {exc.strerror}") from exc
+    if info.st_uid != os.getuid():
+        raise AgentError(f"{directory} belongs to another user; pass --socket in a directory of your own")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise AgentError(f"{directory} is open to other users (mode {stat.S_IMODE(info.st_mode):o}); use a private directory (0700)")
+
+
+def _remove_stale_socket(path: str) -> None:
+    if not os.path.exists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # nobody listens: left behind by a process that died
+        return
+    finally:
+        probe.close()
+    raise AgentError(f"another agent already listens on {path}")
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
+
+
+def start(socket_path: str | None = None, *, frames: int = 10, tracer: str = "exact") -> Agent | None:
+    """Start the agent once for this process (a second call returns the first agent).
+
+    Returns None, after one line on stderr, if the agent cannot start: the service goes on.
+    """
+    global _agent
+    with _lock:
+        if _agent is not None:
+            return _agent
+        path = socket_path or os.environ.get(SOCKET_ENV) or default_socket_path()
+        agent = Agent(path, frames, tracer)
+        try:
+            agent.start()
+        except AgentError as exc:
+            print(f"leaksoak agent not started: {exc}", file=sys.stderr)
+            return None
+        _agent = agent
+        return agent
+
+
+def stop() -> None:
+    global _agent
+    with _lock:
+        if _agent is not None:
+            _agent.stop()
+            _agent = None
+
+
+USAGE = "usage: python -m soak.agent [--socket PATH] [--frames N] [--tracer exact|off] (-- script.py | -m module) [ARGS...]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    options: dict[str, str] = {}
+    while args and args[0] in ("--socket", "--frames", "--tracer"):
+        if len(args) < 2:
+            print(USAGE, file=sys.stderr)
+            return 2
+        options[args[0][2:]] = args[1]
+        args = args[2:]
+    module = None
+    if args and args[0] == "--":
+        args = args[1:]
+    elif args and args[0] == "-m" and len(args) > 1:
+        module, args = args[1], args[2:]
+    if module is None and (not args or not os.path.isfile(args[0])):
+        print(f"soak.agent: {'no such script ' + repr(args[0]) if args else 'no program given'}; {USAGE}", file=sys.stderr)
+        return 2
+    try:
+        frames = int(options.get("frames", "10"))
+    except ValueError:
+        print(f"soak.agent: --frames must be a number; {USAGE}", file=sys.stderr)
+        return 2
+    from soak import agent as this  # under `python -m`, this file runs as __main__: share the one agent
+
+    this.start(options.get("socket"), frames=frames, tracer=options.get("tracer", "exact"))
+    if module is not None:
+        sys.argv = [module, *args]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = list(args)
+        sys.path[0] = os.path.dirname(os.path.abspath(args[0]))
+        runpy.run_path(args[0], run_name="__main__")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""``soak watch``: watch a running process (a sidecar, or beside a service) and report what leaks."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from soak import api
+from soak.commands.options import (
+    DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, QUIET, THIN_EVERY,
+)
+from soak.commands.run import finish, print_progress
+from soak.durations import format_duration, parse_duration, parse_size
+from soak.errors import BadInput
+
+
+def watch_command(
+    pid: int = typer.Option(None, "--pid", help="The process to watch."),
+    match: str = typer.Option(None, "--match", help="Watch the process whose command line matches this regex; follow it across restarts."),
+    socket: str = typer.Option(None, "--socket", help="The agent's socket (default: from the process's SOAK_AGENT_SOCKET, else the per-user default)."),
+    no_agent: bool = typer.Option(False, "--no-agent", help="Process-level only, even if an agent listens."),
+    duration: str = typer.Option("10m", "--duration", "-d", help="How long to watch: 90s, 10m, 8h, 1h30m."),
+    interval: str = typer.Option("30s", "--interval", "-i", help="Time between snapshots."),
+    name: str = typer.Option(None, "--name", help="Label for the run (default: the process name or the pattern)."),
+    db: str = DB,
+    fail_on: str = FAIL_ON,
+    keep_full: str = KEEP_FULL,
+    thin_every: int = THIN_EVERY,
+    metrics_port: int = METRICS_PORT,
+    metrics_host: str = METRICS_HOST,
+    memory_limit: str = MEMORY_LIMIT,
+    fmt: str = FORMAT,
+    quiet: bool = QUIET,
+) -> None:
+    """Watch a running process for --duration and report, as `soak run` does.
+
+    Any process gets RSS/USS/PSS, fds, threads and its cgroup's memory; a Python process that
+    runs the agent (python -m soak.agent) also gets heap snapshots. The watched process is never
+    signalled. Exit codes as for `soak run`; 3 if the process exits (without --match).
+    """
+    if fmt not in FORMATS:
+        raise BadInput(f"--format must be one of {', '.join(FORMATS)}")
+    options = api.WatchOptions(
+        pid=pid, match=match, socket_path=socket, agent=not no_agent,
+        duration_s=parse_duration(duration), interval_s=parse_duration(interval, option="interval"),
+        db_path=db, name=name, fail_on=fail_on,
+        keep_full_s=parse_duration(keep_full, option="keep-full"), thin_every=thin_every,
+        extra={"metrics_port": metrics_port, "metrics_host": metrics_host,
+               "memory_limit_bytes": parse_size(memory_limit) if memory_limit else None},
+    )
+
+    def started(run_options: object, run_id: int, how: str) -> None:
+        print(f"{how}; run {run_id} for {format_duration(options.duration_s or 0)}, a snapshot every "
+              f"{format_duration(options.interval_s)}; Ctrl-C ends early with a report. Data: {db}", file=sys.stderr, flush=True)
+
+    result = api.watch(options, on_progress=None if quiet else print_progress, on_start=None if quiet else started)
+    finish(result, db, fmt)

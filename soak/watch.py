@@ -1,0 +1,281 @@
+"""``soak watch``: the supervisor for a process someone else started.
+
+Any process gets process-level series (RSS, USS, PSS, fds, threads, its cgroup's memory); a
+Python process that runs the agent (soak.agent) also answers heap snapshots over its socket.
+With ``--match``, a watched service that restarts under a new pid continues the same run as a
+new segment. The watched process is never stopped or signalled by leaksoak.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import psutil
+
+from soak.agent import SOCKET_ENV, default_socket_path
+from soak.errors import BadInput
+from soak.protocol import Channel, ProtocolError
+from soak.worker_process import WorkerExit
+
+POLL_S = 0.2
+
+
+class AgentClient:
+    """One connection to an agent's socket."""
+
+    def __init__(self, path: str, timeout_s: float = 10.0) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout_s)
+        self.sock.connect(path)
+        self.channel = Channel(self.sock.makefile("rb"), self.sock.makefile("wb"))
+        self.channel.send("hello")
+        reply = self.channel.receive()
+        if reply is None or reply["type"] != "hello":
+            self.close()
+            raise OSError(f"the agent at {path} refused: {(reply or {}).get('message', 'no answer')}")
+        self.hello = reply
+
+    def snapshot(self, seq: int, timeout_s: float) -> dict[str, Any] | None:
+        self.sock.settimeout(timeout_s)
+        self.channel.send("snapshot", seq=seq)
+        reply = self.channel.receive()
+        if reply is None or reply["type"] != "snapshot":
+            return None
+        return reply
+
+    def close(self) -> None:
+        self.channel.close()
+        self.sock.close()
+
+
+def agent_socket_for(pid: int, explicit: str | None) -> str | None:
+    """The agent socket of ``pid``: the one given, the one in its environment, or the default."""
+    candidates = [explicit] if explicit else []
+    try:
+        proc = psutil.Process(pid)
+        env_path = proc.environ().get(SOCKET_ENV)
+        if env_path:
+            candidates.append(env_path)
+        candidates.append(default_socket_path(pid, proc.uids().real))
+    except (psutil.Error, OSError):
+        candidates.append(default_socket_path(pid))
+    for path in candidates:
+        if path and os.path.exists(path):
+            return path
+    return None
+
+
+def find_matching(pattern: re.Pattern[str], exclude: set[int]) -> list[psutil.Process]:
+    """Processes whose command line matches ``pattern``, oldest first, leaksoak's own excluded."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "create_time"]):
+        if proc.info["pid"] in exclude:
+            continue
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if cmdline and pattern.search(cmdline):
+            found.append(proc)
+    return sorted(found, key=lambda p: p.info["create_time"])
+
+
+def _own_family() -> set[int]:
+    me = psutil.Process()
+    family = {me.pid, *(p.pid for p in me.parents()), *(p.pid for p in me.children(recursive=True))}
+    return family
+
+
+class WatchedProcess:
+    """A process watched from outside; the Subject the supervisor measures in ``soak watch``."""
+
+    noun = "watched process"
+
+    def __init__(self, pid: int, *, match: re.Pattern[str] | None, socket_path: str | None, use_agent: bool) -> None:
+        self.pid = pid
+        self.match = match
+        self.socket_path = socket_path
+        self.use_agent = use_agent
+        self.gone = threading.Event()
+        self.failure: dict[str, Any] | None = None
+        self.exit: WorkerExit | None = None
+        self.agent: AgentClient | None = None
+        self.agent_error: str | None = None
+        self._restart: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._connect()
+        threading.Thread(target=self._monitor, name="soak-watch", daemon=True).start()
+
+    def _connect(self) -> None:
+        self.agent = None
+        if not self.use_agent:
+            return
+        path = agent_socket_for(self.pid, self.socket_path)
+        if path is None:
+            self.agent_error = "no agent socket found"
+            return
+        try:
+            agent = AgentClient(path)
+        except (OSError, ProtocolError) as exc:
+            self.agent_error = str(exc)
+            return
+        if agent.hello.get("pid") not in (None, self.pid):
+            agent.close()
+            self.agent_error = f"the agent at {path} belongs to pid {agent.hello.get('pid')}, not {self.pid}"
+            return
+        self.agent = agent
+
+    @property
+    def hello(self) -> dict[str, Any]:
+        root = self.agent.hello.get("application_root") if self.agent else None
+        return {"type": "hello", "pid": self.pid, "application_root": root}
+
+    def describe(self) -> str:
+        if self.agent is not None:
+            return f"watching pid {self.pid} through its agent at {self.agent.path}"
+        why = f" ({self.agent_error})" if self.agent_error and self.use_agent else ""
+        return f"watching pid {self.pid}, process-level only: no heap snapshots{why}"
+
+    def _monitor(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                psutil.Process(self.pid).wait(timeout=None)
+            except psutil.NoSuchProcess:
+                pass
+            except psutil.Error:
+                time.sleep(POLL_S)
+                continue
+            if self._stopping.is_set():
+                return
+            gone_at = time.time()
+            if self.match is None:
+                self.exit = WorkerExit(0, f"(pid {self.pid}) exited")
+                self.gone.set()
+                return
+            new = self._await_replacement()
+            if new is None:
+                return
+            with self._lock:
+                old, self.pid = self.pid, new
+                if self.agent is not None:
+                    self.agent.close()
+                self._connect()
+                self._restart = {
+                    "message": f"pid {old} exited; pid {new} matches and is watched from now on"
+                    + ("" if self.agent else " (process-level only)"),
+                    "old_pid": old, "new_pid": new, "gap_s": round(time.time() - gone_at, 3),
+                }
+
+    def _await_replacement(self) -> int | None:
+        assert self.match is not None
+        while not self._stopping.is_set():
+            found = find_matching(self.match, _own_family())
+            if found:
+                time.sleep(POLL_S)  # let a freshly started agent bind its socket
+                return found[-1].pid
+            time.sleep(POLL_S)
+        return None
+
+    def pop_restart(self) -> dict[str, Any] | None:
+        with self._lock:
+            restart, self._restart = self._restart, None
+            return restart
+
+    def snapshot(self, seq: int, timeout_s: float) -> dict[str, Any] | None:
+        with self._lock:
+            if not psutil.pid_exists(self.pid):
+                return None
+            if self.agent is None:
+                return {"pid": self.pid}  # process-level only
+            try:
+                body = self.agent.snapshot(seq, timeout_s)
+            except (OSError, ProtocolError, ValueError):
+                body = None
+            if body is None:  # the agent went away (restart under way?): go on process-level
+                self.agent.close()
+                self.agent = None
+                return {"pid": self.pid}
+            return body
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Stop watching. The watched process itself is left alone."""
+        self._stopping.set()
+        if self.agent is not None:
+            self.agent.close()
+
+    def kill(self) -> None:
+        self.stop()
+
+
+@dataclass
+class WatchOptions:
+    pid: int | None = None
+    match: str | None = None
+    socket_path: str | None = None
+    agent: bool = True
+    duration_s: float | None = None
+    interval_s: float = 30.0
+    db_path: str = "soak.db"
+    name: str | None = None
+    fail_on: str = "suspect"
+    keep_full_s: float = 6 * 3600.0
+    thin_every: int = 10
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_pid(options: WatchOptions) -> tuple[int, re.Pattern[str] | None]:
+    if (options.pid is None) == (options.match is None):
+        raise BadInput("give either --pid PID or --match REGEX")
+    if options.pid is not None:
+        if not psutil.pid_exists(options.pid):
+            raise BadInput(f"no process with pid {options.pid}")
+        return options.pid, None
+    try:
+        pattern = re.compile(options.match or "")
+    except re.error as exc:
+        raise BadInput(f"--match {options.match!r} is not a regular expression: {exc}") from exc
+    found = find_matching(pattern, _own_family())
+    if not found:
+        raise BadInput(f"no running process matches {options.match!r}")
+    if len(found) > 1:
+        pids = ", ".join(str(p.pid) for p in found[:5])
+        raise BadInput(f"{len(found)} processes match {options.match!r} (pids {pids}); make the pattern narrower")
+    return found[0].pid, pattern
+
+
+def watch(options: WatchOptions, on_progress: Callable[..., None] | None = None,
+          on_start: Callable[..., None] | None = None) -> Any:
+    """Watch a running process and return how the run ended (a supervisor RunResult)."""
+    from soak import sources
+    from soak.storage import open_database
+    from soak.storage.writer import RunWriter
+    from soak.supervisor import DEFAULT_DURATION_S, RunOptions, Supervisor
+
+    pid, pattern = resolve_pid(options)
+    target = f"pid:{pid}" if pattern is None else f"match:{options.match}"
+    run_options = RunOptions(
+        target=target, duration_s=options.duration_s or DEFAULT_DURATION_S, interval_s=options.interval_s,
+        db_path=options.db_path, name=options.name, fail_on=options.fail_on,
+        keep_full_s=options.keep_full_s, thin_every=options.thin_every, **options.extra,
+    )
+    run_options.check_values()
+    if os.path.exists(options.db_path):
+        open_database(options.db_path, create=False).close()
+    subject = WatchedProcess(pid, match=pattern, socket_path=options.socket_path, use_agent=options.agent)
+    db = open_database(options.db_path)
+    started = time.time()
+    name = options.name or (psutil.Process(pid).name() if pattern is None else options.match or target)
+    writer = RunWriter.create_run(
+        db, name=name, target=target, mode="watch", planned_duration_s=run_options.duration_s,
+        interval_s=run_options.interval_s, options=run_options.stored() | {"agent": subject.agent is not None},
+        function_name=sources.function_name, started_ts=started,
+    )
+    supervisor = Supervisor(replace(run_options), subject, subject.hello, db, writer, started)
+    if on_start is not None:
+        on_start(run_options, writer.run_id, subject.describe())
+    return supervisor.run(on_progress)
