@@ -47,11 +47,15 @@ def render_text(report: Report) -> str:
     for number, finding in enumerate(report.findings, 1):
         lines.append("")
         lines.extend(_finding(number, finding))
-    failures = [e for e in report.events if e["kind"] in ("worker_exit", "snapshot_timeout") and "failed" in (run.status or "")]
-    for event in failures:
+    notable = [e for e in report.events if e["kind"] in NOTABLE_EVENTS or (e["kind"] == "worker_exit" and run.status == "failed")]
+    if notable:
         lines.append("")
-        lines.append(f"at {format_duration(event['t_s'])}: {event['message']}")
+        lines.append("events:")
+        lines.extend(f"  at {format_duration(e['t_s'])}: {e['kind']}: {e['message']}" for e in notable)
     return "\n".join(lines) + "\n"
+
+
+NOTABLE_EVENTS = ("resume", "restart", "signal", "snapshot_timeout")
 
 
 def _verdict_note(report: Report) -> str:
