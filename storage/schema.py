@@ -174,3 +174,14 @@ def _segments_types_views(db: Database) -> None:
         GROUP BY s.run_id, s.stack_id;
         """
     )
+
+
+@migrations(name="0003_pss_cgroup")
+def _pss_cgroup(db: Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE snapshots ADD COLUMN pss INTEGER;
+        ALTER TABLE snapshots ADD COLUMN cgroup_bytes INTEGER;     -- memory charged to the cgroup
+        ALTER TABLE snapshots ADD COLUMN cgroup_limit INTEGER;     -- its limit, NULL if none
+        """
+    )

@@ -54,6 +54,7 @@ class RunWriter:
     def __init__(self, db: Database, run_id: int, function_name: Callable[[str, int], str]) -> None:
         self.db = db
         self.run_id = run_id
+        self.name = db.execute("SELECT name FROM runs WHERE id = ?", [run_id]).fetchone()[0]
         self.segment = 0
         self.next_seq = 0
         self._function_name = function_name
@@ -117,6 +118,11 @@ class RunWriter:
 
     _worker_iterations = 0
 
+    def start_segment(self) -> None:
+        """The measured process was replaced (a watched service restarted): a new segment."""
+        self.segment += 1
+        self.new_worker()
+
     def new_worker(self) -> None:
         """Stack ids and call counts are per worker process; forget the previous worker's."""
         self._worker_stacks.clear()
@@ -131,12 +137,13 @@ class RunWriter:
         with _writing(self.db), self.db.atomic():
             self._store_stacks(body.get("new_stacks") or {})
             self.db.execute(
-                "INSERT INTO snapshots (run_id, seq, segment, t_s, worker_pid, iterations, rss, uss, fds, threads,"
-                " traced_bytes, tracer_overhead_bytes, tracer, weight, gc_objects, gc_collections,"
-                " asyncio_tasks, at_boundary, pause_ms, probe_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO snapshots (run_id, seq, segment, t_s, worker_pid, iterations, rss, uss, pss, fds, threads,"
+                " cgroup_bytes, cgroup_limit, traced_bytes, tracer_overhead_bytes, tracer, weight, gc_objects,"
+                " gc_collections, asyncio_tasks, at_boundary, pause_ms, probe_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self.run_id, seq, self.segment, t_s, body.get("pid"), body.get("iterations"),
-                 process.get("rss"), process.get("uss"), process.get("fds"), process.get("threads"),
+                 process.get("rss"), process.get("uss"), process.get("pss"), process.get("fds"), process.get("threads"),
+                 process.get("cgroup_bytes"), process.get("cgroup_limit"),
                  body.get("traced_bytes"), body.get("tracer_overhead_bytes"), body.get("tracer"),
                  body.get("weight"), body.get("gc_objects"), body.get("gc_collections"),
                  body.get("asyncio_tasks"), _bool(body.get("at_boundary")), body.get("pause_total_ms"),

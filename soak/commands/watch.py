@@ -19,7 +19,7 @@ def watch_command(
     pid: int = typer.Option(None, "--pid", help="The process to watch."),
     match: str = typer.Option(None, "--match", help="Watch the process whose command line matches this regex; follow it across restarts."),
     socket: str = typer.Option(None, "--socket", help="The agent's socket (default: from the process's SOAK_AGENT_SOCKET, else the per-user default)."),
-    no_agent: bool = typer.Option(False, "--no-agent", help="Process-level only, even if an agent listens."),
+    tracer: str = typer.Option("exact", "--tracer", help="exact: heap snapshots from the agent when one listens; off: process-level only."),
     duration: str = typer.Option("10m", "--duration", "-d", help="How long to watch: 90s, 10m, 8h, 1h30m."),
     interval: str = typer.Option("30s", "--interval", "-i", help="Time between snapshots."),
     name: str = typer.Option(None, "--name", help="Label for the run (default: the process name or the pattern)."),
@@ -41,8 +41,10 @@ def watch_command(
     """
     if fmt not in FORMATS:
         raise BadInput(f"--format must be one of {', '.join(FORMATS)}")
+    if tracer not in ("exact", "off"):
+        raise BadInput("--tracer must be exact or off")
     options = api.WatchOptions(
-        pid=pid, match=match, socket_path=socket, agent=not no_agent,
+        pid=pid, match=match, socket_path=socket, agent=tracer != "off",
         duration_s=parse_duration(duration), interval_s=parse_duration(interval, option="interval"),
         db_path=db, name=name, fail_on=fail_on,
         keep_full_s=parse_duration(keep_full, option="keep-full"), thin_every=thin_every,
