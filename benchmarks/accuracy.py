@@ -41,6 +41,7 @@ import json
 import math
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -52,9 +53,10 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
+from sqlite_utils import Database
 
 from soak.durations import parse_duration
-from soak.storage import open_database, queries
+from soak.storage import queries
 from soak.workloads import reference
 
 REPO = Path(__file__).resolve().parent.parent
@@ -212,7 +214,7 @@ def measure_bound(outcome: Outcome, db_path: str) -> None:
     if report is None or truth.expected != "leak":
         return
     run_id = report["run"]["id"]
-    db = open_database(db_path, create=False)
+    db = _open_for_reading(db_path)
     try:
         rows = queries.snapshots(db, run_id)
         if len(rows) < 4:
@@ -234,6 +236,14 @@ def measure_bound(outcome: Outcome, db_path: str) -> None:
         outcome.bound = {**detection_bound(times, series[stack_id], truth.onset_s), "source": source}
     finally:
         db.close()
+
+
+def _open_for_reading(db_path: str) -> Database:
+    """The database, read-only. Not through ``open_database``: a benchmark outlives edits to
+    leaksoak, and the ``soak run`` it starts may have migrated the file to a schema newer than the
+    one this process imported; the tables read here (snapshots, site samples, findings, stacks)
+    are the same in every schema."""
+    return Database(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True))
 
 
 def _truth_site(db: Any, truth: Truth, series: dict[int, np.ndarray]) -> int | None:
