@@ -236,8 +236,6 @@ class Supervisor:
         self.end_status = "completed"
         self.end_reason: str | None = None
         self.job_error: BaseException | None = None
-        self.last_analysis: Analysis | None = None
-        self.last_snapshot: dict[str, Any] = {}
         self.on_progress: Callable[[Progress], None] | None = None
         self._state: dict[str, Any] = {"run_name": writer.name, "verdict": "inconclusive", "findings": [], "snapshots": 0}
 
@@ -258,10 +256,10 @@ class Supervisor:
         if self.hello["type"] != "hello":  # import or setup raised: recorded as a failed run
             return self._failed_before_start()
         if self.writer.segment > 0:
+            gap_s = self._gap_s()
             self.writer.record_event(
-                self.segment_start_s, "resume",
-                f"resumed as segment {self.writer.segment} after a gap of {self._gap_s():.1f}s",
-                {"segment": self.writer.segment, "gap_s": self._gap_s()},
+                self.segment_start_s, "resume", f"resumed as segment {self.writer.segment} after a gap of {gap_s:.1f}s",
+                {"segment": self.writer.segment, "gap_s": gap_s},
             )
         self.writer.record_event(self.elapsed(), "worker_start", self.subject.describe(), {"pid": self.subject.pid})
         self.on_progress = on_progress
@@ -360,7 +358,6 @@ class Supervisor:
         process = asdict(sample_process(self.subject.pid))
         self.writer.record_snapshot(t_s, process, body)
         self.snapshots_taken += 1
-        self.last_snapshot = {"rss": process["rss"], "traced_bytes": body.get("traced_bytes")}
         self._state = {
             **self._state,
             "snapshots": self.snapshots_taken,
@@ -373,12 +370,13 @@ class Supervisor:
              keep_every=self.options.thin_every)
 
     def _analyze(self) -> None:
-        self.last_analysis = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed())
-        self._publish(self.last_analysis)
+        analysis = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed())
+        self._publish(analysis)
         if self.on_progress is not None:
+            process = self._state.get("process", {})
             self.on_progress(
-                Progress(self.elapsed() - self.segment_start_s, self.duration_s, self.snapshots_taken, self.last_snapshot.get("rss"),
-                         self.last_snapshot.get("traced_bytes"), self.last_analysis)
+                Progress(self.elapsed() - self.segment_start_s, self.duration_s, self.snapshots_taken,
+                         process.get("rss"), process.get("traced_bytes"), analysis)
             )
 
     def _publish(self, analysis: Analysis) -> None:
