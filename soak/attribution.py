@@ -38,9 +38,15 @@ class Attributor:
         self.application_roots = tuple(os.path.join(os.path.abspath(r), "") for r in application_roots)
         self.site_dirs = _site_dirs()
         self.stdlib_dirs = _stdlib_dirs()
+        self._libraries: dict[str, str] = {}
 
-    @functools.lru_cache(maxsize=4096)
     def library(self, filename: str) -> str:
+        library = self._libraries.get(filename)
+        if library is None:
+            library = self._libraries[filename] = self._library(filename)
+        return library
+
+    def _library(self, filename: str) -> str:
         if filename.startswith("<frozen "):
             return STDLIB
         path = os.path.abspath(filename)

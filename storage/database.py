@@ -8,7 +8,7 @@ import sqlite3
 from sqlite_utils import Database
 
 from soak.errors import BadInput, InternalFailure
-from soak.storage.schema import MIGRATION_SET, migrations
+from soak.storage.schema import migrations
 
 BUSY_TIMEOUT_MS = 10_000
 

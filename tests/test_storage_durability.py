@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from soak.storage import open_database, queries
 from soak.storage.retention import thin
