@@ -1,6 +1,6 @@
 import pytest
 
-from soak.durations import format_duration, parse_duration
+from soak.durations import format_duration, parse_duration, parse_size
 from soak.errors import BadInput
 
 
@@ -24,3 +24,14 @@ def test_formats_durations() -> None:
     assert format_duration(59) == "59s"
     assert format_duration(725) == "12m05s"
     assert format_duration(5400) == "1h30m"
+
+
+@pytest.mark.parametrize("text, size", [("2GiB", 2 * 1024**3), ("512MiB", 512 * 1024**2), ("1.5G", 1_500_000_000), ("4096", 4096)])
+def test_parses_sizes(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "lots", "2 parsecs", "0", "-1GiB"])
+def test_rejects_non_sizes(text: str) -> None:
+    with pytest.raises(BadInput):
+        parse_size(text)
