@@ -150,7 +150,8 @@ class RunWriter:
                  json.dumps({**body.get("pause_ms", {}), "process": process.get("pause_ms")})],
             )
             self._store_samples(seq, body.get("sites") or [])
-            self._store_types(seq, body.get("types") or [])
+            if "types" in body:  # the census runs on some snapshots only; the rest carry forward
+                self._store_types(seq, body["types"])
             self.db.execute(
                 "UPDATE runs SET snapshots = snapshots + 1, duration_s = ?, iterations = iterations + ? WHERE id = ?",
                 [t_s, max(0, (body.get("iterations") or 0) - self._worker_iterations), self.run_id],

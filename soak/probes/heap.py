@@ -9,6 +9,13 @@ from collections import Counter
 from typing import Any, Collection
 
 
+def gc_object_count() -> tuple[int, float]:
+    """Number of gc-tracked objects and the pause it took, in ms."""
+    started = time.perf_counter()
+    count = len(gc.get_objects())
+    return count, round((time.perf_counter() - started) * 1000, 3)
+
+
 def type_census() -> tuple[int, dict[str, int], float]:
     """Total gc-tracked objects, their count per type (``module.qualname``), and the pause in ms."""
     started = time.perf_counter()

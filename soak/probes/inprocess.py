@@ -12,6 +12,11 @@ from soak.probes import heap
 from soak.probes.tracer import Frame, Tracer
 
 
+CENSUS_EVERY_S = 5.0
+"""The per-type census costs far more than a count under tracemalloc (every count above 256 is a
+new, traced int): it runs at most this often; snapshots in between carry only the object count."""
+
+
 class InProcessProbes:
     """Builds snapshot bodies. Tracebacks are numbered per instance: a new supervisor
     connection (or worker) gets a new instance, and each traceback is sent to it once."""
@@ -26,6 +31,7 @@ class InProcessProbes:
         self._iterations = iterations
         self._event_loop = event_loop
         self._stack_ids: dict[tuple[Frame, ...], int] = {}
+        self._census_at = -CENSUS_EVERY_S
 
     def collect(self) -> dict[str, Any]:
         pauses: dict[str, float] = {}
@@ -50,9 +56,13 @@ class InProcessProbes:
                 tracer_overhead_bytes=traced.tracer_overhead_bytes,
                 weight=traced.weight,
             )
-        body["gc_objects"], types, census_ms = heap.type_census()
-        body["types"] = sorted(types.items())
-        pauses["census"] = round(census_ms, 3)
+        if time.monotonic() - self._census_at >= CENSUS_EVERY_S:
+            self._census_at = time.monotonic()
+            body["gc_objects"], types, census_ms = heap.type_census()
+            body["types"] = sorted(types.items())
+            pauses["census"] = round(census_ms, 3)
+        else:
+            body["gc_objects"], pauses["gc"] = heap.gc_object_count()
         body["gc_collections"] = sum(stat["collections"] for stat in gc.get_stats())
         if self._event_loop is not None:
             loop, own = self._event_loop()
