@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlite_utils import Database
@@ -23,13 +25,14 @@ def finding_id(kind: str, frames: list[dict[str, object]]) -> str:
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def analyze_run(db: Database, run_id: int, thresholds: Thresholds) -> Analysis:
+def analyze_run(db: Database, run_id: int, thresholds: Thresholds, rows: list[dict[str, Any]] | None = None) -> Analysis:
     """Analyse the newest segment of the run that has enough snapshots to judge.
 
     Each segment (a resumed run's new worker) starts from a fresh heap, so segments are not
     joined into one series; until a new segment has enough points, the previous one speaks.
+    ``rows`` are the run's snapshots, if the caller has them already.
     """
-    rows = queries.snapshots(db, run_id)
+    rows = queries.snapshots(db, run_id) if rows is None else rows
     segments = sorted({row["segment"] for row in rows}, reverse=True) or [0]
     results = []
     for segment in segments:
@@ -54,11 +57,10 @@ def _analyze_segment(db: Database, run_id: int, rows: list[dict[str, object]], t
     return analyze(times, series, thresholds)
 
 
-def memory_slope(db: Database, run_id: int) -> float:
+def memory_slope(rows: list[dict[str, Any]]) -> float:
     """Bytes per second of the measured process's RSS over its latest segment, after warm-up."""
     from soak.analyzers.trend import fit_trend
 
-    rows = queries.snapshots(db, run_id)
     if not rows:
         return 0.0
     latest = [row for row in rows if row["segment"] == rows[-1]["segment"] and row["rss"] is not None]
@@ -68,9 +70,23 @@ def memory_slope(db: Database, run_id: int) -> float:
     return fit_trend(np.array([r["t_s"] for r in latest], dtype=float), np.array([r["rss"] for r in latest], dtype=float)).slope
 
 
-def refresh(db: Database, writer: RunWriter, thresholds: Thresholds, attributor: Attributor, t_s: float) -> Analysis:
+@dataclass(frozen=True)
+class Refreshed:
+    """One analysis refresh: what was stored, and what metrics show of it."""
+
+    analysis: Analysis
+    findings: list[FindingRow]
+    """As stored, most severe first."""
+    frames: dict[int, list[dict[str, Any]]]
+    """Frames of the findings' stacks, allocation frame first."""
+    rss_slope: float
+    """Bytes per second of RSS over the latest segment, after warm-up."""
+
+
+def refresh(db: Database, writer: RunWriter, thresholds: Thresholds, attributor: Attributor, t_s: float) -> Refreshed:
     """Analyse the run so far and replace its stored findings and verdict."""
-    result = analyze_run(db, writer.run_id, thresholds)
+    snapshots = queries.snapshots(db, writer.run_id)
+    result = analyze_run(db, writer.run_id, thresholds, snapshots)
     stacks = queries.stack_frames(db, [key[1] for key in (f.key for f in result.findings) if key[0] == "site"])
     rows = []
     for finding in result.findings:
@@ -96,4 +112,4 @@ def refresh(db: Database, writer: RunWriter, thresholds: Thresholds, attributor:
         )
     writer.replace_findings(rows, t_s)
     writer.set_verdict(result.verdict)
-    return result
+    return Refreshed(result, rows, stacks, memory_slope(snapshots))

@@ -19,7 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlite_utils import Database
 
 from soak import sources
-from soak.analysis import memory_slope, refresh
+from soak.analysis import refresh
 from soak.analyzers import Analysis, Thresholds
 from soak.attribution import Attributor
 from soak.errors import BadInput, InternalFailure, SoakError
@@ -370,8 +370,7 @@ class Supervisor:
              keep_every=self.options.thin_every)
 
     def _analyze(self) -> None:
-        analysis = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed())
-        self._publish(analysis)
+        analysis = self._refresh()
         if self.on_progress is not None:
             process = self._state.get("process", {})
             self.on_progress(
@@ -379,26 +378,25 @@ class Supervisor:
                          process.get("rss"), process.get("traced_bytes"), analysis)
             )
 
-    def _publish(self, analysis: Analysis) -> None:
-        """Findings and the memory projection, as metrics show them."""
+    def _refresh(self) -> Analysis:
+        """Analyse, store the findings, and publish them with the memory projection for metrics."""
         from soak.metrics import TOP_N, seconds_until
 
-        top = queries.findings(self.db, self.writer.run_id)[:TOP_N]
-        frames = queries.stack_frames(self.db, [f["stack_id"] for f in top if f["stack_id"] is not None])
+        refreshed = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed())
         findings = []
-        for finding in top:
-            where = frames.get(finding["stack_id"], [{}])[0] if finding["stack_id"] else {}
+        for finding in refreshed.findings[:TOP_N]:
+            where = refreshed.frames.get(finding.stack_id, [{}])[0] if finding.stack_id is not None else {}
             findings.append({
-                "finding_id": finding["finding_id"], "kind": finding["kind"], "verdict": finding["verdict"],
-                "growth_bytes_per_hour": finding["growth_bytes_per_hour"],
-                "where": f"{os.path.basename(where['file'])}:{where['line']}" if where else (finding["resource"] or ""),
+                "finding_id": finding.finding_id, "kind": finding.kind, "verdict": finding.verdict,
+                "growth_bytes_per_hour": finding.growth_bytes_per_hour,
+                "where": f"{os.path.basename(where['file'])}:{where['line']}" if where else (finding.resource or ""),
             })
         process = self._state.get("process", {})
         limit = self.options.memory_limit_bytes or process.get("cgroup_limit")
         current = process.get("cgroup_bytes") if limit and not self.options.memory_limit_bytes else process.get("rss")
-        slope = memory_slope(self.db, self.writer.run_id)
-        self._state = {**self._state, "verdict": analysis.verdict, "findings": findings,
-                       "seconds_until_limit": seconds_until(limit, current, slope)}
+        self._state = {**self._state, "verdict": refreshed.analysis.verdict, "findings": findings,
+                       "seconds_until_limit": seconds_until(limit, current, refreshed.rss_slope)}
+        return refreshed.analysis
 
     def _finish(self) -> RunResult:
         try:
@@ -443,8 +441,7 @@ class Supervisor:
             + (f": {reason}" if status == "failed" else ""),
             {"returncode": exit_.returncode if exit_ else None, "failure": self.subject.failure},
         )
-        analysis = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed())
-        self._publish(analysis)
+        analysis = self._refresh()
         self.writer.finish(status, reason, self.elapsed())
         return status, reason, analysis
 
