@@ -68,6 +68,4 @@ def _write_error(path: str, exc: sqlite3.OperationalError) -> Exception:
     text = str(exc)
     if "readonly" in text or "read-only" in text:
         return BadInput(f"cannot write {path!r}: the database or its directory is read-only")
-    if "disk" in text or "full" in text:
-        return InternalFailure(f"cannot write {path!r}: {text}")
-    return InternalFailure(f"cannot write {path!r}: {text}")
+    return InternalFailure(f"cannot write {path!r}: {text}")  # a full disk among them
