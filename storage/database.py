@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sqlite3
+from typing import Iterator
 
 from sqlite_utils import Database
 
@@ -36,18 +39,44 @@ def open_database(path: str, *, create: bool = True) -> Database:
         # In WAL mode, NORMAL still makes every commit durable against a crash or SIGKILL of this
         # process (the OS has the pages); only a power cut could lose the last commits.
         db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
         raise BadInput(f"{path!r} is not a leaksoak database ({exc})") from exc
-    _check_schema(db, path)
-    if create:
+    # Several runs may start at once on one new file: one of them creates the schema while the
+    # others wait, instead of finding it half made (or failing to switch it to WAL).
+    with _schema_lock(path, exclusive=create):
         try:
-            if db.journal_mode != "wal":
-                db.enable_wal()
-            migrations.apply(db)
-        except sqlite3.OperationalError as exc:
-            raise _write_error(path, exc) from exc
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise BadInput(f"{path!r} is not a leaksoak database ({exc})") from exc
+        _check_schema(db, path)
+        if create:
+            try:
+                if db.journal_mode != "wal":
+                    db.enable_wal()
+                migrations.apply(db)
+            except sqlite3.OperationalError as exc:
+                raise _write_error(path, exc) from exc
     return db
+
+
+@contextlib.contextmanager
+def _schema_lock(path: str, *, exclusive: bool) -> Iterator[None]:
+    """An advisory lock on the database's directory while its schema is checked or made.
+
+    The directory, not the file: SQLite's own POSIX locks on the file are dropped when any other
+    descriptor of it is closed, and a lock file would be one more file beside every database.
+    """
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):  # a filesystem without flock: go on unlocked
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _check_schema(db: Database, path: str) -> None:
@@ -69,3 +98,25 @@ def _write_error(path: str, exc: sqlite3.OperationalError) -> Exception:
     if "readonly" in text or "read-only" in text:
         return BadInput(f"cannot write {path!r}: the database or its directory is read-only")
     return InternalFailure(f"cannot write {path!r}: {text}")  # a full disk among them
+
+
+@contextlib.contextmanager
+def write_transaction(db: Database) -> Iterator[Database]:
+    """A transaction that takes SQLite's write lock at its start (``BEGIN IMMEDIATE``).
+
+    sqlite-utils' ``atomic()`` begins a deferred transaction; one that reads before it writes
+    fails at once with 'database is locked', whatever the busy timeout, when another run sharing
+    the file committed in between. Taking the lock first makes it wait its turn instead.
+    """
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    else:
+        try:
+            db.conn.execute("COMMIT")
+        except BaseException:
+            db.conn.rollback()
+            raise

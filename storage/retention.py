@@ -11,6 +11,8 @@ import bisect
 
 from sqlite_utils import Database
 
+from soak.storage.database import write_transaction
+
 MAX_SNAPSHOTS_PER_PASS = 500
 """Thin in small transactions, so that a reader beside the writer never waits long."""
 
@@ -39,7 +41,7 @@ def thin(db: Database, run_id: int, *, older_than_s: float, keep_every: int) -> 
         return 0
     if later is not None:
         kept.append(later)
-    with db.atomic():
+    with write_transaction(db):
         for table, key, values in (("site_samples", "stack_id", "bytes, count"), ("type_samples", "type_id", "count")):
             _carry_forward(db, run_id, table, key, values, removed, kept)
         marks = ",".join("?" for _ in removed)

@@ -16,6 +16,7 @@ import psutil
 from sqlite_utils import Database
 
 from soak.errors import InternalFailure
+from soak.storage.database import write_transaction
 
 Frame = tuple[str, int, str]
 """(file, line, function)"""
@@ -81,7 +82,7 @@ class RunWriter:
             writer._last[stack_id] = (size, count)
         for type_id, count in db.execute(latest.format(key="type_id", values="count", table="type_samples"), [run_id]):
             writer._last_types[type_id] = count
-        with _writing(db), db.atomic():
+        with _writing(db), write_transaction(db):
             db.execute(
                 "UPDATE runs SET status = 'running', status_reason = NULL, ended_at = NULL, supervisor_pid = ?,"
                 " supervisor_started_ts = ?, host = ? WHERE id = ?",
@@ -105,7 +106,7 @@ class RunWriter:
     ) -> "RunWriter":
         started = time.time() if started_ts is None else started_ts
         with _writing(db):
-            with db.atomic():
+            with write_transaction(db):
                 cursor = db.execute(
                     "INSERT INTO runs (name, target, mode, status, started_at, started_ts,"
                     " planned_duration_s, interval_s, supervisor_pid, supervisor_started_ts, host, options)"
@@ -134,7 +135,7 @@ class RunWriter:
         Returns its sequence number. Once this returns, the snapshot is durable.
         """
         seq = self.next_seq
-        with _writing(self.db), self.db.atomic():
+        with _writing(self.db), write_transaction(self.db):
             self._store_stacks(body.get("new_stacks") or {})
             self.db.execute(
                 "INSERT INTO snapshots (run_id, seq, segment, t_s, worker_pid, iterations, rss, uss, pss, fds, threads,"
@@ -225,7 +226,7 @@ class RunWriter:
         )
 
     def record_event(self, t_s: float, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
-        with _writing(self.db), self.db.atomic():
+        with _writing(self.db), write_transaction(self.db):
             self.db.execute(
                 "INSERT INTO events (run_id, t_s, at, kind, message, data) VALUES (?, ?, ?, ?, ?, ?)",
                 [self.run_id, t_s, utc_iso(), kind, message, json.dumps(data) if data else None],
@@ -236,7 +237,7 @@ class RunWriter:
 
         Returns finding_id → first detection time (seconds since start).
         """
-        with _writing(self.db), self.db.atomic():
+        with _writing(self.db), write_transaction(self.db):
             for finding in findings:
                 self.db.execute(
                     "INSERT OR IGNORE INTO detections (run_id, finding_id, first_detected_at_s) VALUES (?, ?, ?)",
@@ -262,11 +263,11 @@ class RunWriter:
         return detected
 
     def set_verdict(self, verdict: str) -> None:
-        with _writing(self.db), self.db.atomic():
+        with _writing(self.db), write_transaction(self.db):
             self.db.execute("UPDATE runs SET verdict = ? WHERE id = ?", [verdict, self.run_id])
 
     def finish(self, status: str, reason: str | None, duration_s: float) -> None:
-        with _writing(self.db), self.db.atomic():
+        with _writing(self.db), write_transaction(self.db):
             self.db.execute(
                 "UPDATE runs SET status = ?, status_reason = ?, ended_at = ?, duration_s = max(duration_s, ?)"
                 " WHERE id = ?",
