@@ -1,9 +1,17 @@
-"""Which series grow without bound: per-series trends after warm-up, FDR control, a run verdict.
+"""Which series grow without bound: per-series trends in their latest regime, FDR control, a verdict.
 
-A series is a *leak* when, after the warm-up is set aside, its growth is statistically
-significant across all series tested (Benjamini–Hochberg), material (bytes per hour above a
-floor), and persistent: still significant in the most recent part of the run, so that a cache
-which filled up and stopped growing is not called a leak.
+A series is a *leak* when, in its latest regime (after warm-up, after a cache filled, or since a
+leak started), the floor of its values (the lower envelope, so a sawtooth buffer is judged by what
+it falls back to) grows
+
+- significantly across all series tested: an autocorrelation-corrected Mann–Kendall test, with
+  the false discovery rate controlled by Benjamini–Hochberg;
+- materially: bytes per hour above a floor and a share of the heap, and enough bytes in all;
+- persistently: still significant in the most recent part of the run, so a cache that filled up
+  and stopped growing is not a leak.
+
+Weaker evidence (q between ``alpha`` and ``suspect_alpha``, a confidence interval that reaches
+zero, or a slow-down too recent to judge) is *suspect*.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
+from soak.analyzers.changepoint import envelope_width, lower_envelope, regime_start
 from soak.analyzers.trend import Trend, fit_trend
 
 LEAK, SUSPECT, CLEAN, INCONCLUSIVE = "leak", "suspect", "clean", "inconclusive"
@@ -35,18 +44,24 @@ class Thresholds:
     """Weaker evidence that is reported as suspect."""
     recent_alpha: float = 0.05
     """Significance the recent window must show on its own for growth to count as persistent."""
+    shift_alpha: float = 0.01
+    """Significance of a change of growth rate (Pettitt) that starts a new regime."""
     min_points: int = 8
-    """Snapshots needed after warm-up before anything is said."""
-    warmup_fraction: float = 0.2
-    """Leading share of the run set aside as warm-up."""
+    """Snapshots needed in a regime before anything is said of it."""
+    warmup_fraction: float = 0.1
+    """Leading share of the run always set aside (imports, first calls); change points find the rest."""
     recent_fraction: float = 0.4
     """Trailing share of the analysed window that must still grow..."""
     min_recent_points: int = 6
     """...and never fewer snapshots than this, so that the recent trend test has power."""
+    envelope_points: int = 16
+    """The lower envelope is a trailing minimum over 1/this of the analysed snapshots."""
     min_growth_bytes_per_hour: float = 1024 * 1024
-    """Growth slower than this is not material, however significant."""
+    """Growth slower than this is not material, however significant..."""
+    min_growth_heap_share_per_hour: float = 0.001
+    """...nor slower than this share of the heap per hour (0.1%: 1 MiB/h of a 1 GiB heap)..."""
     min_growth_bytes: float = 64 * 1024
-    """Nor is growth of fewer bytes than this across the analysed window: CPython's free lists
+    """...nor growth of fewer bytes than this across the analysed window: CPython's free lists
     and caches fill up by a few KiB early in a run, which looks like a trend in a short one."""
     max_points: int = 400
     """Longer series are thinned evenly before fitting (Theil–Sen is quadratic)."""
@@ -81,8 +96,16 @@ class Analysis:
     """For an inconclusive verdict: the run length at which there would be enough points."""
 
 
-def analyze(times: Sequence[float] | np.ndarray, series: Sequence[Series], thresholds: Thresholds = Thresholds()) -> Analysis:
-    """Test every series on the shared time grid ``times`` (seconds since the run started)."""
+def analyze(
+    times: Sequence[float] | np.ndarray,
+    series: Sequence[Series],
+    thresholds: Thresholds = Thresholds(),
+    heap_bytes: float | None = None,
+) -> Analysis:
+    """Test every series on the shared time grid ``times`` (seconds since the run started).
+
+    ``heap_bytes`` (the traced heap, or the process's memory) sets the share-of-heap floor.
+    """
     t = np.asarray(times, dtype=float)
     if len(t) == 0:
         return Analysis(INCONCLUSIVE, [], 0.0, 0, 0, needed_s=None)
@@ -94,60 +117,97 @@ def analyze(times: Sequence[float] | np.ndarray, series: Sequence[Series], thres
         return Analysis(INCONCLUSIVE, [], warmup_until_s, len(window), 0, needed_s=needed)
     window = _thin(window, thresholds.max_points)
     tw = t[window]
-    span_h = (tw[-1] - tw[0]) / 3600
-    n_recent = min(len(tw), max(thresholds.min_recent_points, int(np.ceil(len(tw) * thresholds.recent_fraction))))
-    recent = np.arange(len(tw)) >= len(tw) - n_recent
+    floor_per_h = max(thresholds.min_growth_bytes_per_hour, thresholds.min_growth_heap_share_per_hour * (heap_bytes or 0))
+    screen = max(floor_per_h * (tw[-1] - tw[0]) / 3600, thresholds.min_growth_bytes)
+    shortest = max(1, len(tw) // thresholds.envelope_points)
 
-    candidates: list[tuple[Series, Trend, np.ndarray]] = []
+    candidates = []
     for s in series:
         y = np.asarray(s.bytes, dtype=float)[window]
-        # Cheap screen: a series whose whole range is below the material floor cannot pass it.
-        if np.ptp(y) < max(thresholds.min_growth_bytes_per_hour * span_h, thresholds.min_growth_bytes):
+        if np.ptp(y) < screen:  # cheap: a series whose whole range is below the floor cannot pass it
             continue
-        candidates.append((s, fit_trend(tw, y), y))
+        width = envelope_width(y, shortest, len(tw) // 4)
+        candidates.append(_Candidate.fit(s, tw, y, width, thresholds))
     if not candidates:
         return Analysis(CLEAN, [], warmup_until_s, len(window), 0)
 
     from scipy import stats  # imported here: see trend.fit_trend
 
-    q_values = stats.false_discovery_control([trend.p_value for _, trend, _ in candidates])
+    q_values = stats.false_discovery_control([c.trend.p_value for c in candidates])
     findings = []
-    for (s, trend, y), q in zip(candidates, q_values):
-        rate = trend.slope * 3600
-        material = rate >= thresholds.min_growth_bytes_per_hour and trend.slope * span_h * 3600 >= thresholds.min_growth_bytes
-        if q > thresholds.suspect_alpha or not material:
-            continue
-        late = fit_trend(tw[recent], y[recent])
-        persistent = late.p_value <= thresholds.recent_alpha and late.slope > 0
-        if not persistent:
-            continue
-        verdict = LEAK if q <= thresholds.alpha and trend.slope_low > 0 else SUSPECT
-        count_rate = None
-        if s.counts is not None:
-            count_rate = fit_trend(tw, np.asarray(s.counts, dtype=float)[window]).slope * 3600
-        findings.append(
-            Finding(
-                key=s.key,
-                verdict=verdict,
-                growth_bytes_per_hour=rate,
-                growth_count_per_hour=count_rate,
-                p_value=trend.p_value,
-                q_value=float(q),
-                evidence={
-                    "slope_bytes_per_s": trend.slope,
-                    "slope_interval": [trend.slope_low, trend.slope_high],
-                    "recent_slope_bytes_per_s": late.slope,
-                    "recent_p_value": late.p_value,
-                    "warmup_until_s": warmup_until_s,
-                    "window_s": [float(tw[0]), float(tw[-1])],
-                    "points": int(len(tw)),
-                    "growth_bytes": float(y[-1] - y[0]),
-                },
-            )
-        )
+    for c, q in zip(candidates, q_values):
+        finding = c.judge(float(q), floor_per_h, thresholds, window)
+        if finding is not None:
+            findings.append(finding)
     findings.sort(key=lambda f: (f.verdict != LEAK, -f.growth_bytes_per_hour))
     verdict = findings[0].verdict if findings else CLEAN
     return Analysis(verdict, findings, warmup_until_s, len(window), len(candidates))
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One series' fit in its latest regime, before the false discovery rate is known."""
+
+    series: Series
+    times: np.ndarray
+    envelope: np.ndarray
+    start: int
+    """Index (in the analysed window) where the latest regime begins."""
+    pending_shift: int | None
+    """A significant change of growth rate with too few snapshots after it to analyse alone."""
+    trend: Trend
+    width: int
+    """Snapshots in the trailing minimum that made the envelope."""
+
+    @classmethod
+    def fit(cls, s: Series, t: np.ndarray, y: np.ndarray, width: int, thresholds: Thresholds) -> "_Candidate":
+        envelope = lower_envelope(y, width)
+        start, pending = regime_start(envelope, thresholds.shift_alpha, thresholds.min_points)
+        return cls(s, t, envelope, start, pending, fit_trend(t[start:], envelope[start:]), width)
+
+    def judge(self, q: float, floor_per_h: float, thresholds: Thresholds, window: np.ndarray) -> Finding | None:
+        t, e = self.times[self.start:], self.envelope[self.start:]
+        trend = self.trend
+        rate = trend.slope * 3600
+        material = rate >= floor_per_h and trend.slope * (t[-1] - t[0]) >= thresholds.min_growth_bytes
+        if q > thresholds.suspect_alpha or not material:
+            return None
+        n = len(t)
+        n_recent = min(n, max(thresholds.min_recent_points, int(np.ceil(n * thresholds.recent_fraction))))
+        late = fit_trend(t[-n_recent:], e[-n_recent:])
+        if not (late.p_value <= thresholds.recent_alpha and late.slope > 0):
+            return None  # growth that stopped: a cache that filled, a warm-up
+        early = fit_trend(t[:n_recent], e[:n_recent])
+        slowing = self.pending_shift is not None and _slowed(self.envelope, self.pending_shift)
+        verdict = LEAK if q <= thresholds.alpha and trend.slope_low > 0 and not slowing else SUSPECT
+        count_rate = None
+        if self.series.counts is not None:
+            counts = np.asarray(self.series.counts, dtype=float)[window][self.start:]
+            count_rate = fit_trend(t, counts).slope * 3600
+        evidence: dict[str, Any] = {
+            "slope_bytes_per_s": trend.slope,
+            "slope_interval": [trend.slope_low, trend.slope_high],
+            "autocorrelation_correction": trend.correction,
+            "early_slope_bytes_per_s": early.slope,
+            "recent_slope_bytes_per_s": late.slope,
+            "recent_p_value": late.p_value,
+            "warmup_until_s": float(t[0]),
+            "regime_shift": self.start > 0,
+            "window_s": [float(t[0]), float(t[-1])],
+            "points": int(n),
+            "growth_bytes": float(e[-1] - e[0]),
+            "envelope_points": self.width,
+        }
+        if self.pending_shift is not None:
+            evidence["pending_shift_at_s"] = float(self.times[self.pending_shift])
+            evidence["slowing"] = slowing
+        return Finding(self.series.key, verdict, rate, count_rate, trend.p_value, q, evidence)
+
+
+def _slowed(values: np.ndarray, shift: int) -> bool:
+    """Whether growth per snapshot after ``shift`` is below what it was before."""
+    before, after = np.diff(values[:shift]), np.diff(values[shift - 1:])
+    return len(before) > 0 and len(after) > 0 and float(np.median(after)) < float(np.median(before))
 
 
 def _thin(index: np.ndarray, max_points: int) -> np.ndarray:
