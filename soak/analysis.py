@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Hashable
 
 import numpy as np
 from sqlite_utils import Database
 
 from soak.analyzers import Analysis, Series, Thresholds, analyze
-from soak.attribution import Attributor
+from soak.analyzers.rollup import Group, roll_up
+from soak.attribution import APPLICATION, Attributor
 from soak.storage import queries
 from soak.storage.writer import FindingRow, RunWriter
 
@@ -25,36 +26,64 @@ def finding_id(kind: str, frames: list[dict[str, object]]) -> str:
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def analyze_run(db: Database, run_id: int, thresholds: Thresholds, rows: list[dict[str, Any]] | None = None) -> Analysis:
+def analyze_run(
+    db: Database, run_id: int, thresholds: Thresholds, rows: list[dict[str, Any]] | None = None,
+    attributor: Attributor | None = None,
+) -> tuple[Analysis, dict[Hashable, Group]]:
     """Analyse the newest segment of the run that has enough snapshots to judge.
 
     Each segment (a resumed run's new worker) starts from a fresh heap, so segments are not
     joined into one series; until a new segment has enough points, the previous one speaks.
-    ``rows`` are the run's snapshots, if the caller has them already.
+    ``rows`` are the run's snapshots, if the caller has them already. With an ``attributor``,
+    library sites reached from one application line are rolled up (the groups are returned).
     """
     rows = queries.snapshots(db, run_id) if rows is None else rows
     segments = sorted({row["segment"] for row in rows}, reverse=True) or [0]
     results = []
     for segment in segments:
-        result = _analyze_segment(db, run_id, [row for row in rows if row["segment"] == segment], thresholds)
-        if result.verdict != "inconclusive":
+        result = _analyze_segment(db, run_id, [row for row in rows if row["segment"] == segment], thresholds, attributor)
+        if result[0].verdict != "inconclusive":
             return result
         results.append(result)
     return results[0]
 
 
-def _analyze_segment(db: Database, run_id: int, rows: list[dict[str, object]], thresholds: Thresholds) -> Analysis:
+def _analyze_segment(
+    db: Database, run_id: int, rows: list[dict[str, Any]], thresholds: Thresholds, attributor: Attributor | None,
+) -> tuple[Analysis, dict[Hashable, Group]]:
     """Per-site series when an allocation tracer ran; the worker's RSS when none did.
 
-    Keys are ``("site", stack_id)`` or ``("process", "rss")``.
+    Keys are ``("site", stack_id)``, ``("library", library, (file, line))`` or ``("process", "rss")``.
     """
     times = np.array([row["t_s"] for row in rows], dtype=float)
-    seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
-    series = [Series(("site", s.stack_id), s.bytes, s.counts) for s in queries.site_series(db, run_id, seqs)]
     if not any(row["tracer"] for row in rows):
         rss = np.array([row["rss"] or 0 for row in rows], dtype=float)
-        series = [Series(("process", "rss"), rss)]
-    return analyze(times, series, thresholds)
+        return analyze(times, [Series(("process", "rss"), rss)], thresholds, heap_bytes=_median(rss)), {}
+    seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
+    series = [Series(("site", s.stack_id), s.bytes, s.counts) for s in queries.site_series(db, run_id, seqs)]
+    groups: dict[Hashable, Group] = {}
+    if attributor is not None:
+        series, groups = roll_up(series, _library_labels(db, series, attributor))
+    heap = _median(np.array([row["traced_bytes"] or 0 for row in rows], dtype=float))
+    return analyze(times, series, thresholds, heap_bytes=heap), groups
+
+
+def _library_labels(db: Database, series: list[Series], attributor: Attributor) -> dict[Hashable, tuple[str, Hashable]]:
+    """(library, call site) of each growing site allocated outside the application."""
+    growing = [s.key[1] for s in series if len(s.bytes) and s.bytes[-1] > s.bytes[0]]  # type: ignore[index]
+    labels: dict[Hashable, tuple[str, Hashable]] = {}
+    for stack_id, frames in queries.stack_frames(db, growing).items():
+        if not frames:
+            continue
+        library = attributor.library(frames[0]["file"])
+        call_site = attributor.call_site(frames)
+        if library != APPLICATION and call_site is not None:
+            labels[("site", stack_id)] = (library, (call_site["file"], call_site["line"], call_site["function"]))
+    return labels
+
+
+def _median(values: np.ndarray) -> float:
+    return float(np.median(values)) if len(values) else 0.0
 
 
 def memory_slope(rows: list[dict[str, Any]]) -> float:
@@ -86,30 +115,51 @@ class Refreshed:
 def refresh(db: Database, writer: RunWriter, thresholds: Thresholds, attributor: Attributor, t_s: float) -> Refreshed:
     """Analyse the run so far and replace its stored findings and verdict."""
     snapshots = queries.snapshots(db, writer.run_id)
-    result = analyze_run(db, writer.run_id, thresholds, snapshots)
-    stacks = queries.stack_frames(db, [key[1] for key in (f.key for f in result.findings) if key[0] == "site"])
+    result, groups = analyze_run(db, writer.run_id, thresholds, snapshots, attributor)
+    shown = [_shown_stack(f.key, groups) for f in result.findings]
+    stacks = queries.stack_frames(db, [stack_id for stack_id in shown if stack_id is not None])
     rows = []
-    for finding in result.findings:
-        kind, ident = finding.key  # type: ignore[misc]
-        frames = stacks.get(ident, []) if kind == "site" else []
-        library = attributor.library(frames[0]["file"]) if frames else None
-        call_site = attributor.call_site(frames)
+    for finding, stack_id in zip(result.findings, shown):
+        kind = finding.key[0]  # type: ignore[index]
+        frames = stacks.get(stack_id, []) if stack_id is not None else []
+        evidence = {**finding.evidence, "tested": result.tested}
+        if kind == "library":
+            group = groups[finding.key]
+            file, line, function = group.call_site  # type: ignore[misc]
+            call_site: dict[str, Any] | None = {"file": file, "line": line, "function": function}
+            library: str | None = group.library
+            evidence["sites"] = len(group.members)
+            ident = finding_id(kind, [{"file": group.library, "line": 0}, call_site])
+        else:
+            library = attributor.library(frames[0]["file"]) if frames else None
+            call_site = attributor.call_site(frames)
+            ident = finding_id(kind, frames or [{"file": finding.key[1], "line": 0}])  # type: ignore[index]
         rows.append(
             FindingRow(
-                finding_id=finding_id(kind, frames or [{"file": ident, "line": 0}]),
+                finding_id=ident,
                 kind=kind,
                 verdict=finding.verdict,
-                stack_id=ident if kind == "site" else None,
+                stack_id=stack_id,
                 library=library,
-                resource=None if kind == "site" else ident,
+                resource=finding.key[1] if kind == "process" else None,  # type: ignore[index]
                 growth_bytes_per_hour=finding.growth_bytes_per_hour,
                 growth_count_per_hour=finding.growth_count_per_hour,
                 p_value=finding.p_value,
                 q_value=finding.q_value,
                 confidence=finding.confidence,
-                evidence={**finding.evidence, "call_site": call_site, "tested": result.tested},
+                evidence={**evidence, "call_site": call_site},
             )
         )
     writer.replace_findings(rows, t_s)
     writer.set_verdict(result.verdict)
     return Refreshed(result, rows, stacks, memory_slope(snapshots))
+
+
+def _shown_stack(key: Hashable, groups: dict[Hashable, Group]) -> int | None:
+    """The stack a finding shows: its own site's, or a library group's largest member's."""
+    kind = key[0]  # type: ignore[index]
+    if kind == "site":
+        return key[1]  # type: ignore[index]
+    if kind == "library":
+        return groups[key].members[0][1]  # type: ignore[index]
+    return None

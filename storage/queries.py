@@ -137,17 +137,17 @@ def _carry_forward(sample_seqs: np.ndarray, values: np.ndarray, seqs: np.ndarray
 
 def stack_frames(db: Database, stack_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Frames of each stack, allocation frame first."""
-    if not stack_ids:
-        return {}
-    marks = ",".join("?" for _ in stack_ids)
-    rows = db.execute(
-        "SELECT sf.stack_id, f.file, f.line, f.function FROM stack_frames sf JOIN frames f ON f.id = sf.frame_id"
-        f" WHERE sf.stack_id IN ({marks}) ORDER BY sf.stack_id, sf.position",
-        stack_ids,
-    ).fetchall()
     frames: dict[int, list[dict[str, Any]]] = {stack_id: [] for stack_id in stack_ids}
-    for stack_id, file, line, function in rows:
-        frames[stack_id].append({"file": file, "line": line, "function": function})
+    ids = list(frames)
+    for start in range(0, len(ids), 900):  # SQLite builds before 3.32 allow 999 parameters
+        chunk = ids[start:start + 900]
+        rows = db.execute(
+            "SELECT sf.stack_id, f.file, f.line, f.function FROM stack_frames sf JOIN frames f ON f.id = sf.frame_id"
+            f" WHERE sf.stack_id IN ({','.join('?' for _ in chunk)}) ORDER BY sf.stack_id, sf.position",
+            chunk,
+        ).fetchall()
+        for stack_id, file, line, function in rows:
+            frames[stack_id].append({"file": file, "line": line, "function": function})
     return frames
 
 
