@@ -110,10 +110,19 @@ class Refreshed:
     """Frames of the findings' stacks, allocation frame first."""
     rss_slope: float
     """Bytes per second of RSS over the latest segment, after warm-up."""
+    projection: dict[str, Any]
+    """See :func:`projection`."""
 
 
-def refresh(db: Database, writer: RunWriter, thresholds: Thresholds, attributor: Attributor, t_s: float) -> Refreshed:
-    """Analyse the run so far and replace its stored findings and verdict."""
+def refresh(
+    db: Database, writer: RunWriter, thresholds: Thresholds, attributor: Attributor, t_s: float,
+    memory_limit_bytes: int | None = None,
+) -> Refreshed:
+    """Analyse the run so far and replace its stored findings, verdict and projection.
+
+    The projection is of the measured process's memory against ``memory_limit_bytes`` or, without
+    one, the cgroup's limit (compared with the cgroup's usage) when the snapshots have one.
+    """
     snapshots = queries.snapshots(db, writer.run_id)
     result, groups = analyze_run(db, writer.run_id, thresholds, snapshots, attributor)
     shown = [_shown_stack(f.key, groups) for f in result.findings]
@@ -151,8 +160,30 @@ def refresh(db: Database, writer: RunWriter, thresholds: Thresholds, attributor:
             )
         )
     writer.replace_findings(rows, t_s)
-    writer.set_verdict(result.verdict)
-    return Refreshed(result, rows, stacks, memory_slope(snapshots))
+    slope = memory_slope(snapshots)
+    summary = {
+        "points": result.points, "tested": result.tested, "warmup_until_s": result.warmup_until_s,
+        "needed_s": result.needed_s, "projection": projection(snapshots, slope, memory_limit_bytes),
+    }
+    writer.set_verdict(result.verdict, summary)
+    return Refreshed(result, rows, stacks, slope, summary["projection"])
+
+
+def projection(rows: list[dict[str, Any]], slope_per_s: float, memory_limit_bytes: int | None) -> dict[str, Any]:
+    """When memory reaches its limit at the current growth (``seconds_until_limit`` is None when
+    there is no limit or memory is not growing)."""
+    last = rows[-1] if rows else {}
+    if memory_limit_bytes:
+        limit, source, current = memory_limit_bytes, "--memory-limit", last.get("rss")
+    elif last.get("cgroup_limit"):
+        limit, source, current = last["cgroup_limit"], "cgroup", last.get("cgroup_bytes") or last.get("rss")
+    else:
+        limit, source, current = None, None, last.get("rss")
+    seconds: float | None = None
+    if limit is not None and current is not None and slope_per_s > 0:
+        seconds = max(0.0, (limit - current) / slope_per_s)
+    return {"memory_bytes": current, "growth_bytes_per_hour": slope_per_s * 3600, "limit_bytes": limit,
+            "limit_source": source, "seconds_until_limit": seconds}
 
 
 def _shown_stack(key: Hashable, groups: dict[Hashable, Group]) -> int | None:

@@ -382,7 +382,8 @@ class Supervisor:
         """Analyse, store the findings, and publish them with the memory projection for metrics."""
         from soak.metrics import TOP_N, seconds_until
 
-        refreshed = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed())
+        refreshed = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed(),
+                            self.options.memory_limit_bytes)
         findings = []
         for finding in refreshed.findings[:TOP_N]:
             where = refreshed.frames.get(finding.stack_id, [{}])[0] if finding.stack_id is not None else {}

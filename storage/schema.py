@@ -185,3 +185,10 @@ def _pss_cgroup(db: Database) -> None:
         ALTER TABLE snapshots ADD COLUMN cgroup_limit INTEGER;     -- its limit, NULL if none
         """
     )
+
+
+@migrations(name="0004_run_analysis")
+def _run_analysis(db: Database) -> None:
+    # JSON: what the latest analysis refresh said of the run as a whole: points analysed, series
+    # tested, the run length an inconclusive verdict needs, and the memory-limit projection.
+    db.execute("ALTER TABLE runs ADD COLUMN analysis TEXT")

@@ -262,9 +262,14 @@ class RunWriter:
                 )
         return detected
 
-    def set_verdict(self, verdict: str) -> None:
+    def set_verdict(self, verdict: str, analysis: dict[str, Any] | None = None) -> None:
+        """The run's verdict and, optionally, what the analysis said of the run as a whole."""
         with _writing(self.db), write_transaction(self.db):
-            self.db.execute("UPDATE runs SET verdict = ? WHERE id = ?", [verdict, self.run_id])
+            if analysis is None:
+                self.db.execute("UPDATE runs SET verdict = ? WHERE id = ?", [verdict, self.run_id])
+            else:
+                self.db.execute("UPDATE runs SET verdict = ?, analysis = ? WHERE id = ?",
+                                [verdict, json.dumps(analysis), self.run_id])
 
     def finish(self, status: str, reason: str | None, duration_s: float) -> None:
         with _writing(self.db), write_transaction(self.db):

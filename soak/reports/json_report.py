@@ -24,6 +24,7 @@ def report_dict(report: Report) -> dict[str, Any]:
             "iterations": run.iterations,
         },
         "verdict": report.verdict,
+        "analysis": report.analysis,
         "findings": [_finding(f) for f in report.findings],
     }
 
@@ -41,8 +42,10 @@ def _finding(finding: FindingInfo) -> dict[str, Any]:
         "growth_bytes_per_hour": finding.growth_bytes_per_hour,
         "growth_count_per_hour": finding.growth_count_per_hour,
         "p_value": finding.p_value,
+        "q_value": finding.q_value,
         "confidence": finding.confidence,
         "detected_at_s": finding.detected_at_s,
+        "evidence": {k: v for k, v in finding.evidence.items() if k != "call_site"},
     }
     if finding.resource is not None:
         data["resource"] = finding.resource

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,9 @@ class Report:
     events: list[dict[str, Any]]
     first_snapshot: dict[str, Any] | None
     last_snapshot: dict[str, Any] | None
+    analysis: dict[str, Any] = field(default_factory=dict)
+    """The latest refresh's view of the whole run: ``points``, ``tested``, ``needed_s`` (for an
+    inconclusive verdict) and ``projection`` (memory against its limit)."""
 
 
 def build_report(db: Database, selector: str = "latest") -> Report:
@@ -120,4 +124,5 @@ def build_report(db: Database, selector: str = "latest") -> Report:
         events=queries.events(db, run["id"]),
         first_snapshot=snaps[0] if snaps else None,
         last_snapshot=snaps[-1] if snaps else None,
+        analysis=json.loads(run["analysis"]) if run.get("analysis") else {},
     )

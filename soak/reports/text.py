@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from soak.durations import format_duration
 from soak.reports.model import FindingInfo, FrameInfo, Report
@@ -42,6 +43,9 @@ def render_text(report: Report) -> str:
         if last["traced_bytes"] is not None:
             memory += f", traced heap {human_bytes(first['traced_bytes'])} -> {human_bytes(last['traced_bytes'])}"
         lines.append(memory)
+    projection = _projection(report.analysis.get("projection") or {})
+    if projection:
+        lines.append(projection)
     lines.append("")
     lines.append(f"verdict: {report.verdict.upper()}" + _verdict_note(report))
     for number, finding in enumerate(report.findings, 1):
@@ -62,7 +66,9 @@ def _verdict_note(report: Report) -> str:
     if report.verdict == "clean":
         return " - nothing grows significantly"
     if report.verdict == "inconclusive":
-        return " - too few snapshots after warm-up to judge; run longer or snapshot more often"
+        needed = report.analysis.get("needed_s")
+        longer = f"run for at least {format_duration(needed)}" if needed else "run longer"
+        return f" - too few snapshots after warm-up to judge; {longer} or snapshot more often"
     leaks = sum(f.verdict == "leak" for f in report.findings)
     suspects = len(report.findings) - leaks
     return f" - {leaks} leaking, {suspects} suspect"
@@ -96,13 +102,46 @@ def _finding(number: int, finding: FindingInfo) -> list[str]:
     if len(finding.traceback) > 1:
         out.append("   traceback (allocation first):")
         out.extend(f"     {_frame(frame)}" for frame in finding.traceback)
-    evidence = finding.evidence
-    if "slope_interval" in evidence:
-        low, high = evidence["slope_interval"]
-        start, end = evidence["window_s"]
-        out.append(
-            f"   why: grows {human_bytes(evidence['slope_bytes_per_s'])}/s "
-            f"(95% CI {human_bytes(low)}-{human_bytes(high)}/s) from {format_duration(start)} to {format_duration(end)} "
-            f"(after warm-up), and still in the last part of it (p={evidence['recent_p_value']:.1e})"
-        )
+    why = _why(finding.evidence, finding.q_value)
+    if why:
+        out.append(f"   why: {why}")
     return out
+
+
+def _why(evidence: dict[str, Any], q_value: float | None) -> str:
+    """One line: the slope and its interval, where the analysed window starts and why, and that
+    growth goes on in the most recent part (with the early rate beside it)."""
+    if "slope_interval" not in evidence:
+        return ""
+    low, high = evidence["slope_interval"]
+    start, end = evidence["window_s"]
+    since = "a change of growth rate" if evidence.get("regime_shift") else "warm-up"
+    text = (f"floor grows {human_bytes(evidence['slope_bytes_per_s'])}/s (95% CI {human_bytes(low)}-{human_bytes(high)}/s"
+            + (f", q={q_value:.1e}" if q_value is not None else "")
+            + f") from {format_duration(start)} (after {since}) to {format_duration(end)}")
+    if "recent_slope_bytes_per_s" in evidence:
+        text += (f"; still {human_bytes(evidence['recent_slope_bytes_per_s'])}/s lately"
+                 f" (p={evidence['recent_p_value']:.1e}) vs {human_bytes(evidence.get('early_slope_bytes_per_s'))}/s early")
+    if evidence.get("sites"):
+        text += f"; {evidence['sites']} allocation sites in the library summed"
+    if evidence.get("slowing"):
+        text += f"; growth slowed at {format_duration(evidence['pending_shift_at_s'])}, too recently to judge"
+    return text
+
+
+def _projection(projection: dict[str, Any]) -> str:
+    growth = projection.get("growth_bytes_per_hour")
+    if growth is None or projection.get("memory_bytes") is None:
+        return ""
+    limit = projection.get("limit_bytes")
+    if growth <= 0:
+        text = "  memory is not growing"
+        return text + (f" ({human_bytes(projection['memory_bytes'])} of the {human_bytes(limit)} limit)" if limit else "")
+    text = f"  memory grows {human_bytes(growth)}/hour"
+    seconds = projection.get("seconds_until_limit")
+    if limit and seconds is not None:
+        text += (f": {human_bytes(projection['memory_bytes'])} now; at this rate the {human_bytes(limit)} limit"
+                 f" ({projection['limit_source']}) is reached in about {format_duration(seconds)}")
+    else:
+        text += " (give --memory-limit for a projection)"
+    return text
