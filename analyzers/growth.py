@@ -22,7 +22,7 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from soak.analyzers.changepoint import envelope_width, lower_envelope, regime_start
-from soak.analyzers.trend import Trend, fit_trend
+from soak.analyzers.trend import Trend, drift_p_value, fit_trend
 
 LEAK, SUSPECT, CLEAN, INCONCLUSIVE = "leak", "suspect", "clean", "inconclusive"
 
@@ -54,6 +54,9 @@ class Thresholds:
     """Trailing share of the analysed window that must still grow..."""
     min_recent_points: int = 6
     """...and never fewer snapshots than this, so that the recent trend test has power."""
+    slowdown_ratio: float = 0.5
+    """Growth whose last ``min_points`` snapshots are, with 99% confidence, below this share of
+    the regime's rate has slowed too recently to call: suspect, not leak."""
     envelope_points: int = 16
     """The lower envelope is a trailing minimum over 1/this of the analysed snapshots."""
     min_growth_bytes_per_hour: float = 1024 * 1024
@@ -127,16 +130,17 @@ def analyze(
         if np.ptp(y) < screen:  # cheap: a series whose whole range is below the floor cannot pass it
             continue
         width = envelope_width(y, shortest, len(tw) // 4)
-        candidates.append(_Candidate.fit(s, tw, y, width, thresholds))
+        counts = None if s.counts is None else np.asarray(s.counts, dtype=float)[window]
+        candidates.append(_Candidate.fit(s, tw, y, counts, width, thresholds))
     if not candidates:
         return Analysis(CLEAN, [], warmup_until_s, len(window), 0)
 
     from scipy import stats  # imported here: see trend.fit_trend
 
-    q_values = stats.false_discovery_control([c.trend.p_value for c in candidates])
+    q_values = stats.false_discovery_control([c.p_value for c in candidates])
     findings = []
     for c, q in zip(candidates, q_values):
-        finding = c.judge(float(q), floor_per_h, thresholds, window)
+        finding = c.judge(float(q), floor_per_h, thresholds)
         if finding is not None:
             findings.append(finding)
     findings.sort(key=lambda f: (f.verdict != LEAK, -f.growth_bytes_per_hour))
@@ -158,14 +162,28 @@ class _Candidate:
     trend: Trend
     width: int
     """Snapshots in the trailing minimum that made the envelope."""
+    count_envelope: np.ndarray | None
+    count_trend: Trend | None
 
     @classmethod
-    def fit(cls, s: Series, t: np.ndarray, y: np.ndarray, width: int, thresholds: Thresholds) -> "_Candidate":
+    def fit(cls, s: Series, t: np.ndarray, y: np.ndarray, counts: np.ndarray | None, width: int,
+            thresholds: Thresholds) -> "_Candidate":
         envelope = lower_envelope(y, width)
         start, pending = regime_start(envelope, thresholds.shift_alpha, thresholds.min_points)
-        return cls(s, t, envelope, start, pending, fit_trend(t[start:], envelope[start:]), width)
+        count_envelope = count_trend = None
+        if counts is not None:
+            count_envelope = lower_envelope(counts, width)
+            count_trend = fit_trend(t[start:], count_envelope[start:])
+        return cls(s, t, envelope, start, pending, fit_trend(t[start:], envelope[start:]), width,
+                   count_envelope, count_trend)
 
-    def judge(self, q: float, floor_per_h: float, thresholds: Thresholds, window: np.ndarray) -> Finding | None:
+    @property
+    def p_value(self) -> float:
+        """See :func:`_combined`."""
+        return _combined(self.trend, self.count_trend, self.envelope[self.start:],
+                         None if self.count_envelope is None else self.count_envelope[self.start:])
+
+    def judge(self, q: float, floor_per_h: float, thresholds: Thresholds) -> Finding | None:
         t, e = self.times[self.start:], self.envelope[self.start:]
         trend = self.trend
         rate = trend.slope * 3600
@@ -175,22 +193,26 @@ class _Candidate:
         n = len(t)
         n_recent = min(n, max(thresholds.min_recent_points, int(np.ceil(n * thresholds.recent_fraction))))
         late = fit_trend(t[-n_recent:], e[-n_recent:])
-        if not (late.p_value <= thresholds.recent_alpha and late.slope > 0):
+        late_count = None if self.count_envelope is None else fit_trend(t[-n_recent:], self.count_envelope[self.start:][-n_recent:])
+        recent_p = _combined(late, late_count, e[-n_recent:],
+                             None if self.count_envelope is None else self.count_envelope[self.start:][-n_recent:])
+        if not (recent_p <= thresholds.recent_alpha and late.slope > 0):
             return None  # growth that stopped: a cache that filled, a warm-up
         early = fit_trend(t[:n_recent], e[:n_recent])
-        slowing = self.pending_shift is not None and _slowed(self.envelope, self.pending_shift)
+        tail = _tail_slope_high(t[-thresholds.min_points:], e[-thresholds.min_points:])
+        stalled = tail < thresholds.slowdown_ratio * trend.slope
+        slowing = stalled or (self.pending_shift is not None and _slowed(self.envelope, self.pending_shift))
         verdict = LEAK if q <= thresholds.alpha and trend.slope_low > 0 and not slowing else SUSPECT
-        count_rate = None
-        if self.series.counts is not None:
-            counts = np.asarray(self.series.counts, dtype=float)[window][self.start:]
-            count_rate = fit_trend(t, counts).slope * 3600
+        count_rate = None if self.count_trend is None else self.count_trend.slope * 3600
         evidence: dict[str, Any] = {
             "slope_bytes_per_s": trend.slope,
             "slope_interval": [trend.slope_low, trend.slope_high],
             "autocorrelation_correction": trend.correction,
             "early_slope_bytes_per_s": early.slope,
             "recent_slope_bytes_per_s": late.slope,
-            "recent_p_value": late.p_value,
+            "recent_p_value": recent_p,
+            "p_level": trend.p_value,
+            "p_drift": drift_p_value(e),
             "warmup_until_s": float(t[0]),
             "regime_shift": self.start > 0,
             "window_s": [float(t[0]), float(t[-1])],
@@ -200,8 +222,35 @@ class _Candidate:
         }
         if self.pending_shift is not None:
             evidence["pending_shift_at_s"] = float(self.times[self.pending_shift])
-            evidence["slowing"] = slowing
-        return Finding(self.series.key, verdict, rate, count_rate, trend.p_value, q, evidence)
+        if slowing:
+            evidence["slowing"] = True
+            evidence.setdefault("pending_shift_at_s", float(t[-thresholds.min_points]))
+        return Finding(self.series.key, verdict, rate, count_rate, self.p_value, q, evidence)
+
+
+def _combined(trend: Trend, count_trend: Trend | None, values: np.ndarray, counts: np.ndarray | None) -> float:
+    """Evidence of growth from two tests on bytes, and the same two on live blocks where counted.
+
+    The level test (Mann–Kendall, corrected for autocorrelation) is strong when a leak sits in
+    stationary noise; the drift test (mean step) when the leak itself is noisy, its residuals
+    wandering like a random walk. Live blocks are the steadier sign of many leaks: a dict that
+    keeps every response gains one string per call while its bytes also jump at each resize.
+    The smallest p-value is multiplied by the number of tests (Bonferroni), which holds whatever
+    the dependence between them.
+    """
+    p_values = [trend.p_value, drift_p_value(values)]
+    if count_trend is not None and counts is not None:
+        p_values += [count_trend.p_value, drift_p_value(counts)]
+    return min(1.0, len(p_values) * min(p_values))
+
+
+def _tail_slope_high(t: np.ndarray, values: np.ndarray) -> float:
+    """Upper end of the 99% interval of the Theil–Sen slope over the last few snapshots."""
+    from scipy import stats
+
+    if len(t) < 3 or np.ptp(values) == 0:
+        return 0.0
+    return float(stats.theilslopes(values, t, alpha=0.99)[3])
 
 
 def _slowed(values: np.ndarray, shift: int) -> bool:

@@ -1,7 +1,8 @@
 """Accuracy benchmark: every reference workload through the real `soak run`, scored against its ground truth.
 
     python benchmarks/accuracy.py [--duration 60s] [--interval 1s] [--scale 1.0] [--only NAME ...]
-                                  [--jobs 1] [--db PATH]
+                                  [--jobs 1] [--db PATH] [--json PATH]
+    python benchmarks/accuracy.py --replay --db PATH [--only NAME ...]
 
 Each workload in ``soak.workloads.reference`` is soaked by the real CLI (``soak run ... --format
 json``) into one SQLite file (a temporary one unless ``--db`` is given), one run after the other
@@ -27,6 +28,10 @@ ground-truth site that grew most, shown in brackets): r is the Theil–Sen slope
 second, σ the standard deviation of the residuals around that fit, φ their lag-1 autocorrelation
 clipped to [0, 0.95]. For a late-onset leak the fit starts at the onset, and the ratio is
 (detected_at_s − onset) / T*.
+
+``--replay`` soaks nothing: it takes the runs an earlier benchmark kept in ``--db`` and judges
+them again with this checkout's analyzer, refresh by refresh as ``soak run`` would have (see
+``replay_one``), so a change to the statistics can be measured on hours of stored soak at once.
 
 This is a measurement: it exits 0 whatever the accuracy, non-zero only if the harness breaks (a run
 that produces no report).
@@ -182,6 +187,62 @@ def run_one(truth: Truth, args: argparse.Namespace, db_path: str) -> Outcome:
     return Outcome(truth, proc.returncode, report, error, wall_s)
 
 
+# --- replay: today's analyzer on stored runs ------------------------------------------------------
+
+
+def replay_one(truth: Truth, db_path: str) -> Outcome:
+    """The newest stored run of ``truth``, analysed again by this checkout's analyzer.
+
+    The supervisor's schedule is replayed: an analysis refresh every max(5 intervals, 5 s) on the
+    snapshots stored by then, and at the end; a finding's ``detected_at_s`` is the first refresh
+    that reported it (as ``soak run`` records it). Collecting a long soak and judging it are
+    separate, so a change to the statistics is measured on the same series without re-running
+    hours of soak.
+    """
+    from soak.analysis import analyze_run, finding_rows
+    from soak.analyzers import Thresholds
+    from soak.attribution import Attributor
+
+    started = time.monotonic()
+    db = _open_for_reading(db_path)
+    try:
+        found = db.execute("SELECT id, interval_s, status, name, target, duration_s, snapshots FROM runs"
+                           " WHERE name = ? ORDER BY id DESC LIMIT 1", [f"accuracy:{truth.name}"]).fetchall()
+        if not found:
+            return Outcome(truth, -1, None, f"no stored run named accuracy:{truth.name}")
+        run_id, interval_s, status, name, target, duration_s, count = found[0]
+        rows = queries.snapshots(db, run_id)
+        every = max(5 * (interval_s or 1.0), 5.0)
+        attributor = Attributor([str(REFERENCE_DIR)])
+        first_seen: dict[str, float] = {}
+        refreshes = [i for i, row in enumerate(rows) if i == len(rows) - 1 or
+                     int(rows[i + 1]["t_s"] // every) > int(row["t_s"] // every)]
+        findings: list[Any] = []
+        stacks: dict[int, Any] = {}
+        verdict = "inconclusive"
+        for i in refreshes:
+            result, groups = analyze_run(db, run_id, Thresholds(), rows[:i + 1], attributor)
+            findings, stacks = finding_rows(db, result, groups, attributor)
+            verdict = result.verdict
+            for finding in findings:
+                first_seen.setdefault(finding.finding_id, float(rows[i]["t_s"]))
+        report = {
+            "run": {"id": run_id, "status": status, "name": name, "target": target, "duration_s": duration_s,
+                    "snapshots": count},
+            "verdict": verdict,
+            "findings": [
+                {"id": f.finding_id, "kind": f.kind, "verdict": f.verdict, "stack_id": f.stack_id,
+                 "where": (stacks.get(f.stack_id) or [None])[0] if f.stack_id is not None else None,
+                 "library": f.library, "call_site": f.evidence.get("call_site"),
+                 "growth_bytes_per_hour": f.growth_bytes_per_hour, "detected_at_s": first_seen[f.finding_id]}
+                for f in findings
+            ],
+        }
+        return Outcome(truth, 1 if verdict == "leak" else 0, report, None, time.monotonic() - started)
+    finally:
+        db.close()
+
+
 # --- the detection bound ------------------------------------------------------------------------
 
 
@@ -224,7 +285,9 @@ def measure_bound(outcome: Outcome, db_path: str) -> None:
         series = {s.stack_id: s.bytes for s in queries.site_series(db, run_id, seqs)}
         stack_id, source = None, "finding"
         first = outcome.first
-        if first is not None and outcome.flagged and first.get("kind") == "site":
+        if first is not None and outcome.flagged and first.get("stack_id") is not None:
+            stack_id = first["stack_id"]  # a replayed finding names its stack
+        elif first is not None and outcome.flagged and first.get("kind") in ("site", "library"):
             for row in queries.findings(db, run_id):
                 if row["finding_id"] == first["id"]:
                     stack_id = row["stack_id"]
@@ -369,7 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
     parser.add_argument("--db", help="SQLite file to soak into (default: a temporary one, removed at the end)")
     parser.add_argument("--json", metavar="PATH", help="also write the outcomes and summary here")
+    parser.add_argument("--replay", action="store_true",
+                        help="soak nothing: analyse the runs already stored in --db again with this checkout's analyzer")
     args = parser.parse_args(argv)
+    if args.replay and not args.db:
+        parser.error("--replay needs --db, the file an earlier run of this benchmark kept")
 
     duration_s = parse_duration(args.duration)
     parse_duration(args.interval, option="interval")
@@ -400,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: dict[str, Outcome] = {}
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            futures = {pool.submit(run_one, truth, args, db_path): truth for truth in truths}
+            one = (lambda truth: replay_one(truth, db_path)) if args.replay else (lambda truth: run_one(truth, args, db_path))
+            futures = {pool.submit(one, truth): truth for truth in truths}
             for future in concurrent.futures.as_completed(futures):
                 outcome = future.result()
                 try:

@@ -114,17 +114,10 @@ class Refreshed:
     """See :func:`projection`."""
 
 
-def refresh(
-    db: Database, writer: RunWriter, thresholds: Thresholds, attributor: Attributor, t_s: float,
-    memory_limit_bytes: int | None = None,
-) -> Refreshed:
-    """Analyse the run so far and replace its stored findings, verdict and projection.
-
-    The projection is of the measured process's memory against ``memory_limit_bytes`` or, without
-    one, the cgroup's limit (compared with the cgroup's usage) when the snapshots have one.
-    """
-    snapshots = queries.snapshots(db, writer.run_id)
-    result, groups = analyze_run(db, writer.run_id, thresholds, snapshots, attributor)
+def finding_rows(
+    db: Database, result: Analysis, groups: dict[Hashable, Group], attributor: Attributor,
+) -> tuple[list[FindingRow], dict[int, list[dict[str, Any]]]]:
+    """The analysis' findings as stored rows (ids, attribution, evidence), and their stacks' frames."""
     shown = [_shown_stack(f.key, groups) for f in result.findings]
     stacks = queries.stack_frames(db, [stack_id for stack_id in shown if stack_id is not None])
     rows = []
@@ -159,6 +152,21 @@ def refresh(
                 evidence={**evidence, "call_site": call_site},
             )
         )
+    return rows, stacks
+
+
+def refresh(
+    db: Database, writer: RunWriter, thresholds: Thresholds, attributor: Attributor, t_s: float,
+    memory_limit_bytes: int | None = None,
+) -> Refreshed:
+    """Analyse the run so far and replace its stored findings, verdict and projection.
+
+    The projection is of the measured process's memory against ``memory_limit_bytes`` or, without
+    one, the cgroup's limit (compared with the cgroup's usage) when the snapshots have one.
+    """
+    snapshots = queries.snapshots(db, writer.run_id)
+    result, groups = analyze_run(db, writer.run_id, thresholds, snapshots, attributor)
+    rows, stacks = finding_rows(db, result, groups, attributor)
     writer.replace_findings(rows, t_s)
     slope = memory_slope(snapshots)
     summary = {
