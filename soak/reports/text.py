@@ -20,13 +20,22 @@ def human_bytes(n: float | None) -> str:
     raise AssertionError
 
 
-def _path(file: str) -> str:
+def format_confidence(confidence: float | None) -> str:
+    """1 − q as a percentage, e.g. ``99.87%``; ``>99.99%`` rather than a rounded 100%."""
+    if confidence is None:
+        return "?"
+    percent = confidence * 100
+    return ">99.99%" if percent > 99.99 else f"{percent:.2f}%"
+
+
+def display_path(file: str) -> str:
+    """Relative to the working directory when under it, else as stored."""
     rel = os.path.relpath(file) if os.path.isabs(file) else file
     return file if rel.startswith("..") else rel
 
 
 def _frame(frame: FrameInfo) -> str:
-    return f"{_path(frame.file)}:{frame.line} in {frame.function}"
+    return f"{display_path(frame.file)}:{frame.line} in {frame.function}"
 
 
 def render_text(report: Report) -> str:
@@ -43,7 +52,7 @@ def render_text(report: Report) -> str:
             memory += f", traced heap {human_bytes(first['traced_bytes'])} -> {human_bytes(last['traced_bytes'])}"
         lines.append(memory)
     lines.append("")
-    lines.append(f"verdict: {report.verdict.upper()}" + _verdict_note(report))
+    lines.append(f"verdict: {report.verdict.upper()}" + verdict_note(report))
     for number, finding in enumerate(report.findings, 1):
         lines.append("")
         lines.extend(_finding(number, finding))
@@ -58,7 +67,8 @@ def render_text(report: Report) -> str:
 NOTABLE_EVENTS = ("resume", "restart", "signal", "snapshot_timeout")
 
 
-def _verdict_note(report: Report) -> str:
+def verdict_note(report: Report) -> str:
+    """What follows the verdict: how many leaks and suspects, or why there are none."""
     if report.verdict == "clean":
         return " - nothing grows significantly"
     if report.verdict == "inconclusive":
@@ -96,13 +106,21 @@ def _finding(number: int, finding: FindingInfo) -> list[str]:
     if len(finding.traceback) > 1:
         out.append("   traceback (allocation first):")
         out.extend(f"     {_frame(frame)}" for frame in finding.traceback)
-    evidence = finding.evidence
-    if "slope_interval" in evidence:
-        low, high = evidence["slope_interval"]
-        start, end = evidence["window_s"]
-        out.append(
-            f"   why: grows {human_bytes(evidence['slope_bytes_per_s'])}/s "
-            f"(95% CI {human_bytes(low)}-{human_bytes(high)}/s) from {format_duration(start)} to {format_duration(end)} "
-            f"(after warm-up), and still in the last part of it (p={evidence['recent_p_value']:.1e})"
-        )
+    reason = why(finding)
+    if reason:
+        out.append(f"   why: {reason}")
     return out
+
+
+def why(finding: FindingInfo) -> str | None:
+    """The evidence in one sentence: slope and interval, the window after warm-up, the recent trend."""
+    evidence = finding.evidence
+    if "slope_interval" not in evidence:
+        return None
+    low, high = evidence["slope_interval"]
+    start, end = evidence["window_s"]
+    return (
+        f"grows {human_bytes(evidence['slope_bytes_per_s'])}/s "
+        f"(95% CI {human_bytes(low)}-{human_bytes(high)}/s) from {format_duration(start)} to {format_duration(end)} "
+        f"(after warm-up), and still in the last part of it (p={evidence['recent_p_value']:.1e})"
+    )
