@@ -249,3 +249,10 @@ def test_page_draws_its_charts_in_a_real_browser_without_errors(page: Path, tmp_
         plot_width = (svg.WIDTH - svg.LEFT - svg.RIGHT) * chart["w"] / svg.WIDTH
         columns = _columns_of_color(image, chart, color)
         assert columns >= 0.1 * plot_width, f"{chart_id}: {color} drawn in {columns} of {plot_width:.0f} columns"
+
+
+def test_lines_break_at_gaps_and_new_segments() -> None:
+    times = np.arange(6, dtype=float)
+    line = make_line("rss", times, [1, 2, None, 4, 5, 6], np.array([0, 0, 0, 0, 1, 1]))
+    assert line is not None
+    assert line.runs == [[(0.0, 1.0), (1.0, 2.0)], [(3.0, 4.0)], [(4.0, 5.0), (5.0, 6.0)]]

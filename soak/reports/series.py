@@ -52,7 +52,8 @@ class FindingChart:
 
 @dataclass(frozen=True)
 class ChartData:
-    duration_s: float
+    end_s: float
+    """The time axis ends here: at the last snapshot (the run's duration when there is none)."""
     process: list[Line]
     """RSS, and USS when measured."""
     traced: list[Line]
@@ -140,7 +141,7 @@ def load_chart_data(db: Database, report: Report) -> ChartData:
     for number, finding in enumerate(report.findings):
         findings.append(_finding_chart(db, run_id, finding, rows, times, segments) if number < MAX_CHARTED_FINDINGS else None)
     return ChartData(
-        duration_s=max(report.run.duration_s, float(times[-1]) if len(times) else 0.0),
+        end_s=float(times[-1]) if len(times) else report.run.duration_s,
         process=process,
         traced=[traced_line] if traced_line else [],
         warmup_until_s=_warmup(report, times, segments),

@@ -110,11 +110,11 @@ def line_chart(
         wx = x(warmup_until_s)
         out.append(f'<rect class="warmup" x="{LEFT}" y="{TOP}" width="{wx - LEFT:.1f}" height="{plot_h}"/>')
         out.append(f'<line class="cut" x1="{wx:.1f}" x2="{wx:.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')
-        out.append(f'<text class="note" x="{wx + 4:.1f}" y="{TOP + 12}">warm-up ends {escape(format_duration(warmup_until_s))}</text>')
+        out.append(f'<text class="note" x="{wx + 4:.1f}" y="{TOP + plot_h - 6}">warm-up ends {escape(format_duration(warmup_until_s))}</text>')
     for start in segment_starts:
         sx = x(start)
         out.append(f'<line class="segment" x1="{sx:.1f}" x2="{sx:.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')
-        out.append(f'<text class="note" x="{sx + 4:.1f}" y="{TOP + 26}">new segment</text>')
+        out.append(f'<text class="note" x="{sx + 4:.1f}" y="{TOP + plot_h - 20}">new segment</text>')
     for styled in lines:
         for run in styled.line.runs:
             if len(run) == 1:
