@@ -1,8 +1,8 @@
 """`soak report --format html` and `--format markdown` on a real run, and the page in a real browser.
 
 One short leaky soak (a few seconds) serves every test here. Its workload sits in a directory
-whose name holds HTML specials, and the run's name is a script tag, so escaping is tested on
-what a real run stores.
+named ``<script>app&"x`` and the run's name is a script element, so escaping is tested on what
+a real run stores.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def leaky(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(database, workload file) of a finished leaky run."""
     root = tmp_path_factory.mktemp("report-formats")
-    folder = root / 'app<b>&"x'
+    folder = root / '<script>app&"x'
     folder.mkdir()
     workload = folder / "leaky.py"
     shutil.copy(REFERENCE / "leaky_dict_cache.py", workload)
@@ -91,8 +91,8 @@ def test_html_escapes_what_the_user_named(page: Path) -> None:
     text = page.read_text()
     assert NASTY_NAME not in text
     assert html.escape(NASTY_NAME) in text
-    assert "app&lt;b&gt;&amp;&quot;x" in text
-    assert 'app<b>&"x' not in text
+    assert "&lt;script&gt;app&amp;&quot;x" in text  # the target's folder
+    assert '<script>app&"x' not in text
     assert text.count("<script>") == 2  # the page's own: the error recorder and the self-check
 
 
