@@ -46,7 +46,7 @@ th{font-weight:600;color:#555}td.num{text-align:right;white-space:nowrap}
 .chart .plot{fill:#fff;stroke:#ccd}.chart .grid{stroke:#eceef2}
 .chart text{font:11px system-ui,sans-serif;fill:#555}.chart .ylab{text-anchor:end}.chart .xlab{text-anchor:middle}
 .chart .warmup{fill:#8a94a6;fill-opacity:.12}.chart .cut{stroke:#555;stroke-dasharray:4 3}
-.chart .segment{stroke:#999;stroke-dasharray:2 3}.chart .note{paint-order:stroke;stroke:#fff;stroke-width:3px}.chart .series{fill:none;stroke-linejoin:round}
+.chart .segment{stroke:#999;stroke-dasharray:2 3}.chart .detected{stroke:#c62828;stroke-opacity:.6;stroke-dasharray:2 2}.chart .note{paint-order:stroke;stroke:#fff;stroke-width:3px}.chart .series{fill:none;stroke-linejoin:round}
 .chart .fit{stroke-width:2.5;stroke-dasharray:7 4}
 .tb{list-style:none;padding:0;margin:8px 0 0}.tb li{padding:3px 0 3px 8px;border-left:3px solid #e0e3e8}
 .tb li.alloc{border-left-color:#c62828}.tb li.caller{border-left-color:#1f6fd1}
@@ -233,6 +233,7 @@ def _finding(number: int, finding: FindingInfo, charts: ChartData | None, chart:
                 segment_starts=charts.segment_starts,
                 fit=chart.fit,
                 fit_color=COLORS["fit"],
+                detected_at_s=finding.detected_at_s,
                 from_zero=finding.kind == "site",
             )
         )

@@ -27,7 +27,7 @@ class Styled:
     width: float = 2.0
 
 
-def nice_step(span: float, ticks: int = 5) -> float:
+def nice_step(span: float, ticks: int = 6) -> float:
     """A 1-2-5 step that cuts ``span`` into about ``ticks`` parts."""
     if span <= 0:
         return 1.0
@@ -73,6 +73,7 @@ def line_chart(
     segment_starts: Sequence[float] = (),
     fit: Fit | None = None,
     fit_color: str = "#000000",
+    detected_at_s: float | None = None,
     from_zero: bool = False,
 ) -> str:
     """An SVG line chart of bytes over seconds since the run started."""
@@ -115,6 +116,10 @@ def line_chart(
         sx = x(start)
         out.append(f'<line class="segment" x1="{sx:.1f}" x2="{sx:.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')
         out.append(f'<text class="note" x="{sx + 4:.1f}" y="{TOP + plot_h - 20}">new segment</text>')
+    if detected_at_s is not None:
+        dx = x(detected_at_s)
+        out.append(f'<line class="detected" x1="{dx:.1f}" x2="{dx:.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')
+        out.append(f'<text class="note" x="{dx - 4:.1f}" y="{TOP + 12}" text-anchor="end">first detected {escape(format_duration(detected_at_s))}</text>')
     for styled in lines:
         for run in styled.line.runs:
             if len(run) == 1:
@@ -122,7 +127,8 @@ def line_chart(
                 out.append(f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="2.5" fill="{styled.color}"/>')
                 continue
             points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in run)
-            out.append(f'<polyline class="series" points="{points}" stroke="{styled.color}" stroke-width="{styled.width}"/>')
+            out.append(f'<polyline class="series" points="{points}" stroke="{styled.color}" stroke-width="{styled.width}">'
+                       f"<title>{escape(styled.line.label)}</title></polyline>")
     legend = [(styled.line.label, styled.color, "") for styled in lines]
     if fit:
         out.append(
