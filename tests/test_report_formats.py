@@ -256,3 +256,17 @@ def test_lines_break_at_gaps_and_new_segments() -> None:
     line = make_line("rss", times, [1, 2, None, 4, 5, 6], np.array([0, 0, 0, 0, 1, 1]))
     assert line is not None
     assert line.runs == [[(0.0, 1.0), (1.0, 2.0)], [(3.0, 4.0)], [(4.0, 5.0), (5.0, 6.0)]]
+
+
+def test_markdown_keeps_user_text_out_of_its_markup() -> None:
+    run = RunInfo(1, "a|b`c<img src=x>", "x|y.py:step", "failed", "raised <b>*boom*</b> | here",
+                  "2026-01-01T00:00:00+00:00", 60.0, 60, 100, 1.0)
+    frame = FrameInfo("/srv/a|b`.py", 7, "f|g")
+    finding = FindingInfo("0" * 16, "site", "leak", [frame], "application", None, 4e6, None, 1e-9, 1e-8,
+                          1 - 1e-8, 30.0, None)
+    text = render_markdown(Report(run, "leak", [finding], [], None, None))
+    row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
+    assert len(re.split(r"(?<!\\)\|", row)) == 10  # 8 cells: no user "|" splits the row
+    outside_code = re.sub(r"(`+).+?\1", "", text)
+    assert "<img" not in outside_code and "<b>" not in outside_code
+    assert "\\<b\\>\\*boom\\*\\</b\\> \\| here" in text
