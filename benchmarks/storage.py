@@ -3,7 +3,8 @@
 2,880 snapshots (every 30 s) of 5,000 live allocation sites, 10% of which change per snapshot,
 and 300 types, written with leaksoak's RunWriter into a fresh SQLite file. Prints the database
 size, write time per snapshot (median, p99), the time of `soak report --format json` on it
-(the real CLI, process start included, and in-process), and the time to read one site's series.
+(the real CLI, process start included, and in-process), the time and size of the HTML report,
+and the time to read one site's series.
 
     python benchmarks/storage.py [--snapshots 2880] [--sites 5000] [--types 300] [--thin]
 
@@ -23,6 +24,7 @@ import time
 
 import numpy as np
 
+from soak import api
 from soak.analysis import refresh
 from soak.analyzers import Thresholds
 from soak.attribution import Attributor
@@ -110,6 +112,9 @@ def main() -> None:
         read_one = time.perf_counter() - started
         stored = db.execute("SELECT count(*) FROM snapshots").fetchone()[0]
         db.close()
+        started = time.perf_counter()
+        page = api.report(path, "latest", fmt="html")
+        html_s = time.perf_counter() - started
         cli = [sys.executable, "-m", "soak", "report", "--db", path, "--format", "json"]
         runs = []
         for _ in range(3):
@@ -130,6 +135,7 @@ def main() -> None:
     print(f"write per snapshot:          median {statistics.median(write_ms):.1f} ms, p99 {write_ms[int(len(write_ms) * 0.99)]:.1f} ms")
     print(f"soak report --format json:   {min(runs):.2f} s (CLI, best of 3; `soak --help` alone takes {min(startup):.2f} s)")
     print(f"report in-process:           {report_in_process * 1000:.0f} ms")
+    print(f"HTML report in-process:      {html_s * 1000:.0f} ms, {len(page.encode()) / 1e3:.0f} kB")
     print(f"one site's series ({len(series)} points): {read_one * 1000:.1f} ms")
 
 

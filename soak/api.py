@@ -62,8 +62,17 @@ def load_report(db_path: str, run: str = "latest") -> Report:
 
 
 def report(db_path: str, run: str = "latest", *, fmt: str = "text") -> str:
-    """A run's report rendered as ``text`` or ``json``."""
-    return render(load_report(db_path, run), fmt)
+    """A run's report rendered as ``text``, ``json``, ``markdown`` or ``html`` (a page with charts)."""
+    if fmt != "html":
+        return render(load_report(db_path, run), fmt)
+    from soak.reports.series import load_chart_data
+
+    db = open_database(db_path, create=False)
+    try:
+        model = build_report(db, run)
+        return render(model, fmt, load_chart_data(db, model))
+    finally:
+        db.close()
 
 
 def export(db_path: str, run: str = "latest", *, fmt: str = "json", what: str = "snapshots") -> str:

@@ -158,6 +158,30 @@ def findings(db: Database, run_id: int) -> list[dict[str, Any]]:
     return rows
 
 
+def type_growth(db: Database, run_id: int, limit: int = 15) -> list[dict[str, Any]]:
+    """Types whose live object count grew most from the run's first census to its last.
+
+    Type samples are sparse like site samples: a type first stored after the first census
+    had no live objects before it. Rows: ``name``, ``first``, ``last``, ``change``.
+    """
+    rows = _rows(
+        db,
+        "WITH bounds AS (SELECT min(seq) AS first_seq FROM type_samples WHERE run_id = ?),"
+        " ends AS (SELECT type_id, min(seq) AS lo, max(seq) AS hi FROM type_samples WHERE run_id = ? GROUP BY type_id)"
+        " SELECT t.name,"
+        "  CASE WHEN e.lo = (SELECT first_seq FROM bounds) THEN a.count ELSE 0 END AS first,"
+        "  b.count AS last"
+        " FROM ends e JOIN types t ON t.id = e.type_id"
+        " JOIN type_samples a ON a.run_id = ? AND a.type_id = e.type_id AND a.seq = e.lo"
+        " JOIN type_samples b ON b.run_id = ? AND b.type_id = e.type_id AND b.seq = e.hi",
+        [run_id, run_id, run_id, run_id],
+    )
+    for row in rows:
+        row["change"] = row["last"] - row["first"]
+    rows.sort(key=lambda row: (-row["change"], row["name"]))
+    return [row for row in rows if row["change"] > 0][:limit]
+
+
 def events(db: Database, run_id: int) -> list[dict[str, Any]]:
     return _rows(db, "SELECT * FROM events WHERE run_id = ? ORDER BY t_s, id", [run_id])
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from soak.reports import FORMATS  # noqa: F401  (re-exported: the formats every command accepts)
+
 DB = typer.Option("soak.db", "--db", help="SQLite file holding the runs; many runs share one file.")
-FORMAT = typer.Option("text", "--format", "-f", help="text or json (schema leaksoak.report/1).")
-FORMATS = ("text", "json")
+FORMAT = typer.Option("text", "--format", "-f", help="text, json (schema leaksoak.report/1), markdown, or html (one self-contained page with charts).")
 
 METRICS_PORT = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics on this port during the run.")
 METRICS_HOST = typer.Option("127.0.0.1", "--metrics-host", help="Address for --metrics-port (default loopback only).")

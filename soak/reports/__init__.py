@@ -1,15 +1,33 @@
 """Reports: a model built from storage, and one renderer per format."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from soak.reports.model import Report, build_report
 
-__all__ = ["Report", "build_report", "render"]
+if TYPE_CHECKING:
+    from soak.reports.series import ChartData
+
+__all__ = ["FORMATS", "Report", "build_report", "render"]
+
+FORMATS = ("text", "json", "html", "markdown")
 
 
-def render(report: Report, fmt: str) -> str:
+def render(report: Report, fmt: str, charts: "ChartData | None" = None) -> str:
+    """``report`` as ``fmt``; ``charts`` are drawn by the ``html`` format only."""
     if fmt == "json":
         from soak.reports.json_report import render_json
 
         return render_json(report)
+    if fmt == "html":
+        from soak.reports.html import render_html
+
+        return render_html(report, charts)
+    if fmt == "markdown":
+        from soak.reports.markdown import render_markdown
+
+        return render_markdown(report)
     from soak.reports.text import render_text
 
     return render_text(report)

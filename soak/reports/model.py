@@ -44,6 +44,8 @@ class FindingInfo:
     detected_at_s: float | None
     resource: str | None
     evidence: dict[str, Any] = field(default_factory=dict)
+    stack_id: int | None = None
+    """The allocation site's stack in storage (kind ``site``), for reading its series."""
 
     @property
     def where(self) -> FrameInfo | None:
@@ -62,6 +64,11 @@ class RunInfo:
     snapshots: int
     iterations: int
     interval_s: float | None
+    mode: str | None = None
+    """``run`` or ``watch`` (``ci`` later)."""
+    host: str | None = None
+    options: dict[str, Any] | None = None
+    """The options the run was started with, as stored."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ def build_report(db: Database, selector: str = "latest") -> Report:
                 detected_at_s=row["detected_at_s"],
                 resource=row["resource"],
                 evidence=row["evidence"],
+                stack_id=row["stack_id"],
             )
         )
     snaps = queries.snapshots(db, run["id"])
@@ -118,6 +126,9 @@ def build_report(db: Database, selector: str = "latest") -> Report:
             snapshots=run["snapshots"],
             iterations=run["iterations"],
             interval_s=run["interval_s"],
+            mode=run.get("mode"),
+            host=run.get("host"),
+            options=json.loads(run["options"]) if run.get("options") else None,
         ),
         verdict=verdict,
         findings=findings,

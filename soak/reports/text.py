@@ -21,13 +21,22 @@ def human_bytes(n: float | None) -> str:
     raise AssertionError
 
 
-def _path(file: str) -> str:
+def format_confidence(confidence: float | None) -> str:
+    """1 − q as a percentage, e.g. ``99.87%``; ``>99.99%`` rather than a rounded 100%."""
+    if confidence is None:
+        return "?"
+    percent = confidence * 100
+    return ">99.99%" if percent > 99.99 else f"{percent:.2f}%"
+
+
+def display_path(file: str) -> str:
+    """Relative to the working directory when under it, else as stored."""
     rel = os.path.relpath(file) if os.path.isabs(file) else file
     return file if rel.startswith("..") else rel
 
 
 def _frame(frame: FrameInfo) -> str:
-    return f"{_path(frame.file)}:{frame.line} in {frame.function}"
+    return f"{display_path(frame.file)}:{frame.line} in {frame.function}"
 
 
 def render_text(report: Report) -> str:
@@ -43,11 +52,11 @@ def render_text(report: Report) -> str:
         if last["traced_bytes"] is not None:
             memory += f", traced heap {human_bytes(first['traced_bytes'])} -> {human_bytes(last['traced_bytes'])}"
         lines.append(memory)
-    projection = _projection(report.analysis.get("projection") or {})
+    projection = projection_note(report.analysis.get("projection") or {})
     if projection:
         lines.append(projection)
     lines.append("")
-    lines.append(f"verdict: {report.verdict.upper()}" + _verdict_note(report))
+    lines.append(f"verdict: {report.verdict.upper()}" + verdict_note(report))
     for number, finding in enumerate(report.findings, 1):
         lines.append("")
         lines.extend(_finding(number, finding))
@@ -62,7 +71,8 @@ def render_text(report: Report) -> str:
 NOTABLE_EVENTS = ("resume", "restart", "signal", "snapshot_timeout")
 
 
-def _verdict_note(report: Report) -> str:
+def verdict_note(report: Report) -> str:
+    """What follows the verdict: how many leaks and suspects, or why there are none."""
     if report.verdict == "clean":
         return " - nothing grows significantly"
     if report.verdict == "inconclusive":
@@ -102,17 +112,18 @@ def _finding(number: int, finding: FindingInfo) -> list[str]:
     if len(finding.traceback) > 1:
         out.append("   traceback (allocation first):")
         out.extend(f"     {_frame(frame)}" for frame in finding.traceback)
-    why = _why(finding.evidence, finding.q_value)
-    if why:
-        out.append(f"   why: {why}")
+    reason = why(finding)
+    if reason:
+        out.append(f"   why: {reason}")
     return out
 
 
-def _why(evidence: dict[str, Any], q_value: float | None) -> str:
-    """One line: the slope and its interval, where the analysed window starts and why, and that
-    growth goes on in the most recent part (with the early rate beside it)."""
+def why(finding: FindingInfo) -> str | None:
+    """The evidence in one line: the slope of the series' floor and its interval, where the
+    analysed window starts and why, and that growth goes on lately (with the early rate beside it)."""
+    evidence, q_value = finding.evidence, finding.q_value
     if "slope_interval" not in evidence:
-        return ""
+        return None
     low, high = evidence["slope_interval"]
     start, end = evidence["window_s"]
     since = "a change of growth rate" if evidence.get("regime_shift") else "warm-up"
@@ -129,7 +140,7 @@ def _why(evidence: dict[str, Any], q_value: float | None) -> str:
     return text
 
 
-def _projection(projection: dict[str, Any]) -> str:
+def projection_note(projection: dict[str, Any]) -> str:
     growth = projection.get("growth_bytes_per_hour")
     if growth is None or projection.get("memory_bytes") is None:
         return ""
