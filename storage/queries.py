@@ -58,6 +58,18 @@ def effective_status(run: dict[str, Any]) -> tuple[str, str | None]:
     return "killed", "the supervisor process is gone without ending the run"
 
 
+def latest_completed_runs(db: Database) -> dict[str, dict[str, Any]]:
+    """The newest completed run of each target, by target text."""
+    if "runs" not in db.table_names():
+        return {}
+    rows = _rows(
+        db,
+        "SELECT * FROM runs WHERE id IN (SELECT max(id) FROM runs WHERE status = 'completed' GROUP BY target)"
+        " ORDER BY id",
+    )
+    return {row["target"]: row for row in rows}
+
+
 def list_runs(db: Database) -> list[dict[str, Any]]:
     return _rows(db, "SELECT * FROM runs ORDER BY id")
 
