@@ -172,12 +172,13 @@ def compare(base_db: str, new_db: str, *, run_base: str | None = None, run_new: 
     if min_ratio < 1:
         raise BadInput("the minimum ratio must be at least 1")
     base, new = _open(base_db, "base"), _open(new_db, "new")
+    same = os.path.samefile(base_db, new_db)
     try:
         if run_base is None and run_new is None:
             new_runs = list(queries.latest_completed_runs(new).values())
             if not new_runs:
                 raise BadInput(f"{new_db!r} holds no completed run to compare")
-            pairs = _pairs(base, new_runs)
+            pairs = _pairs(base, new_runs, same)
             if all(b is None for _, b in pairs):
                 targets = ", ".join(repr(r["target"]) for r in new_runs[:3])
                 raise BadInput(f"no completed run in {base_db!r} has a target of {new_db!r} ({targets}); "
@@ -187,11 +188,11 @@ def compare(base_db: str, new_db: str, *, run_base: str | None = None, run_new: 
             base_run = queries.find_run(base, run_base) if run_base is not None else None
             if new_run is None:
                 assert base_run is not None
-                new_run = queries.latest_completed_runs(new).get(base_run["target"])
+                new_run = queries.latest_completed_runs(new, [base_run["id"]] if same else None).get(base_run["target"])
                 if new_run is None:
                     raise BadInput(f"{new_db!r} holds no completed run of {base_run['target']!r}")
             if base_run is None:
-                base_run = queries.latest_completed_runs(base).get(new_run["target"])
+                base_run = queries.latest_completed_runs(base, [new_run["id"]] if same else None).get(new_run["target"])
                 if base_run is None:
                     raise BadInput(f"{base_db!r} holds no completed run of {new_run['target']!r}")
             pairs = [(new_run, base_run)]
@@ -203,11 +204,14 @@ def compare(base_db: str, new_db: str, *, run_base: str | None = None, run_new: 
 
 
 def compare_with_baseline(base_db: str, new_db: str, run_ids: Iterable[int], min_ratio: float = MIN_RATIO) -> dict[int, TargetComparison]:
-    """Each of the runs ``run_ids`` of ``new_db`` against the newest completed run of its target in ``base_db``."""
+    """Each of the runs ``run_ids`` of ``new_db`` against the newest completed run of its target in
+    ``base_db`` (when that is the same file, the newest before them)."""
     base, new = _open(base_db, "baseline"), _open(new_db, "new")
+    same = os.path.samefile(base_db, new_db)
     try:
         new_runs = [queries.find_run(new, str(run_id)) for run_id in run_ids]
-        return {row["id"]: _compare_pair(base, new, row, base_row, min_ratio) for row, base_row in _pairs(base, new_runs)}
+        pairs = _pairs(base, new_runs, same)
+        return {row["id"]: _compare_pair(base, new, row, base_row, min_ratio) for row, base_row in pairs}
     finally:
         base.close()
         new.close()
@@ -228,8 +232,9 @@ def _open(path: str, role: str) -> Database:
     return db
 
 
-def _pairs(base: Database, new_runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
-    latest = queries.latest_completed_runs(base)
+def _pairs(base: Database, new_runs: list[dict[str, Any]], same_file: bool) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Each new run with the newest completed run of its target in ``base`` (not one of the new runs)."""
+    latest = queries.latest_completed_runs(base, [row["id"] for row in new_runs] if same_file else None)
     return [(row, latest.get(row["target"])) for row in new_runs]
 
 

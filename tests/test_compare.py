@@ -27,15 +27,16 @@ def _rate(kib_per_s: int) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def soaked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """A baseline at 64 KiB/s; `soak ci --baseline` at twice the rate; a rerun at 64 KiB/s, of the
-    same file named by its absolute path (another target text, so runs must be named to compare)."""
+    """A baseline at 64 KiB/s; `soak ci --baseline` at twice the rate; a rerun at 64 KiB/s in the
+    baseline's database, of the same file named by its absolute path (another target text, so
+    the runs must be named to be compared)."""
     tmp = tmp_path_factory.mktemp("compare")
-    base, new, rerun = tmp / "base.db", tmp / "new.db", tmp / "rerun.db"
+    base, new = tmp / "base.db", tmp / "new.db"
     first = run_soak("ci", TARGET, *SOAK, "--db", str(base), cwd=REPO, env=_rate(64))
     doubled = run_soak("ci", TARGET, *SOAK, "--db", str(new), "--baseline", str(base), "--junit", str(tmp / "junit.xml"),
                        "--summary", str(tmp / "summary.md"), cwd=REPO, env=_rate(128))
-    again = run_soak("run", f"{REPO / TARGET}", *SOAK, "--db", str(rerun), "--quiet", cwd=REPO, env=_rate(64))
-    return {"tmp": tmp, "base": base, "new": new, "rerun": rerun, "first": first, "doubled": doubled, "again": again}
+    again = run_soak("run", f"{REPO / TARGET}", *SOAK, "--db", str(base), "--quiet", cwd=REPO, env=_rate(64))
+    return {"tmp": tmp, "base": base, "new": new, "first": first, "doubled": doubled, "again": again}
 
 
 def _compare(*args: object) -> object:
@@ -63,7 +64,7 @@ def test_compare_flags_a_leak_whose_rate_doubled(soaked: dict) -> None:
 
 def test_compare_passes_a_rerun_at_the_same_rate_and_reports_a_slower_one(soaked: dict) -> None:
     assert soaked["again"].returncode == 1
-    data = _compare(soaked["base"], soaked["rerun"], "--run-base", "1", "--run-new", "latest", "--format", "json")
+    data = _compare(soaked["base"], soaked["base"], "--run-base", "1", "--run-new", "2", "--format", "json")
     assert data.returncode == 0, data.stdout + data.stderr
     (target,) = data.json()["targets"]
     assert target["status"] == UNCHANGED
@@ -99,7 +100,8 @@ def test_compare_bad_input_is_one_line_exit_2(soaked: dict, args: tuple[str, ...
 
 
 def test_compare_without_a_shared_target_is_bad_input(soaked: dict) -> None:
-    result = _compare(soaked["base"], soaked["rerun"])
+    # One database against itself: each target's newest run against its previous one; these have none.
+    result = _compare(soaked["base"], soaked["base"])
     assert result.returncode == 2 and "pass --run-base and --run-new" in result.stderr
 
 
