@@ -12,7 +12,10 @@ import pytest
 
 from conftest import REPO, TEST_WORKLOADS, db_rows, leak_lines, run_soak
 
+from soak import api
+from soak.ci import CiResult, TargetResult
 from soak.reports.annotations import escape_data, escape_property
+from soak.reports.ci_summary import MAX_BYTES, render_summary
 
 LEAKY = "workloads/reference/leaky_dict_cache.py:step"
 CLEAN = "soak.workloads.reference.clean_bounded_lru:step"
@@ -94,6 +97,16 @@ def test_annotations_are_capped_at_ten_most_severe_first(tmp_path: Path) -> None
     rates = [f["growth_bytes_per_hour"] for f in leaks]
     assert rates == sorted(rates, reverse=True)
     assert all("\n" not in a and a.count("::") == 2 for a in annotations)
+
+
+    # The Markdown summary of many such targets stops short of GitHub's 1 MiB, with a note.
+    stored = api.load_report(str(tmp_path / "soak.db"))
+    many = CiResult([TargetResult(f"t{n}.py:step", "fail", stored.run.id, "completed", None, "leak", stored)
+                     for n in range(3000)], "suspect")
+    summary = render_summary(many)
+    assert MAX_BYTES - 1024 < len(summary.encode()) <= MAX_BYTES < 1024 * 1024
+    assert summary.rstrip().endswith("`soak report` have everything._") and "Summary truncated" in summary
+    assert "tests/workloads/many_leaks.py:21" in summary
 
 
 def test_annotation_escaping_follows_github_rules() -> None:
