@@ -15,6 +15,8 @@ from soak.reports.model import Report
 from soak.storage import open_database, queries
 
 if TYPE_CHECKING:
+    from soak.ci import CiOptions, CiResult, TargetResult
+    from soak.compare import Comparison
     from soak.supervisor import Progress, RunOptions, RunResult
     from soak.watch import WatchOptions
 
@@ -43,13 +45,41 @@ def __getattr__(name: str) -> object:
         from soak import supervisor
 
         return getattr(supervisor, name)
+    if name in ("CiOptions", "CiResult"):
+        from soak import ci as ci_module
+
+        return getattr(ci_module, name)
     if name == "WatchOptions":
         from soak.watch import WatchOptions
 
         return WatchOptions
     raise AttributeError(name)
 
-__all__ = ["Progress", "Report", "RunOptions", "RunResult", "Thresholds", "WatchOptions", "export", "load_report", "report", "run", "runs", "watch"]
+__all__ = ["CiOptions", "CiResult", "Progress", "Report", "RunOptions", "RunResult", "Thresholds", "WatchOptions",
+           "ci", "compare", "export", "load_report", "render_comparison", "report", "run", "runs", "watch"]
+
+
+def ci(options: "CiOptions", on_start: "Callable[[int, int, str], None] | None" = None,
+       on_done: "Callable[[int, int, TargetResult], None] | None" = None) -> "CiResult":
+    """Soak each target in turn as ``soak ci`` does, write the JUnit XML and the Markdown summary
+    it asks for, and judge it against its baseline; see :class:`soak.ci.CiOptions`."""
+    from soak import ci as ci_module
+
+    return ci_module.run_ci(options, on_start, on_done)
+
+
+def compare(base_db: str, new_db: str, *, run_base: str | None = None, run_new: str | None = None) -> "Comparison":
+    """Compare runs of ``new_db`` with the same targets' runs in ``base_db``; see :mod:`soak.compare`."""
+    from soak import compare as comparing
+
+    return comparing.compare(base_db, new_db, run_base=run_base, run_new=run_new)
+
+
+def render_comparison(comparison: "Comparison", fmt: str = "text") -> str:
+    """A comparison as ``text`` or ``json`` (schema ``leaksoak.compare/1``)."""
+    from soak.reports.comparison import render_comparison as render_it
+
+    return render_it(comparison, fmt)
 
 
 def load_report(db_path: str, run: str = "latest") -> Report:

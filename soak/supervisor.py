@@ -32,6 +32,7 @@ from soak.worker_process import Subject, WorkerProcess
 
 FAIL_ON = ("leak", "suspect", "never")
 TRACERS = ("exact", "off")
+MODES = ("run", "ci")
 
 
 @dataclass
@@ -64,6 +65,8 @@ class RunOptions:
     """How often to refresh the analysis during the run; default every 5 snapshots, at least 5 s."""
     snapshot_timeout_s: float | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
+    mode: str = "run"
+    """Recorded in the run's row: ``run``, or ``ci`` for a target of ``soak ci``."""
 
     def check(self) -> None:
         if (self.target is None) == (self.resume is None):
@@ -84,6 +87,8 @@ class RunOptions:
             raise BadInput(f"--fail-on must be one of {', '.join(FAIL_ON)}")
         if self.tracer not in TRACERS:
             raise BadInput(f"--tracer must be one of {', '.join(TRACERS)}")
+        if self.mode not in MODES:
+            raise BadInput(f"mode must be one of {', '.join(MODES)}")
         if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
             raise BadInput("--metrics-port must be between 1 and 65535")
         if self.thin_every < 1 or self.keep_full_s <= 0:
@@ -156,7 +161,7 @@ def run(
         if resumed is None:
             started = time.time()
             writer = RunWriter.create_run(
-                db, name=options.name or spec.default_name, target=spec.text, mode="run",
+                db, name=options.name or spec.default_name, target=spec.text, mode=options.mode,
                 planned_duration_s=options.duration_s, interval_s=options.interval_s,
                 options=options.stored(), function_name=sources.function_name, started_ts=started,
             )

@@ -58,6 +58,21 @@ def effective_status(run: dict[str, Any]) -> tuple[str, str | None]:
     return "killed", "the supervisor process is gone without ending the run"
 
 
+def latest_completed_runs(db: Database, exclude: list[int] | None = None) -> dict[str, dict[str, Any]]:
+    """The newest completed run of each target, by target text, leaving out the runs ``exclude``."""
+    if "runs" not in db.table_names():
+        return {}
+    excluded = list(exclude or [])
+    unless = f" AND id NOT IN ({','.join('?' for _ in excluded)})" if excluded else ""
+    rows = _rows(
+        db,
+        f"SELECT * FROM runs WHERE id IN (SELECT max(id) FROM runs WHERE status = 'completed'{unless} GROUP BY target)"
+        " ORDER BY id",
+        excluded,
+    )
+    return {row["target"]: row for row in rows}
+
+
 def list_runs(db: Database) -> list[dict[str, Any]]:
     return _rows(db, "SELECT * FROM runs ORDER BY id")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from soak.commands import export, report, run, runs, watch
+from soak.commands import ci, compare, export, report, run, runs, watch
 
 
 def register(app: typer.Typer) -> None:
@@ -13,3 +13,5 @@ def register(app: typer.Typer) -> None:
     app.command("report")(report.report_command)
     app.command("runs")(runs.runs_command)
     app.command("export")(export.export_command)
+    app.command("ci")(ci.ci_command)
+    app.command("compare")(compare.compare_command)

@@ -1,0 +1,186 @@
+"""``soak ci``: soak several targets in turn on a time budget, judge each one (and against a
+baseline), and write what a CI system reads: JUnit XML and a Markdown step summary."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from soak.analyzers import Thresholds
+from soak.compare import TargetComparison, check_database, compare_with_baseline
+from soak.errors import BadInput
+from soak.reports.model import Report
+from soak.storage import open_database
+from soak.targets import parse_target
+
+if TYPE_CHECKING:
+    from soak.supervisor import RunOptions
+
+FAIL_ON = ("leak", "suspect")
+
+PASS, FAIL, ERROR = "pass", "fail", "error"
+
+
+def default_interval(duration_s: float) -> float:
+    """About 60 snapshots per target, between one every 0.25 s and one every 30 s."""
+    return min(30.0, max(0.25, duration_s / 60))
+
+
+@dataclass
+class CiOptions:
+    """Everything ``soak ci`` takes, after the command line and ``[tool.leaksoak]`` are merged."""
+
+    targets: list[str]
+    duration_s: float
+    """The budget of each target, not of all of them."""
+    interval_s: float | None = None
+    """Default: :func:`default_interval` of the duration."""
+    db_path: str = "soak.db"
+    junit_path: str | None = None
+    summary_path: str | None = None
+    """Appended to, as GitHub's ``$GITHUB_STEP_SUMMARY`` expects."""
+    baseline_path: str | None = None
+    fail_on: str = "suspect"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @property
+    def interval(self) -> float:
+        return self.interval_s if self.interval_s is not None else default_interval(self.duration_s)
+
+    def run_options(self, target: str) -> "RunOptions":
+        from soak.supervisor import RunOptions
+
+        return RunOptions(target=target, duration_s=self.duration_s, interval_s=self.interval, db_path=self.db_path,
+                          fail_on=self.fail_on, mode="ci", thresholds=self.thresholds)
+
+    def check(self) -> None:
+        """Everything that can be checked before the first soak starts; raises BadInput."""
+        if not self.targets:
+            raise BadInput("no targets: give TARGET arguments or set targets in [tool.leaksoak] of pyproject.toml")
+        if self.fail_on not in FAIL_ON:
+            raise BadInput(f"--fail-on must be one of {', '.join(FAIL_ON)}")
+        if len(set(self.targets)) != len(self.targets):
+            raise BadInput("a target is given twice")
+        for target in self.targets:
+            parse_target(target)
+            self.run_options(target).check()
+        for option, path in (("--junit", self.junit_path), ("--summary", self.summary_path)):
+            if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+                raise BadInput(f"{option} {path!r}: its directory does not exist")
+        if self.baseline_path is not None:
+            check_database(self.baseline_path, "baseline")
+        if os.path.exists(self.db_path):
+            open_database(self.db_path, create=False).close()
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """How one target's soak ended and what CI makes of it."""
+
+    target: str
+    outcome: str
+    """pass | fail | error"""
+    run_id: int | None
+    status: str
+    """completed | interrupted | failed, or ``bad_input`` when the worker could not load it."""
+    reason: str | None
+    verdict: str
+    report: Report | None = None
+    comparison: TargetComparison | None = None
+
+    @property
+    def regressed(self) -> bool:
+        return self.comparison is not None and self.comparison.status == "regression"
+
+
+@dataclass(frozen=True)
+class CiResult:
+    targets: list[TargetResult]
+    fail_on: str
+    bad_input: str | None = None
+    """The first target that could not be loaded, as a one-line message."""
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """2 if a target was bad input, 3 if a run failed or was interrupted, 1 if one failed, else 0."""
+        if self.bad_input:
+            return 2
+        if self.interrupted or any(t.outcome == ERROR for t in self.targets):
+            return 3
+        return 1 if any(t.outcome == FAIL for t in self.targets) else 0
+
+
+def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None = None,
+           on_done: Callable[[int, int, TargetResult], None] | None = None) -> CiResult:
+    """Soak each target for ``duration_s``, one after the other, then write the outputs asked for.
+
+    ``on_start(index, total, target)`` and ``on_done(index, total, result)`` are called around
+    each target (index from 1). Raises BadInput before anything runs for bad options."""
+    from soak import api
+
+    options.check()
+    results: list[TargetResult] = []
+    bad_input: str | None = None
+    interrupted = False
+    total = len(options.targets)
+    for index, target in enumerate(options.targets, 1):
+        if on_start is not None:
+            on_start(index, total, target)
+        try:
+            run = api.run(options.run_options(target))
+        except BadInput as exc:  # the worker could not load it: nothing was written for it
+            bad_input = bad_input or f"target {target!r}: {exc}"
+            result = TargetResult(target, ERROR, None, "bad_input", str(exc), "inconclusive")
+        else:
+            result = _judge(options, target, run.run_id, run.status, run.reason, api.load_report(options.db_path, str(run.run_id)))
+        results.append(result)
+        if on_done is not None:
+            on_done(index, total, result)
+        if result.status == "interrupted":
+            interrupted = True
+            break
+    if options.baseline_path is not None:
+        results = _with_baseline(options, results)
+    outcome = CiResult(results, options.fail_on, bad_input, interrupted)
+    _write_outputs(options, outcome)
+    return outcome
+
+
+def _judge(options: CiOptions, target: str, run_id: int, status: str, reason: str | None, report: Report) -> TargetResult:
+    if status != "completed":
+        return TargetResult(target, ERROR, run_id, status, reason, report.verdict, report)
+    failing = report.verdict == "leak" or (report.verdict == "suspect" and options.fail_on == "suspect")
+    return TargetResult(target, FAIL if failing else PASS, run_id, status, reason, report.verdict, report)
+
+
+def _with_baseline(options: CiOptions, results: list[TargetResult]) -> list[TargetResult]:
+    assert options.baseline_path is not None
+    compared = [r for r in results if r.run_id is not None and r.status == "completed"]
+    comparisons = compare_with_baseline(options.baseline_path, options.db_path, [r.run_id for r in compared if r.run_id])
+    judged = []
+    for result in results:
+        comparison = comparisons.get(result.run_id) if result.run_id is not None else None
+        outcome = FAIL if comparison is not None and comparison.status == "regression" and result.outcome == PASS else result.outcome
+        judged.append(TargetResult(result.target, outcome, result.run_id, result.status, result.reason, result.verdict,
+                                   result.report, comparison))
+    return judged
+
+
+def _write_outputs(options: CiOptions, result: CiResult) -> None:
+    from soak.commands.output import write_output
+
+    if options.junit_path:
+        from soak.reports.junit import render_junit
+
+        write_output(render_junit(result), options.junit_path)
+    if options.summary_path:
+        from soak.reports.ci_summary import render_summary
+
+        text = render_summary(result)
+        try:
+            with open(options.summary_path, "a", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise BadInput(f"cannot write {options.summary_path!r}: {exc.strerror}") from exc
