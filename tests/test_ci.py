@@ -54,7 +54,7 @@ def test_one_leaky_one_clean_target_fails_once_with_junit_summary_and_annotation
     annotations = _annotations(result.stdout)
     lines = leak_lines(REPO / "workloads/reference/leaky_dict_cache.py")
     assert annotations and len(annotations) <= 10
-    assert annotations[0].startswith(f"::error file=workloads/reference/leaky_dict_cache.py,line=16,title=memory leak%3A +")
+    assert annotations[0].startswith("::error file=workloads/reference/leaky_dict_cache.py,line=16,title=memory leak%3A +")
     assert all(int(a.split(",line=")[1].split(",")[0]) in lines | {14} for a in annotations)
 
     assert "soak ci [1/2]" in result.stderr and "soak ci [2/2]" in result.stderr and "PASS: clean" in result.stderr
