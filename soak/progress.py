@@ -119,7 +119,8 @@ def render_panel(title: str, progress: "Progress | None", since_s: float = 0.0) 
         remaining = "until stopped"
     grid.add_row("elapsed", f"{format_duration(elapsed)}  ({remaining})")
     grid.add_row("snapshots", f"{progress.snapshots}")
-    grid.add_row("memory", f"RSS {human_bytes(progress.rss)}, traced heap {human_bytes(progress.traced_bytes)}")
+    traced = f", traced heap {human_bytes(progress.traced_bytes)}" if progress.traced_bytes is not None else ""
+    grid.add_row("memory", f"RSS {human_bytes(progress.rss)}{traced}")
     verdict = progress.analysis.verdict
     grid.add_row("verdict", Text.assemble((verdict.upper(), VERDICT_STYLES.get(verdict, "")), f"  ({_verdict_note(progress)})"))
     if progress.top:

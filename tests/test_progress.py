@@ -17,19 +17,19 @@ from soak.progress import render_panel
 from soak.supervisor import Progress
 
 LINE = re.compile(
-    r"^\[(?P<elapsed>[\dhms.]+) / 11s\] (?P<snapshots>\d+) snapshots, RSS [\d.]+ (B|KiB|MiB|GiB), "
+    r"^\[(?P<elapsed>[\dhms.]+) / 14s\] (?P<snapshots>\d+) snapshots, RSS [\d.]+ (B|KiB|MiB|GiB), "
     r"traced [\d.]+ (B|KiB|MiB|GiB), verdict so far: (?P<verdict>leak|suspect|clean|inconclusive)( \(\d+ leaking site\(s\)\))?$"
 )
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def test_progress_lines_when_not_a_terminal(db: Path) -> None:
-    # Analysis refreshes every 5 s, so 11 s gives two of them.
+    # Analysis refreshes every 5 s, so 14 s gives two of them, with time to spare on a busy machine.
     result = run_soak("run", f"{REFERENCE / 'leaky_dict_cache.py'}:step", "--db", str(db),
-                      "--duration", "11s", "--interval", "0.25s")
+                      "--duration", "14s", "--interval", "0.5s")
     assert result.returncode == 1, result.stderr
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("soaking ") and "as run 1 for 11s" in lines[0]
+    assert lines[0].startswith("soaking ") and "as run 1 for 14s" in lines[0]
     progress = [LINE.match(line) for line in lines[1:]]
     assert len(progress) >= 2 and all(progress), lines
     snapshots = [int(m["snapshots"]) for m in progress if m]
@@ -116,8 +116,10 @@ def test_panel_without_a_planned_end_and_before_any_finding() -> None:
 
     console = Console(width=100, record=True)
     console.print(render_panel("leaksoak watch, run 3: pid:42", _progress()))
-    console.print(render_panel("leaksoak run 4", None))
+    console.print(render_panel("leaksoak watch, run 4: pid:43", _progress(traced_bytes=None)))
+    console.print(render_panel("leaksoak run 5", None))
     text = console.export_text()
-    assert "until stopped" in text and "30.0 MiB" in text and "INCONCLUSIVE" in text
+    assert "until stopped" in text and "RSS 30.0 MiB, traced heap 1.0 MiB" in text and "INCONCLUSIVE" in text
+    assert text.count("traced heap") == 1  # no tracer, no traced heap in the second panel
     assert "top growers" not in text
     assert "waiting for the first snapshot" in text
