@@ -52,9 +52,9 @@ class ProgressDisplay:
     so Ctrl-C still reaches the supervisor.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.live = is_terminal(self.stream) if live is None else live
+        self.live = is_terminal(self.stream)
         self.title = "leaksoak"
         self._progress: Progress | None = None
         self._received = time.monotonic()
@@ -81,10 +81,11 @@ class ProgressDisplay:
             self._live.start()
 
     def __call__(self, progress: "Progress") -> None:
-        if self._live is not None:
+        live = self._live
+        if live is not None:
             with self._lock:
                 self._progress, self._received = progress, time.monotonic()
-            self._live.refresh()
+            live.refresh()
         elif progress.refreshed:
             print(progress_line(progress), file=self.stream, flush=True)
 
