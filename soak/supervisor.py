@@ -116,7 +116,7 @@ class RunResult:
 
 @dataclass(frozen=True)
 class Progress:
-    """What a progress display needs after each analysis refresh."""
+    """What a progress display needs, after each analysis refresh and each snapshot in between."""
 
     elapsed_s: float
     duration_s: float
@@ -124,6 +124,12 @@ class Progress:
     rss: int | None
     traced_bytes: int | None
     analysis: Analysis
+    """The latest refresh (before the first one: inconclusive, no findings)."""
+    top: tuple[dict[str, Any], ...] = ()
+    """The most severe findings as metrics publishes them: verdict, kind, growth_bytes_per_hour,
+    where (``file.py:line``, or the resource)."""
+    refreshed: bool = True
+    """True after an analysis refresh; False after a snapshot taken in between."""
 
 
 def run(
@@ -135,7 +141,8 @@ def run(
 
     Raises BadInput for bad input; a worker that fails is a result (exit code 3), not an
     exception, once the run has a row. ``on_start`` is called with the effective options and the
-    run id once the workload is loaded; ``on_progress`` after each analysis refresh."""
+    run id once the workload is loaded; ``on_progress`` after each snapshot and each analysis
+    refresh while the schedule runs (``Progress.refreshed`` tells which)."""
     options.check()
     # A file-size limit (ulimit -f) would otherwise kill us mid-write; as an error, it is reported.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -242,6 +249,7 @@ class Supervisor:
         self.end_reason: str | None = None
         self.job_error: BaseException | None = None
         self.on_progress: Callable[[Progress], None] | None = None
+        self.analysis = Analysis("inconclusive", [], 0.0, 0, 0)
         self._state: dict[str, Any] = {"run_name": writer.name, "verdict": "inconclusive", "findings": [], "snapshots": 0}
 
     def state(self) -> dict[str, Any]:
@@ -291,6 +299,7 @@ class Supervisor:
             self.done.wait()
         finally:
             scheduler.shutdown(wait=True)
+            self.on_progress = None  # the display stops with the schedule, before the final snapshot
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         try:
@@ -369,18 +378,23 @@ class Supervisor:
             "pause_ms": body.get("pause_total_ms"),
             "process": {**process, "traced_bytes": body.get("traced_bytes")},
         }
+        self._report_progress(refreshed=False)
 
     def _thin(self) -> None:
         thin(self.db, self.writer.run_id, older_than_s=self.elapsed() - self.options.keep_full_s,
              keep_every=self.options.thin_every)
 
     def _analyze(self) -> None:
-        analysis = self._refresh()
+        self.analysis = self._refresh()
+        self._report_progress(refreshed=True)
+
+    def _report_progress(self, refreshed: bool) -> None:
         if self.on_progress is not None:
             process = self._state.get("process", {})
             self.on_progress(
                 Progress(self.elapsed() - self.segment_start_s, self.duration_s, self.snapshots_taken,
-                         process.get("rss"), process.get("traced_bytes"), analysis)
+                         process.get("rss"), process.get("traced_bytes"), self.analysis,
+                         tuple(self._state["findings"][:5]), refreshed)
             )
 
     def _refresh(self) -> Analysis:

@@ -15,4 +15,4 @@ MEMORY_LIMIT = typer.Option(None, "--memory-limit", help="Project time until mem
 KEEP_FULL = typer.Option("6h", "--keep-full", help="Keep every snapshot of the most recent window this long...")
 THIN_EVERY = typer.Option(10, "--thin-every", help="...and every k-th one before it (1 keeps all).")
 FAIL_ON = typer.Option("suspect", "--fail-on", help="Exit 1 on: leak, suspect (leak or suspect), never.")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress on stderr (neither the live panel nor the progress lines).")

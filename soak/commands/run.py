@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import sys
-
 from typing import TYPE_CHECKING
 
 import typer
@@ -14,28 +14,16 @@ from soak.commands.options import (
 )
 from soak.durations import format_duration, parse_duration, parse_size
 from soak.errors import BadInput
-from soak.reports.text import human_bytes
+from soak.progress import ProgressDisplay
 
 if TYPE_CHECKING:
-    from soak.supervisor import Progress, RunOptions, RunResult
+    from soak.supervisor import RunOptions, RunResult
 
 
-def print_progress(progress: "Progress") -> None:
-    analysis = progress.analysis
-    leaks = sum(f.verdict == "leak" for f in analysis.findings)
-    print(
-        f"[{format_duration(progress.elapsed_s)} / {format_duration(progress.duration_s)}] "
-        f"{progress.snapshots} snapshots, RSS {human_bytes(progress.rss)}, traced {human_bytes(progress.traced_bytes)}, "
-        f"verdict so far: {analysis.verdict}" + (f" ({leaks} leaking site(s))" if leaks else ""),
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def _print_start(options: "RunOptions", run_id: int) -> None:
+def _start_line(options: "RunOptions", run_id: int) -> str:
     what = f"resuming run {run_id} ({options.target})" if options.resume else f"soaking {options.target} as run {run_id}"
-    print(f"{what} for {format_duration(options.duration_s or 0)}, a snapshot every {format_duration(options.interval_s)}; "
-          f"Ctrl-C ends early with a report. Data: {options.db_path}", file=sys.stderr, flush=True)
+    return (f"{what} for {format_duration(options.duration_s or 0)}, a snapshot every {format_duration(options.interval_s)}; "
+            f"Ctrl-C ends early with a report. Data: {options.db_path}")
 
 
 def run_command(
@@ -80,7 +68,14 @@ def run_command(
         metrics_host=metrics_host,
         memory_limit_bytes=parse_size(memory_limit) if memory_limit else None,
     )
-    result = api.run(options, on_progress=None if quiet else print_progress, on_start=None if quiet else _print_start)
+    if quiet:
+        result = api.run(options)
+    else:
+        with ProgressDisplay() as display:
+            def started(run_options: "RunOptions", run_id: int) -> None:
+                display.started(f"leaksoak run {run_id}: {os.path.basename(run_options.target)}", _start_line(run_options, run_id))
+
+            result = api.run(options, on_progress=display, on_start=started)
     finish(result, db, fmt)
 
 

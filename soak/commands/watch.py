@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from typing import Any
 
 import typer
 
@@ -10,9 +10,10 @@ from soak import api
 from soak.commands.options import (
     DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, QUIET, THIN_EVERY,
 )
-from soak.commands.run import finish, print_progress
+from soak.commands.run import finish
 from soak.durations import format_duration, parse_duration, parse_size
 from soak.errors import BadInput
+from soak.progress import ProgressDisplay
 
 
 def watch_command(
@@ -52,9 +53,14 @@ def watch_command(
                "memory_limit_bytes": parse_size(memory_limit) if memory_limit else None},
     )
 
-    def started(run_options: object, run_id: int, how: str) -> None:
-        print(f"{how}; run {run_id} for {format_duration(options.duration_s or 0)}, a snapshot every "
-              f"{format_duration(options.interval_s)}; Ctrl-C ends early with a report. Data: {db}", file=sys.stderr, flush=True)
+    if quiet:
+        result = api.watch(options)
+    else:
+        with ProgressDisplay() as display:
+            def started(run_options: Any, run_id: int, how: str) -> None:
+                display.started(f"leaksoak watch, run {run_id}: {run_options.target}",
+                                f"{how}; run {run_id} for {format_duration(options.duration_s or 0)}, a snapshot every "
+                                f"{format_duration(options.interval_s)}; Ctrl-C ends early with a report. Data: {db}")
 
-    result = api.watch(options, on_progress=None if quiet else print_progress, on_start=None if quiet else started)
+            result = api.watch(options, on_progress=display, on_start=started)
     finish(result, db, fmt)

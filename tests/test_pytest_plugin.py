@@ -1,0 +1,103 @@
+"""The pytest plugin, loaded through its installed ``pytest11`` entry point in a pytest subprocess.
+
+Each soak is a real worker process and a real SQLite file; soaks last a few seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import db_rows
+
+pytest_plugins = ["pytester"]
+
+SOAKED = '''
+import sys
+import time
+
+import pytest
+
+_kept = []
+
+
+@pytest.mark.soak(duration="8s", interval="0.25s")
+def test_leaky():
+    _kept.append(bytearray(2048))  # LEAK
+    time.sleep(0.001)
+
+
+@pytest.mark.soak(duration="8s", interval="0.25s")
+def test_clean():
+    # Fails if pytest also called it in its own process: only the worker has --request-fd.
+    assert "--request-fd" in sys.argv
+    words = [str(n) for n in range(200)]
+    assert len(" ".join(words)) > 0
+    time.sleep(0.001)
+
+
+def test_not_soaked():
+    assert "--request-fd" not in sys.argv
+'''
+
+
+def test_leaky_test_fails_with_its_line_and_clean_test_passes(pytester: pytest.Pytester) -> None:
+    source = pytester.makepyfile(test_soaked=SOAKED).read_text().splitlines()
+    db = pytester.path / "kept.db"
+    result = pytester.runpytest_subprocess("--soak-db", str(db), "--soak-duration-scale", "0.5", "-rP")
+    result.assert_outcomes(passed=2, failed=1)
+    leak_line = source.index("    _kept.append(bytearray(2048))  # LEAK") + 1
+    result.stdout.fnmatch_lines([
+        "*_ test_leaky _*",
+        "memory grows without bound while the test is called over and over (verdict: leak)",
+        "verdict: LEAK - *",
+        "1. LEAK +*/hour*",
+        f"   test_soaked.py:{leak_line} in test_leaky",
+        "*_kept.append(bytearray(2048))  # LEAK",
+        "*_ test_clean _*",
+        "*Captured leaksoak call*",
+        "verdict: CLEAN - nothing grows significantly",
+        f"leaksoak: 2 soak(s) stored in {db} (soak runs --db {db})",
+    ])
+    runs = db_rows(db, "SELECT name, status, verdict, planned_duration_s FROM runs ORDER BY id")
+    assert runs == [("test_soaked.py::test_leaky", "completed", "leak", 4.0),
+                    ("test_soaked.py::test_clean", "completed", "clean", 4.0)]
+
+
+def test_fixtures_bad_marks_and_a_failing_worker(pytester: pytest.Pytester, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = pytester.makepyfile(test_wrong='''
+        import pytest
+
+        @pytest.mark.soak(duration="2s", interval="0.25s")
+        def test_wants_a_fixture(tmp_path):
+            pass
+
+        @pytest.mark.soak(duration="2s", interval="0.25s", fail_on="sometimes")
+        def test_bad_fail_on():
+            pass
+
+        @pytest.mark.soak(duration="2 fortnights")
+        def test_bad_duration():
+            pass
+
+        @pytest.mark.soak(duration="3s", interval="0.25s")
+        def test_raises():
+            raise ValueError("bad request payload")
+    ''')
+    raise_line = path.read_text().splitlines().index('    raise ValueError("bad request payload")') + 1
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=3, failed=1)
+    result.stdout.fnmatch_lines_random([
+        "a soaked test is called with no arguments, but test_wants_a_fixture takes tmp_path (fixtures and parameters*",
+        "@pytest.mark.soak(fail_on=...) must be one of leak, suspect, not 'sometimes'",
+        "@pytest.mark.soak: --duration '2 fortnights' is not a duration*",
+        "soak: the worker failed, so the soak could not judge the test: the workload raised "
+        f"ValueError: bad request payload at */test_wrong.py:{raise_line} (call)",
+    ])
+    assert "stored in" not in result.stdout.str()
+    assert list(temporary.iterdir()) == []  # the default database was a temporary file, now deleted
