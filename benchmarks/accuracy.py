@@ -400,7 +400,10 @@ def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
         return f"{n}/{d} ({100 * n / d:.0f}%)" if d else "-"
 
     print()
-    print(f"summary: --duration {args.duration} --interval {args.interval} --scale {args.scale}")
+    if args.replay:
+        print(f"summary: runs stored in {args.db}, replayed with the analyzer at {_revision()}")
+    else:
+        print(f"summary: --duration {args.duration} --interval {args.interval} --scale {args.scale}")
     print(f"  false alarms on clean: {share(summary['false_alarms'], summary['clean'])}"
           + (f"  {', '.join(summary['false_alarm_names'])}" if summary["false_alarm_names"] else ""))
     print(f"  recall (leaky flagged leak/suspect): {share(summary['flagged'], summary['leaky'])}"
@@ -459,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         tmpdir = tempfile.mkdtemp(prefix="leaksoak-accuracy-")
         db_path = os.path.join(tmpdir, "accuracy.db")
     print(
-        f"leaksoak accuracy benchmark at {_revision()}: {len(truths)} workloads, --duration {args.duration} "
+        f"leaksoak accuracy benchmark at {_revision()}{' (replay)' if args.replay else ''}: {len(truths)} workloads, --duration {args.duration} "
         f"--interval {args.interval}, LEAKSOAK_LEAK_SCALE={os.environ['LEAKSOAK_LEAK_SCALE']}, "
         f"LEAKSOAK_LATE_ONSET_S={os.environ['LEAKSOAK_LATE_ONSET_S']}, --jobs {args.jobs}, db {db_path}",
         flush=True,
