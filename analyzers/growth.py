@@ -55,7 +55,7 @@ class Thresholds:
     """Trailing share of the analysed window that must still grow..."""
     min_recent_points: int = 6
     """...and never fewer snapshots than this, so that the recent trend test has power."""
-    slowdown_ratio: float = 0.5
+    slowdown_ratio: float = 0.25
     """Growth whose last ``min_points`` snapshots are, with 99% confidence, below this share of
     the regime's rate has slowed too recently to call: suspect, not leak."""
     envelope_points: int = 16

@@ -12,7 +12,8 @@ json``) into one SQLite file (a temporary one unless ``--db`` is given), one run
 
 Printed, per workload: the expected verdict, leaksoak's verdict, whether the first finding is
 *pinned* (its line is one of the workload's ``# LEAK`` lines; for a library leak, the library is
-``EXPECTED_LIBRARY`` and the call site is a ``# LEAK`` line), that finding's line, library, call
+``EXPECTED_LIBRARY`` and the call site is a ``# LEAK`` line; a ``library`` finding of stdlib
+allocations in an application leak counts when its call site is a ``# LEAK`` line), that finding's line, library, call
 site and ``detected_at_s``, the statistical detection bound T* and the ratio of detection time to
 it. Then the summary: false alarms on the clean workloads, recall (leaky workloads flagged, as
 ``leak`` or ``suspect``), attribution rate (leaky workloads pinned), median ``detected_at_s``, and
@@ -107,10 +108,12 @@ class Outcome:
         first = self.first
         if not self.flagged or first is None or self.truth.expected != "leak":
             return False
+        call_site = first.get("call_site") or {}
         if self.truth.library is None:
             where = first.get("where") or {}
+            if first.get("kind") == "library":  # stdlib allocations summed, named by the leaking line that reached them
+                return _same_file(call_site.get("file"), self.truth.path) and call_site.get("line") in self.truth.leak_lines
             return _same_file(where.get("file"), self.truth.path) and where.get("line") in self.truth.leak_lines
-        call_site = first.get("call_site") or {}
         return (
             first.get("library") == self.truth.library
             and _same_file(call_site.get("file"), self.truth.path)

@@ -27,11 +27,18 @@ def test_leaky_reference_workload_is_pinned_to_its_line(name: str, db: Path) -> 
     assert report["schema"] == "leaksoak.report/1"
     assert report["verdict"] == "leak"
     first = report["findings"][0]
-    assert first["verdict"] == "leak" and first["kind"] == "site"
-    assert first["where"]["file"] == str(path)
-    assert first["where"]["line"] in leak_lines(path)
-    assert first["where"]["function"] == "step"
-    assert first["library"] == "application" and first["call_site"] is None
+    assert first["verdict"] == "leak"
+    if first["kind"] == "library":
+        # Allocations inside the stdlib (asyncio's Task machinery), summed and named by the line
+        # of the workload that reached them.
+        assert first["library"] == "stdlib" and first["evidence"]["sites"] >= 2
+        assert first["call_site"]["file"] == str(path) and first["call_site"]["line"] in leak_lines(path)
+    else:
+        assert first["kind"] == "site"
+        assert first["where"]["file"] == str(path)
+        assert first["where"]["line"] in leak_lines(path)
+        assert first["where"]["function"] == "step"
+        assert first["library"] == "application" and first["call_site"] is None
     assert first["growth_bytes_per_hour"] > 1e6
     assert 0 < first["detected_at_s"] <= report["run"]["duration_s"] + 1
     assert report["run"]["status"] == "completed" and report["run"]["snapshots"] >= 10
