@@ -17,7 +17,7 @@ from soak.durations import format_duration
 from soak.reports.model import FindingInfo, FrameInfo, Report
 from soak.reports.series import ChartData, FindingChart
 from soak.reports.svg import Styled, line_chart
-from soak.reports.text import display_path, format_confidence, human_bytes, verdict_note, why
+from soak.reports.text import display_path, format_confidence, human_bytes, projection_note, verdict_note, why
 from soak.sources import source_line
 
 COLORS = {"rss": "#1f6fd1", "uss": "#8e44ad", "traced": "#e8730c", "site": "#c62828", "fit": "#1b8a3a"}
@@ -95,6 +95,9 @@ def render_html(report: Report, charts: ChartData | None = None) -> str:
         f"{escape(verdict_note(report).replace(' - ', ' — ', 1))}</div>",
         _run_table(report),
     ]
+    projection = projection_note(report.analysis.get("projection") or {}).strip()
+    if projection:
+        body.append(f'<p class="projection">{escape(projection[0].upper() + projection[1:])}</p>')
     if charts is not None:
         body.extend(_memory(charts))
     body.extend(_findings(report, charts))
