@@ -196,8 +196,9 @@ def run_one(truth: Truth, args: argparse.Namespace, db_path: str) -> Outcome:
 def replay_one(truth: Truth, db_path: str) -> Outcome:
     """The newest stored run of ``truth``, analysed again by this checkout's analyzer.
 
-    The supervisor's schedule is replayed: an analysis refresh every max(5 intervals, 5 s) on the
-    snapshots stored by then, and at the end; a finding's ``detected_at_s`` is the first refresh
+    The supervisor's schedule is replayed: an analysis refresh every max(2 intervals, 1 s) on the
+    snapshots stored by then, and at the end (the supervisor also skips a refresh until 20 times
+    the previous one's cost has passed, which the replay does not); a finding's ``detected_at_s`` is the first refresh
     that reported it (as ``soak run`` records it). Collecting a long soak and judging it are
     separate, so a change to the statistics is measured on the same series without re-running
     hours of soak.
@@ -215,7 +216,7 @@ def replay_one(truth: Truth, db_path: str) -> Outcome:
             return Outcome(truth, -1, None, f"no stored run named accuracy:{truth.name}")
         run_id, interval_s, status, name, target, duration_s, count = found[0]
         rows = queries.snapshots(db, run_id)
-        every = max(5 * (interval_s or 1.0), 5.0)
+        every = max(2 * (interval_s or 1.0), 1.0)
         attributor = Attributor([str(REFERENCE_DIR)])
         first_seen: dict[str, float] = {}
         refreshes = [i for i, row in enumerate(rows) if i == len(rows) - 1 or

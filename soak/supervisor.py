@@ -62,7 +62,9 @@ class RunOptions:
     memory_limit_bytes: int | None = None
     """Project the time until memory reaches this (default: the cgroup's limit, if any)."""
     analyze_every_s: float | None = None
-    """How often to refresh the analysis during the run; default every 5 snapshots, at least 5 s."""
+    """How often to refresh the analysis during the run. Default: every 2 snapshots (at least 1 s),
+    skipped while less than 20 times the previous refresh's cost has passed, so analysis takes at
+    most about 5% of the scheduler's time however many sites a long run has."""
     snapshot_timeout_s: float | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     mode: str = "run"
@@ -101,6 +103,8 @@ class RunOptions:
 
 
 DEFAULT_DURATION_S = 600.0
+ANALYSIS_COST_RATIO = 20.0
+"""A scheduled analysis refresh is skipped until this many times the last one's cost has passed."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,8 @@ class Supervisor:
         self.job_error: BaseException | None = None
         self.on_progress: Callable[[Progress], None] | None = None
         self.analysis = Analysis("inconclusive", [], 0.0, 0, 0)
+        self._last_refresh_at = float("-inf")
+        self._last_refresh_cost = 0.0
         self._state: dict[str, Any] = {"run_name": writer.name, "verdict": "inconclusive", "findings": [], "snapshots": 0}
 
     def state(self) -> dict[str, Any]:
@@ -276,7 +282,7 @@ class Supervisor:
             )
         self.writer.record_event(self.elapsed(), "worker_start", self.subject.describe(), {"pid": self.subject.pid})
         self.on_progress = on_progress
-        analyze_every = options.analyze_every_s or max(5 * options.interval_s, 5.0)
+        analyze_every = options.analyze_every_s or max(2 * options.interval_s, 1.0)
         thin_every_s = max(60.0, 10 * options.interval_s, options.keep_full_s / 10)
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         scheduler = BackgroundScheduler(
@@ -385,7 +391,13 @@ class Supervisor:
              keep_every=self.options.thin_every)
 
     def _analyze(self) -> None:
+        started = time.monotonic()
+        if self.options.analyze_every_s is None and started - self._last_refresh_at < ANALYSIS_COST_RATIO * self._last_refresh_cost:
+            return
         self.analysis = self._refresh()
+        # The first refresh imports scipy (about a second), which later ones do not pay.
+        self._last_refresh_cost = time.monotonic() - started if self._last_refresh_at > float("-inf") else 0.0
+        self._last_refresh_at = started
         self._report_progress(refreshed=True)
 
     def _report_progress(self, refreshed: bool) -> None:
