@@ -39,9 +39,9 @@ class Series:
 
 @dataclass(frozen=True)
 class Thresholds:
-    alpha: float = 0.01
+    alpha: float = 0.05
     """False discovery rate at which growth counts as a leak."""
-    suspect_alpha: float = 0.05
+    suspect_alpha: float = 0.10
     """Weaker evidence that is reported as suspect."""
     recent_alpha: float = 0.01
     """Significance the recent window must show on its own for growth to count as persistent."""

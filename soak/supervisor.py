@@ -3,6 +3,7 @@ worker, stores them, analyses the series, and records how the run ended."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -282,6 +283,9 @@ class Supervisor:
             )
         self.writer.record_event(self.elapsed(), "worker_start", self.subject.describe(), {"pid": self.subject.pid})
         self.on_progress = on_progress
+        # scipy.stats takes a second or more to import: do it beside the first snapshots rather
+        # than in the first analysis refresh, which shares the scheduler's one thread with them.
+        threading.Thread(target=importlib.import_module, args=("scipy.stats",), name="soak-warm-up", daemon=True).start()
         analyze_every = options.analyze_every_s or max(2 * options.interval_s, 1.0)
         thin_every_s = max(60.0, 10 * options.interval_s, options.keep_full_s / 10)
         logging.getLogger("apscheduler").setLevel(logging.ERROR)

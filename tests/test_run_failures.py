@@ -87,7 +87,7 @@ def test_worker_that_aborts_is_recorded_with_its_signal(db: Path) -> None:
     assert result.returncode == 3
     (status, reason, snapshots), = db_rows(db, "SELECT status, status_reason, snapshots FROM runs")
     assert status == "failed" and "SIGABRT" in reason
-    assert snapshots >= 5 and db_rows(db, "SELECT count(*) FROM snapshots")[0][0] == snapshots
+    assert snapshots >= 2 and db_rows(db, "SELECT count(*) FROM snapshots")[0][0] == snapshots
     assert "SIGABRT" in result.stdout  # the report says why
 
 
