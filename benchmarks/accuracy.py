@@ -465,12 +465,16 @@ def main(argv: list[str] | None = None) -> int:
     if db_path is None:
         tmpdir = tempfile.mkdtemp(prefix="leaksoak-accuracy-")
         db_path = os.path.join(tmpdir, "accuracy.db")
-    print(
-        f"leaksoak accuracy benchmark at {_revision()}{' (replay)' if args.replay else ''}: {len(truths)} workloads, --duration {args.duration} "
-        f"--interval {args.interval}, LEAKSOAK_LEAK_SCALE={os.environ['LEAKSOAK_LEAK_SCALE']}, "
-        f"LEAKSOAK_LATE_ONSET_S={os.environ['LEAKSOAK_LATE_ONSET_S']}, --jobs {args.jobs}, db {db_path}",
-        flush=True,
-    )
+    if args.replay:
+        print(f"leaksoak accuracy benchmark at {_revision()}, replaying the runs stored in {db_path}: {len(truths)} workloads,"
+              f" LEAKSOAK_LATE_ONSET_S={os.environ['LEAKSOAK_LATE_ONSET_S']}", flush=True)
+    else:
+        print(
+            f"leaksoak accuracy benchmark at {_revision()}: {len(truths)} workloads, --duration {args.duration} "
+            f"--interval {args.interval}, LEAKSOAK_LEAK_SCALE={os.environ['LEAKSOAK_LEAK_SCALE']}, "
+            f"LEAKSOAK_LATE_ONSET_S={os.environ['LEAKSOAK_LATE_ONSET_S']}, --jobs {args.jobs}, db {db_path}",
+            flush=True,
+        )
     outcomes: dict[str, Outcome] = {}
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:

@@ -37,7 +37,7 @@ def leaky(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     workload = folder / "leaky.py"
     shutil.copy(REFERENCE / "leaky_dict_cache.py", workload)
     db = root / "soak.db"
-    result = run_soak("run", f"{workload}:step", "--db", str(db), "--duration", "4s", "--interval", "0.2s",
+    result = run_soak("run", f"{workload}:step", "--db", str(db), "--duration", "6s", "--interval", "0.2s",
                       "--name", NASTY_NAME, "--quiet", "--format", "json")
     assert result.returncode == 1, result.stderr
     assert result.json()["findings"], result.stdout
