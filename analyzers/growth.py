@@ -57,7 +57,8 @@ class Thresholds:
     """...and never fewer snapshots than this, so that the recent trend test has power."""
     slowdown_ratio: float = 0.25
     """Growth whose last ``min_points`` snapshots are, with 99% confidence, below this share of
-    the regime's rate has slowed too recently to call: suspect, not leak."""
+    the regime's rate, on a plateau longer than any before it, has slowed too recently to call:
+    suspect, not leak."""
     envelope_points: int = 16
     """The lower envelope is a trailing minimum over 1/this of the analysed snapshots."""
     min_growth_bytes_per_hour: float = 1024 * 1024
@@ -198,8 +199,7 @@ class _Candidate:
         if not (recent_p <= thresholds.recent_alpha and late.slope > 0):
             return None  # growth that stopped: a cache that filled, a warm-up
         early = fit_trend(t[:n_recent], e[:n_recent])
-        tail = _tail_slope_high(t[-thresholds.min_points:], e[-thresholds.min_points:])
-        stalled = tail < thresholds.slowdown_ratio * trend.slope
+        stalled = _stalled(t, e, trend.slope, thresholds)
         slowing = stalled or (self.pending_shift is not None and _slowed(self.envelope, self.pending_shift))
         verdict = LEAK if q <= thresholds.alpha and trend.slope_low > 0 and not slowing else SUSPECT
         count_rate = None if self.count_trend is None else self.count_trend.slope * 3600
@@ -255,6 +255,29 @@ def _still_growing(values: np.ndarray, counts: np.ndarray | None) -> float:
     if counts is not None:
         p_values.append(mann_kendall(counts, autocorrelation=False).p_value)
     return min(1.0, len(p_values) * min(p_values))
+
+
+def _stalled(t: np.ndarray, values: np.ndarray, slope: float, thresholds: Thresholds) -> bool:
+    """Whether growth has stopped lately, as far as one can tell yet.
+
+    Two signs together: the last ``min_points`` snapshots grow, with 99% confidence, at less than
+    ``slowdown_ratio`` of the regime's rate; and the floor has gone more than twice as long without
+    a new high as ever before in the regime. The second keeps a staircase (a buffer or a table
+    whose capacity grows in steps, each up to twice as long as the one before) from reading as
+    stopped on every plateau.
+    """
+    n = thresholds.min_points
+    if len(values) <= n or _tail_slope_high(t[-n:], values[-n:]) >= thresholds.slowdown_ratio * slope:
+        return False
+    steps = np.diff(values)
+    rises = steps[steps > 0]
+    margin = 0.5 * float(np.median(rises)) if len(rises) else 0.0  # a new high clears the noise
+    highs = np.flatnonzero(values > np.maximum.accumulate(np.r_[-np.inf, values[:-1]]) + margin)
+    if len(highs) == 0:
+        return False
+    current = len(values) - 1 - int(highs[-1])
+    longest_before = int(np.max(np.diff(highs))) - 1 if len(highs) > 1 else 0
+    return current >= 3 and current > 2 * longest_before
 
 
 def _tail_slope_high(t: np.ndarray, values: np.ndarray) -> float:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import importlib
 import json
 import math
@@ -215,9 +216,13 @@ def replay_one(truth: Truth, db_path: str) -> Outcome:
         if not found:
             return Outcome(truth, -1, None, f"no stored run named accuracy:{truth.name}")
         run_id, interval_s, status, name, target, duration_s, count = found[0]
+        # The run may have been made from another checkout: judge its frames against its own file.
+        stored = Path(target.rsplit(":", 1)[0])
+        if stored.is_file():
+            truth = dataclasses.replace(truth, path=stored)
         rows = queries.snapshots(db, run_id)
         every = max(2 * (interval_s or 1.0), 1.0)
-        attributor = Attributor([str(REFERENCE_DIR)])
+        attributor = Attributor([str(truth.path.parent)])
         first_seen: dict[str, float] = {}
         refreshes = [i for i, row in enumerate(rows) if i == len(rows) - 1 or
                      int(rows[i + 1]["t_s"] // every) > int(row["t_s"] // every)]

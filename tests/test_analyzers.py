@@ -249,3 +249,19 @@ def test_evidence_says_why() -> None:
     assert low < evidence["slope_bytes_per_s"] < high
     assert evidence["early_slope_bytes_per_s"] > 0 and evidence["recent_slope_bytes_per_s"] > 0
     assert finding.q_value <= 0.01 and evidence["recent_p_value"] <= 0.05
+
+
+def test_a_buffer_whose_capacity_grows_in_steps_is_a_leak_on_any_plateau() -> None:
+    # A bytearray that is appended to: its capacity grows by 1/8 at each reallocation, so its
+    # series is a staircase whose steps lengthen; ending on a plateau is not growth that stopped.
+    t = np.arange(0, 600, 1.0)
+    wanted = 200_000 + 4_000 * t
+    capacity = np.empty_like(wanted)
+    current = wanted[0]
+    for i, need in enumerate(wanted):
+        while current < need:
+            current *= 1.125
+        capacity[i] = current
+    for end in (300, 420, 480, 600):
+        result = analyze(t[:end], [Series("buffer", capacity[:end])])
+        assert result.verdict == "leak", (end, result.findings[0].evidence if result.findings else None)
