@@ -265,3 +265,15 @@ def test_a_buffer_whose_capacity_grows_in_steps_is_a_leak_on_any_plateau() -> No
     for end in (300, 420, 480, 600):
         result = analyze(t[:end], [Series("buffer", capacity[:end])])
         assert result.verdict == "leak", (end, result.findings[0].evidence if result.findings else None)
+
+
+def test_projection_against_a_limit_or_the_cgroup() -> None:
+    from soak.analysis import projection
+
+    rows = [{"rss": 100 * MB, "cgroup_limit": None, "cgroup_bytes": None}]
+    assert projection(rows, MB / 3600, 200 * MB)["seconds_until_limit"] == pytest.approx(100 * 3600)
+    cgroup = [{"rss": 100 * MB, "cgroup_limit": 512 * MB, "cgroup_bytes": 256 * MB}]
+    p = projection(cgroup, 2 * MB / 3600, None)
+    assert p["limit_source"] == "cgroup" and p["seconds_until_limit"] == pytest.approx(128 * 3600)
+    assert projection(rows, 0.0, 200 * MB)["seconds_until_limit"] is None  # not growing
+    assert projection(rows, MB, None)["limit_bytes"] is None

@@ -94,3 +94,15 @@ def test_without_a_tracer_the_worker_rss_is_judged(db: Path) -> None:
     assert finding["kind"] == "process" and finding["resource"] == "rss" and finding["where"] is None
     assert finding["growth_bytes_per_hour"] > 1e6
     assert db_rows(db, "SELECT count(*) FROM site_samples")[0][0] == 0
+
+
+def test_report_projects_the_time_until_the_memory_limit(db: Path) -> None:
+    result = _run("soak.workloads.reference.leaky_dict_cache:step", db, "--memory-limit", "4GiB")
+    assert result.returncode == 1, result.stderr
+    projection = result.json()["analysis"]["projection"]
+    assert projection["limit_bytes"] == 4 * 1024**3 and projection["limit_source"] == "--memory-limit"
+    assert projection["growth_bytes_per_hour"] > 0 and projection["memory_bytes"] > 0
+    expected = (projection["limit_bytes"] - projection["memory_bytes"]) / (projection["growth_bytes_per_hour"] / 3600)
+    assert abs(projection["seconds_until_limit"] - expected) < 1e-6 * expected
+    text = run_soak("report", "--db", str(db)).stdout
+    assert "limit (--memory-limit) is reached in about" in text and "RSS grows" in text

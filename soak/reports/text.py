@@ -141,14 +141,16 @@ def why(finding: FindingInfo) -> str | None:
 
 
 def projection_note(projection: dict[str, Any]) -> str:
+    """One line: how fast the measured process's memory grows, and when it reaches its limit."""
     growth = projection.get("growth_bytes_per_hour")
     if growth is None or projection.get("memory_bytes") is None:
         return ""
+    what = "cgroup memory" if projection.get("limit_source") == "cgroup" else "RSS"
     limit = projection.get("limit_bytes")
     if growth <= 0:
-        text = "  memory is not growing"
+        text = f"  {what} is not growing"
         return text + (f" ({human_bytes(projection['memory_bytes'])} of the {human_bytes(limit)} limit)" if limit else "")
-    text = f"  memory grows {human_bytes(growth)}/hour"
+    text = f"  {what} grows {human_bytes(growth)}/hour"
     seconds = projection.get("seconds_until_limit")
     if limit and seconds is not None:
         text += (f": {human_bytes(projection['memory_bytes'])} now; at this rate the {human_bytes(limit)} limit"
