@@ -1,5 +1,5 @@
-"""Progress of ``soak run`` and ``soak watch`` on stderr: a live panel on a terminal, else one
-plain line per analysis refresh (for CI logs)."""
+"""Progress of ``soak run`` and ``soak watch`` on stderr: a live panel on a terminal, else a
+plain line after an analysis refresh, at most about a hundred in a run (for CI logs)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,14 @@ def progress_line(progress: "Progress") -> str:
     )
 
 
+def line_every(duration_s: float | None) -> float:
+    """Seconds between plain progress lines: at least 5 s, and about 100 lines in a planned run
+    (an eight-hour soak logs every five minutes, not every refresh)."""
+    if not duration_s or duration_s == float("inf"):
+        return 60.0
+    return max(5.0, duration_s / 100)
+
+
 def is_terminal(stream: TextIO) -> bool:
     """True when ``stream`` is a terminal that can redraw a panel in place."""
     try:
@@ -47,7 +55,7 @@ class ProgressDisplay:
     Use as a context manager around ``soak.api.run`` / ``soak.api.watch``: pass :meth:`started`
     (after printing the start line) and the display itself as ``on_progress``. On a terminal, a
     rich live panel is redrawn after each snapshot and each analysis refresh, and its clock ticks
-    in between; elsewhere each analysis refresh prints one line. Closing it stops the panel and
+    in between; elsewhere an analysis refresh prints one line (see :func:`line_every`). Closing it stops the panel and
     clears it, so the report that follows starts on a clean screen; it never touches signals,
     so Ctrl-C still reaches the supervisor.
     """
@@ -60,6 +68,7 @@ class ProgressDisplay:
         self._received = time.monotonic()
         self._lock = threading.Lock()
         self._live: Live | None = None
+        self._last_line = float("-inf")
 
     def __enter__(self) -> "ProgressDisplay":
         return self
@@ -86,7 +95,8 @@ class ProgressDisplay:
             with self._lock:
                 self._progress, self._received = progress, time.monotonic()
             live.refresh()
-        elif progress.refreshed:
+        elif progress.refreshed and progress.elapsed_s - self._last_line >= line_every(progress.duration_s):
+            self._last_line = progress.elapsed_s
             print(progress_line(progress), file=self.stream, flush=True)
 
     def close(self) -> None:
