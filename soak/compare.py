@@ -14,8 +14,8 @@ the statistics say so *and* the change matters:
 
 A target *regresses* when a finding with verdict ``leak`` is new (its id is not among the base
 run's findings), or a finding's rate increased. The whole process's memory (the traced heap,
-or RSS when no tracer ran) is compared by the same rule, after the same 20% warm-up as the
-analysis, and reported; it does not decide a regression on its own.
+or RSS when no tracer ran) is compared by the same rule, after the warm-up the analysis always
+sets aside (the first 10% of the run), and reported; it does not decide a regression on its own.
 """
 
 from __future__ import annotations
