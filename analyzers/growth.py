@@ -166,24 +166,26 @@ class _Candidate:
     """Snapshots in the trailing minimum that made the envelope."""
     count_envelope: np.ndarray | None
     count_trend: Trend | None
+    p_drift: float
+    """The drift test on the floor's bytes."""
+    p_value: float
+    """Evidence of growth from all the tests (see :func:`_evidence_of_growth`)."""
 
     @classmethod
     def fit(cls, s: Series, t: np.ndarray, y: np.ndarray, counts: np.ndarray | None, width: int,
             thresholds: Thresholds) -> "_Candidate":
         envelope = lower_envelope(y, width)
         start, pending = regime_start(envelope, thresholds.shift_alpha, thresholds.min_points)
+        trend = fit_trend(t[start:], envelope[start:])
+        p_drift = drift_p_value(envelope[start:])
+        p_values = [trend.p_value, p_drift]
         count_envelope = count_trend = None
         if counts is not None:
             count_envelope = lower_envelope(counts, width)
             count_trend = fit_trend(t[start:], count_envelope[start:])
-        return cls(s, t, envelope, start, pending, fit_trend(t[start:], envelope[start:]), width,
-                   count_envelope, count_trend)
-
-    @property
-    def p_value(self) -> float:
-        """See :func:`_combined`."""
-        return _combined(self.trend, self.count_trend, self.envelope[self.start:],
-                         None if self.count_envelope is None else self.count_envelope[self.start:])
+            p_values += [count_trend.p_value, drift_p_value(count_envelope[start:])]
+        return cls(s, t, envelope, start, pending, trend, width, count_envelope, count_trend,
+                   p_drift, _evidence_of_growth(p_values))
 
     def judge(self, q: float, floor_per_h: float, thresholds: Thresholds) -> Finding | None:
         t, e = self.times[self.start:], self.envelope[self.start:]
@@ -211,7 +213,7 @@ class _Candidate:
             "recent_slope_bytes_per_s": late.slope,
             "recent_p_value": recent_p,
             "p_level": trend.p_value,
-            "p_drift": drift_p_value(e),
+            "p_drift": self.p_drift,
             "warmup_until_s": float(t[0]),
             "regime_shift": self.start > 0,
             "window_s": [float(t[0]), float(t[-1])],
@@ -227,19 +229,19 @@ class _Candidate:
         return Finding(self.series.key, verdict, rate, count_rate, self.p_value, q, evidence)
 
 
-def _combined(trend: Trend, count_trend: Trend | None, values: np.ndarray, counts: np.ndarray | None) -> float:
+def _evidence_of_growth(p_values: list[float]) -> float:
     """Evidence of growth from two tests on bytes, and the same two on live blocks where counted.
 
     The level test (Mann–Kendall, corrected for autocorrelation) is strong when a leak sits in
     stationary noise; the drift test (mean step) when the leak itself is noisy, its residuals
     wandering like a random walk. Live blocks are the steadier sign of many leaks: a dict that
     keeps every response gains one string per call while its bytes also jump at each resize.
-    The smallest p-value is multiplied by the number of tests (Bonferroni), which holds whatever
-    the dependence between them.
     """
-    p_values = [trend.p_value, drift_p_value(values)]
-    if count_trend is not None and counts is not None:
-        p_values += [count_trend.p_value, drift_p_value(counts)]
+    return _bonferroni(p_values)
+
+
+def _bonferroni(p_values: list[float]) -> float:
+    """The smallest p-value times the number of tests: valid whatever their dependence."""
     return min(1.0, len(p_values) * min(p_values))
 
 
@@ -254,7 +256,7 @@ def _still_growing(values: np.ndarray, counts: np.ndarray | None) -> float:
     p_values = [mann_kendall(values, autocorrelation=False).p_value]
     if counts is not None:
         p_values.append(mann_kendall(counts, autocorrelation=False).p_value)
-    return min(1.0, len(p_values) * min(p_values))
+    return _bonferroni(p_values)
 
 
 def _stalled(t: np.ndarray, values: np.ndarray, slope: float, thresholds: Thresholds) -> bool:

@@ -12,6 +12,7 @@ from sqlite_utils import Database
 
 from soak.analyzers import Analysis, Series, Thresholds, analyze
 from soak.analyzers.rollup import Group, roll_up
+from soak.analyzers.trend import Trend
 from soak.attribution import APPLICATION, Attributor
 from soak.storage import queries
 from soak.storage.writer import FindingRow, RunWriter
@@ -86,17 +87,27 @@ def _median(values: np.ndarray) -> float:
     return float(np.median(values)) if len(values) else 0.0
 
 
-def memory_slope(rows: list[dict[str, Any]]) -> float:
-    """Bytes per second of the measured process's RSS over its latest segment, after warm-up."""
+def latest_segment_trend(rows: list[dict[str, Any]], column: str, warmup_fraction: float) -> Trend | None:
+    """Theil–Sen trend of ``column`` over the run's latest segment, after its first
+    ``warmup_fraction`` of time; None with fewer than 3 values there."""
     from soak.analyzers.trend import fit_trend
 
     if not rows:
-        return 0.0
-    latest = [row for row in rows if row["segment"] == rows[-1]["segment"] and row["rss"] is not None]
-    latest = latest[len(latest) // 5:]
+        return None
+    latest = [row for row in rows if row["segment"] == rows[-1]["segment"] and row[column] is not None]
     if len(latest) < 3:
-        return 0.0
-    return fit_trend(np.array([r["t_s"] for r in latest], dtype=float), np.array([r["rss"] for r in latest], dtype=float)).slope
+        return None
+    t = np.array([row["t_s"] for row in latest], dtype=float)
+    keep = t >= t[0] + (t[-1] - t[0]) * warmup_fraction
+    if keep.sum() < 3:
+        return None
+    return fit_trend(t[keep], np.array([row[column] for row in latest], dtype=float)[keep])
+
+
+def memory_slope(rows: list[dict[str, Any]]) -> float:
+    """Bytes per second of the measured process's RSS over its latest segment, after its first 20%."""
+    trend = latest_segment_trend(rows, "rss", 0.2)
+    return trend.slope if trend is not None else 0.0
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-import numpy as np
 from sqlite_utils import Database
 
+from soak.analysis import latest_segment_trend
 from soak.analyzers import Thresholds
 from soak.errors import BadInput
 from soak.reports.model import FindingInfo, Report, build_report
@@ -283,30 +283,22 @@ def finding_rate(finding: FindingInfo) -> Rate | None:
 
 def memory_trend(rows: list[dict[str, Any]], warmup_fraction: float = Thresholds().warmup_fraction) -> tuple[str, Rate | None]:
     """Theil–Sen slope of the latest segment's traced heap (RSS without a tracer), after warm-up."""
-    from soak.analyzers.trend import fit_trend
-
     if not rows:
         return "traced heap", None
     segment = [row for row in rows if row["segment"] == rows[-1]["segment"]]
     traced = all(row["traced_bytes"] is not None for row in segment)
     column, label = ("traced_bytes", "traced heap") if traced else ("rss", "RSS")
-    segment = [row for row in segment if row[column] is not None]
-    if len(segment) < 3:
-        return label, None
-    t = np.array([row["t_s"] for row in segment], dtype=float)
-    keep = t >= t[0] + (t[-1] - t[0]) * warmup_fraction
-    if keep.sum() < 3:
-        return label, None
-    trend = fit_trend(t[keep], np.array([row[column] for row in segment], dtype=float)[keep])
-    return label, Rate(trend.slope, trend.slope_low, trend.slope_high)
+    trend = latest_segment_trend(rows, column, warmup_fraction)
+    return label, None if trend is None else Rate(trend.slope, trend.slope_low, trend.slope_high)
 
 
 def _memory_change(base: Database, new: Database, base_id: int, new_id: int, min_ratio: float) -> MemoryChange:
-    base_label, base_rate = memory_trend(queries.snapshots(base, base_id))
-    new_label, new_rate = memory_trend(queries.snapshots(new, new_id))
+    base_rows, new_rows = queries.snapshots(base, base_id), queries.snapshots(new, new_id)
+    base_label, base_rate = memory_trend(base_rows)
+    new_label, new_rate = memory_trend(new_rows)
     if base_label != new_label:  # one run traced, the other did not: RSS is what both have
-        base_rate = memory_trend([{**r, "traced_bytes": None} for r in queries.snapshots(base, base_id)])[1]
-        new_rate = memory_trend([{**r, "traced_bytes": None} for r in queries.snapshots(new, new_id)])[1]
+        base_rate = memory_trend([{**r, "traced_bytes": None} for r in base_rows])[1]
+        new_rate = memory_trend([{**r, "traced_bytes": None} for r in new_rows])[1]
         new_label = "RSS"
     change = rate_change(base_rate, new_rate, min_ratio) if base_rate and new_rate else None
     return MemoryChange(new_label, base_rate, new_rate, change)
