@@ -168,7 +168,11 @@ def test_metrics_are_served_and_parse(services: list[Service], tmp_path: Path, d
                 continue
             families = {f.name: f.samples for f in text_string_to_metric_families(text)}
             verdicts = {s.labels["verdict"]: s.value for s in families.get("leaksoak_verdict", [])}
-            if verdicts.get("leak") == 1.0 and families.get("leaksoak_finding_growth_bytes_per_hour"):
+            until = families.get("leaksoak_seconds_until_memory_limit") or []
+            # Findings can come before the RSS slope does (RSS grows in pages and arenas, and
+            # analysis now refreshes every 2 snapshots): wait for both, within the deadline.
+            if (verdicts.get("leak") == 1.0 and families.get("leaksoak_finding_growth_bytes_per_hour")
+                    and until and until[0].value < float("inf")):
                 break
             time.sleep(0.5)
         assert set(verdicts) == {"leak", "suspect", "clean", "inconclusive"} and verdicts["leak"] == 1.0
