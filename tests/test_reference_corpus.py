@@ -188,21 +188,28 @@ def test_clean_workload_stays_bounded(name: str, no_io_pause: None, monkeypatch:
         # while, then over a last window: a bounded workload's last high is no new high. Highs,
         # not single readings, so that a sawtooth or a dict's resize cycle is seen whole.
         driver.run_for(0, min_calls=getattr(module, "SETTLE_CALLS", 0))
-        earlier = _high_over(driver, (settle_s or 0) + 0.2)
-        last = _high_over(driver, 0.1)
+        earlier = _high_over(driver, (settle_s or 0) + 0.2, min_calls=600)
+        last = _high_over(driver, 0.1, min_calls=300)
     finally:
         driver.close()
         tracemalloc.stop()
     assert last - earlier <= max(64 * KIB, 0.1 * earlier), f"{name}: high {earlier} bytes, then {last}"
 
 
-def _high_over(driver: _Driver, seconds: float) -> int:
-    high = 0
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        driver.run_for(0.01)
+def _high_over(driver: _Driver, seconds: float, min_calls: int) -> int:
+    """The highest traced memory over ``seconds`` and at least ``min_calls`` calls (within 5 s more).
+
+    Counting calls as well as time: a window the machine stalled through holds too few calls to
+    see a cycle whole (garbage awaiting its collection, a sawtooth's batch), and its high is low.
+    """
+    high, calls = 0, 0
+    start = time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and (calls >= min_calls or elapsed >= seconds + 5):
+            return high
+        calls += driver.run_for(0.01)
         high = max(high, tracemalloc.get_traced_memory()[0])
-    return high
 
 
 def test_late_onset_is_clean_before_its_onset(monkeypatch: pytest.MonkeyPatch, no_io_pause: None) -> None:
