@@ -63,7 +63,7 @@ class RunWriter:
         self._last: dict[int, tuple[int, int]] = {}
         self._last_types: dict[int, int] = {}
         self._type_ids: dict[str, int] = {}
-        self._frame_ids: dict[Frame, int] = {}
+        self._frame_ids: dict[tuple[str, int], int] = {}  # (file, line): a line's function is looked up once
 
     @classmethod
     def resume(cls, db: Database, run_id: int, function_name: Callable[[str, int], str], supervisor_pid: int) -> "RunWriter":
@@ -179,14 +179,14 @@ class RunWriter:
             self._worker_stacks[int(worker_id)] = stack_id  # JSON object keys are strings
 
     def _frame_id(self, file: str, line: int) -> int:
-        key = (file, line, self._function_name(file, line))
-        frame_id = self._frame_ids.get(key)
+        frame_id = self._frame_ids.get((file, line))
         if frame_id is None:
+            key: Frame = (file, line, self._function_name(file, line))
             self.db.execute("INSERT OR IGNORE INTO frames (file, line, function) VALUES (?, ?, ?)", key)
             frame_id = self.db.execute(
                 "SELECT id FROM frames WHERE file = ? AND line = ? AND function = ?", key
             ).fetchone()[0]
-            self._frame_ids[key] = frame_id
+            self._frame_ids[(file, line)] = frame_id
         return frame_id
 
     def _store_samples(self, seq: int, sites: Iterable[Sequence[int]]) -> None:
