@@ -1,5 +1,5 @@
 """Progress of ``soak run`` and ``soak watch`` on stderr: a live panel on a terminal, else a
-plain line after an analysis refresh, at most about a hundred in a run (for CI logs)."""
+plain line every so often, at most about a hundred in a run (for CI logs)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ class ProgressDisplay:
     Use as a context manager around ``soak.api.run`` / ``soak.api.watch``: pass :meth:`started`
     (after printing the start line) and the display itself as ``on_progress``. On a terminal, a
     rich live panel is redrawn after each snapshot and each analysis refresh, and its clock ticks
-    in between; elsewhere an analysis refresh prints one line (see :func:`line_every`). Closing it stops the panel and
+    in between; elsewhere a snapshot or refresh prints one line when :func:`line_every` has passed
+    since the last (with the verdict of the latest refresh, so a slow analysis does not silence the log). Closing it stops the panel and
     clears it, so the report that follows starts on a clean screen; it never touches signals,
     so Ctrl-C still reaches the supervisor.
     """
@@ -95,7 +96,7 @@ class ProgressDisplay:
             with self._lock:
                 self._progress, self._received = progress, time.monotonic()
             live.refresh()
-        elif progress.refreshed and progress.elapsed_s - self._last_line >= line_every(progress.duration_s):
+        elif progress.elapsed_s - self._last_line >= line_every(progress.duration_s):
             self._last_line = progress.elapsed_s
             print(progress_line(progress), file=self.stream, flush=True)
 

@@ -84,7 +84,7 @@ def test_two_clean_targets_from_pyproject_pass(tmp_path: Path) -> None:
 
 def test_annotations_are_capped_at_ten_most_severe_first(tmp_path: Path) -> None:
     target = "tests/workloads/many_leaks.py:step"
-    result = run_soak("ci", target, "--duration", "6s", "--interval", "0.25s", "--db", str(tmp_path / "soak.db"),
+    result = run_soak("ci", target, "--duration", "8s", "--interval", "0.25s", "--db", str(tmp_path / "soak.db"),
                       cwd=REPO, env=GITHUB)
     assert result.returncode == 1, result.stderr
     report = run_soak("report", "--db", str(tmp_path / "soak.db"), "--format", "json").json()

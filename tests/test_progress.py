@@ -24,7 +24,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def test_progress_lines_when_not_a_terminal(db: Path) -> None:
-    # Analysis refreshes every 5 s, so 14 s gives two of them, with time to spare on a busy machine.
+    # A line at most every 5 s, after a snapshot or a refresh: 14 s gives two with time to spare.
     result = run_soak("run", f"{REFERENCE / 'leaky_dict_cache.py'}:step", "--db", str(db),
                       "--duration", "14s", "--interval", "0.5s")
     assert result.returncode == 1, result.stderr

@@ -22,13 +22,13 @@ import pytest
 _kept = []
 
 
-@pytest.mark.soak(duration="8s", interval="0.25s")
+@pytest.mark.soak(duration="16s", interval="0.25s")
 def test_leaky():
     _kept.append(bytearray(2048))  # LEAK
     time.sleep(0.001)
 
 
-@pytest.mark.soak(duration="8s", interval="0.25s")
+@pytest.mark.soak(duration="16s", interval="0.25s")
 def test_clean():
     # Fails if pytest also called it in its own process: only the worker has --request-fd.
     assert "--request-fd" in sys.argv
@@ -61,8 +61,8 @@ def test_leaky_test_fails_with_its_line_and_clean_test_passes(pytester: pytest.P
         f"leaksoak: 2 soak(s) stored in {db} (soak runs --db {db})",
     ])
     runs = db_rows(db, "SELECT name, status, verdict, planned_duration_s FROM runs ORDER BY id")
-    assert runs == [("test_soaked.py::test_leaky", "completed", "leak", 4.0),
-                    ("test_soaked.py::test_clean", "completed", "clean", 4.0)]
+    assert runs == [("test_soaked.py::test_leaky", "completed", "leak", 8.0),
+                    ("test_soaked.py::test_clean", "completed", "clean", 8.0)]
 
 
 def test_fixtures_bad_marks_and_a_failing_worker(pytester: pytest.Pytester, tmp_path: Path,

@@ -77,7 +77,7 @@ def test_workload_that_raises_ends_the_run_as_failed_and_keeps_its_snapshots(db:
     result = run_soak("run", f"{TEST_WORKLOADS}/raises_later.py:step", "--db", str(db), "--duration", "20s", "--interval", "0.2s", "-q")
     assert result.returncode == 3
     (status, reason, snapshots), = db_rows(db, "SELECT status, status_reason, snapshots FROM runs")
-    assert status == "failed" and "ValueError: bad request payload" in reason and "raises_later.py:10" in reason
+    assert status == "failed" and "ValueError: bad request payload" in reason and "raises_later.py:12" in reason
     assert snapshots >= 3 and db_rows(db, "SELECT count(*) FROM snapshots")[0][0] == snapshots
 
 
