@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -154,7 +155,7 @@ def test_metrics_are_served_and_parse(services: list[Service], tmp_path: Path, d
     port = _free_port()
     watcher = subprocess.Popen(
         [*soak_command(), "watch", "--pid", str(service.proc.pid), "--socket", str(service.socket), "--db", str(db),
-         "--duration", "12s", "--interval", "0.25s", "--metrics-port", str(port), "--memory-limit", "4GiB", "-q"],
+         "--duration", "40s", "--interval", "0.25s", "--metrics-port", str(port), "--memory-limit", "4GiB", "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -185,6 +186,9 @@ def test_metrics_are_served_and_parse(services: list[Service], tmp_path: Path, d
         assert 0 < until.value < float("inf")
         assert families["leaksoak_snapshot_pause_seconds"][0].value > 0
     finally:
+        # Seen what it needed: end the watch as Ctrl-C would, rather than wait out its 40 s.
+        if watcher.poll() is None:
+            watcher.send_signal(signal.SIGINT)
         watcher.communicate(timeout=60)
 
 
