@@ -13,7 +13,7 @@ from sqlite_utils import Database
 from soak.errors import BadInput, InternalFailure
 from soak.storage.schema import migrations
 
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = 60_000  # runs sharing a file wait their turn; failing one would lose a run
 
 
 def open_database(path: str, *, create: bool = True) -> Database:

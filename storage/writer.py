@@ -135,8 +135,12 @@ class RunWriter:
         Returns its sequence number. Once this returns, the snapshot is durable.
         """
         seq = self.next_seq
+        new_stacks = body.get("new_stacks") or {}
+        # Naming new frames reads source or bytecode files: done before the write lock is taken, so
+        # that runs sharing the database do not wait on this one's file reads.
+        names = self._names_of_new_frames(new_stacks)
         with _writing(self.db), write_transaction(self.db):
-            self._store_stacks(body.get("new_stacks") or {})
+            self._store_stacks(new_stacks, names)
             self.db.execute(
                 "INSERT INTO snapshots (run_id, seq, segment, t_s, worker_pid, iterations, rss, uss, pss, fds, threads,"
                 " cgroup_bytes, cgroup_limit, traced_bytes, tracer_overhead_bytes, tracer, weight, gc_objects,"
@@ -161,7 +165,16 @@ class RunWriter:
         self.next_seq = seq + 1
         return seq
 
-    def _store_stacks(self, new_stacks: dict[str, list[list[Any]]]) -> None:
+    def _names_of_new_frames(self, new_stacks: dict[str, list[list[Any]]]) -> dict[tuple[str, int], str]:
+        names: dict[tuple[str, int], str] = {}
+        for frames in new_stacks.values():
+            for file, line in frames:
+                key = (str(file), int(line))
+                if key not in self._frame_ids and key not in names:
+                    names[key] = self._function_name(*key)
+        return names
+
+    def _store_stacks(self, new_stacks: dict[str, list[list[Any]]], names: dict[tuple[str, int], str]) -> None:
         for worker_id, frames in new_stacks.items():
             pairs = [(str(file), int(line)) for file, line in frames]
             digest = stack_hash(pairs)
@@ -174,14 +187,14 @@ class RunWriter:
                 ).lastrowid
                 self.db.conn.executemany(
                     "INSERT INTO stack_frames (stack_id, position, frame_id) VALUES (?, ?, ?)",
-                    [(stack_id, pos, self._frame_id(file, line)) for pos, (file, line) in enumerate(pairs)],
+                    [(stack_id, pos, self._frame_id(file, line, names)) for pos, (file, line) in enumerate(pairs)],
                 )
             self._worker_stacks[int(worker_id)] = stack_id  # JSON object keys are strings
 
-    def _frame_id(self, file: str, line: int) -> int:
+    def _frame_id(self, file: str, line: int, names: dict[tuple[str, int], str]) -> int:
         frame_id = self._frame_ids.get((file, line))
         if frame_id is None:
-            key: Frame = (file, line, self._function_name(file, line))
+            key: Frame = (file, line, names[(file, line)])
             self.db.execute("INSERT OR IGNORE INTO frames (file, line, function) VALUES (?, ?, ?)", key)
             frame_id = self.db.execute(
                 "SELECT id FROM frames WHERE file = ? AND line = ? AND function = ?", key

@@ -57,6 +57,27 @@ def test_stacks_and_frames_are_stored_once(db: Path) -> None:
     assert writer.db.execute("SELECT count(*) FROM frames").fetchone()[0] == 2
 
 
+def test_frames_are_named_once_and_outside_the_write_lock(db: Path) -> None:
+    # Naming reads files (seconds for a service's first snapshot); other runs sharing the file
+    # must not wait on that.
+    database = open_database(str(db))
+    asked: list[tuple[str, int]] = []
+
+    def name(file: str, line: int) -> str:
+        assert not database.conn.in_transaction
+        asked.append((file, line))
+        return f"f{line}"
+
+    writer = RunWriter.create_run(database, name="t", target="x.py:step", mode="run", planned_duration_s=10,
+                                  interval_s=1, options={}, function_name=name)
+    _snapshot(writer, 0, [[1, 10, 1], [2, 5, 1]], {"1": [["/app/a.py", 3], ["/app/main.py", 1]],
+                                                   "2": [["/app/a.py", 4], ["/app/main.py", 1]]})
+    _snapshot(writer, 1, [[3, 10, 1]], {"3": [["/app/a.py", 3], ["/app/main.py", 2]]})
+    assert asked == [("/app/a.py", 3), ("/app/main.py", 1), ("/app/a.py", 4), ("/app/main.py", 2)]
+    functions = dict(((f, line), fn) for f, line, fn in database.execute("SELECT file, line, function FROM frames"))
+    assert functions == {("/app/a.py", 3): "f3", ("/app/main.py", 1): "f1", ("/app/a.py", 4): "f4", ("/app/main.py", 2): "f2"}
+
+
 def test_findings_keep_their_first_detection_time(db: Path) -> None:
     writer = _writer(db)
     row = FindingRow("abc", "site", "leak", None, "application", None, 1e6, 10.0, 1e-9, 1e-8, 1 - 1e-8, {})
