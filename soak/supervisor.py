@@ -398,14 +398,16 @@ class Supervisor:
 
     def _analyze(self) -> None:
         started = time.monotonic()
+        if self._warm_up is not None and self._warm_up.is_alive():
+            # scipy is still importing (seconds, or half a minute on an overloaded machine): a
+            # refresh would wait for it in the scheduler's one thread, and snapshots with it.
+            return
         if self.options.analyze_every_s is None and started - self._last_refresh_at < ANALYSIS_COST_RATIO * self._last_refresh_cost:
             return
-        once = self._last_refresh_at == float("-inf") or (self._warm_up is not None and self._warm_up.is_alive())
+        first = self._last_refresh_at == float("-inf")
         self.analysis = self._refresh()
-        # Not charged: the first refresh (one-time set-up), nor one that may have waited for scipy's
-        # import to finish (seconds on a busy machine, once per run): charged, either would hold
-        # the next refresh back by twenty times a cost later refreshes do not pay.
-        self._last_refresh_cost = 0.0 if once else time.monotonic() - started
+        # The first refresh's one-time set-up is not charged: it would hold the next ones back.
+        self._last_refresh_cost = 0.0 if first else time.monotonic() - started
         self._last_refresh_at = started
         self._report_progress(refreshed=True)
 
