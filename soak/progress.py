@@ -56,9 +56,9 @@ class ProgressDisplay:
     (after printing the start line) and the display itself as ``on_progress``. On a terminal, a
     rich live panel is redrawn after each snapshot and each analysis refresh, and its clock ticks
     in between; elsewhere a snapshot or refresh prints one line when :func:`line_every` has passed
-    since the last (with the verdict of the latest refresh, so a slow analysis does not silence the log). Closing it stops the panel and
-    clears it, so the report that follows starts on a clean screen; it never touches signals,
-    so Ctrl-C still reaches the supervisor.
+    since the last, with the latest refresh's verdict (so a slow analysis does not silence the
+    log). Closing it stops the panel and clears it, so the report that follows starts on a clean
+    screen; it never touches signals, so Ctrl-C still reaches the supervisor.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
