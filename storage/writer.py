@@ -135,12 +135,11 @@ class RunWriter:
         Returns its sequence number. Once this returns, the snapshot is durable.
         """
         seq = self.next_seq
-        new_stacks = body.get("new_stacks") or {}
         # Naming new frames reads source or bytecode files: done before the write lock is taken, so
         # that runs sharing the database do not wait on this one's file reads.
-        names = self._names_of_new_frames(new_stacks)
+        stacks, names = self._prepare_stacks(body.get("new_stacks") or {})
         with _writing(self.db), write_transaction(self.db):
-            self._store_stacks(new_stacks, names)
+            self._store_stacks(stacks, names)
             self.db.execute(
                 "INSERT INTO snapshots (run_id, seq, segment, t_s, worker_pid, iterations, rss, uss, pss, fds, threads,"
                 " cgroup_bytes, cgroup_limit, traced_bytes, tracer_overhead_bytes, tracer, weight, gc_objects,"
@@ -165,23 +164,36 @@ class RunWriter:
         self.next_seq = seq + 1
         return seq
 
-    def _names_of_new_frames(self, new_stacks: dict[str, list[list[Any]]]) -> dict[tuple[str, int], str]:
+    def _prepare_stacks(
+        self, new_stacks: dict[str, list[list[Any]]],
+    ) -> tuple[list[tuple[int, list[tuple[str, int]], str, int | None]], dict[tuple[str, int], str]]:
+        """(worker id, frames, hash, stored id or None) of each new stack, and the function names
+        of the frames of those not stored yet. A stack a resumed or restarted worker sends again is
+        found by its hash and not named again (stacks are never deleted)."""
+        stacks: list[tuple[int, list[tuple[str, int]], str, int | None]] = []
         names: dict[tuple[str, int], str] = {}
-        for frames in new_stacks.values():
-            for file, line in frames:
-                key = (str(file), int(line))
-                if key not in self._frame_ids and key not in names:
-                    names[key] = self._function_name(*key)
-        return names
+        with _writing(self.db):
+            for worker_id, frames in new_stacks.items():  # JSON object keys are strings
+                pairs = [(str(file), int(line)) for file, line in frames]
+                digest = stack_hash(pairs)
+                stored = self._stack_id(digest)
+                stacks.append((int(worker_id), pairs, digest, stored))
+                if stored is None:
+                    for key in pairs:
+                        if key not in self._frame_ids and key not in names:
+                            names[key] = self._function_name(*key)
+        return stacks, names
 
-    def _store_stacks(self, new_stacks: dict[str, list[list[Any]]], names: dict[tuple[str, int], str]) -> None:
-        for worker_id, frames in new_stacks.items():
-            pairs = [(str(file), int(line)) for file, line in frames]
-            digest = stack_hash(pairs)
-            row = self.db.execute("SELECT id FROM stacks WHERE hash = ?", [digest]).fetchone()
-            if row:
-                stack_id = row[0]
-            else:
+    def _stack_id(self, digest: str) -> int | None:
+        row = self.db.execute("SELECT id FROM stacks WHERE hash = ?", [digest]).fetchone()
+        return row[0] if row else None
+
+    def _store_stacks(self, stacks: list[tuple[int, list[tuple[str, int]], str, int | None]],
+                      names: dict[tuple[str, int], str]) -> None:
+        for worker_id, pairs, digest, stored in stacks:
+            # Looked up again under the lock: another run sharing the file may have stored it since.
+            stack_id = stored if stored is not None else self._stack_id(digest)
+            if stack_id is None:
                 stack_id = self.db.execute(
                     "INSERT INTO stacks (hash, depth) VALUES (?, ?)", [digest, len(pairs)]
                 ).lastrowid
@@ -189,7 +201,7 @@ class RunWriter:
                     "INSERT INTO stack_frames (stack_id, position, frame_id) VALUES (?, ?, ?)",
                     [(stack_id, pos, self._frame_id(file, line, names)) for pos, (file, line) in enumerate(pairs)],
                 )
-            self._worker_stacks[int(worker_id)] = stack_id  # JSON object keys are strings
+            self._worker_stacks[worker_id] = stack_id
 
     def _frame_id(self, file: str, line: int, names: dict[tuple[str, int], str]) -> int:
         frame_id = self._frame_ids.get((file, line))

@@ -76,6 +76,10 @@ def test_frames_are_named_once_and_outside_the_write_lock(db: Path) -> None:
     assert asked == [("/app/a.py", 3), ("/app/main.py", 1), ("/app/a.py", 4), ("/app/main.py", 2)]
     functions = dict(((f, line), fn) for f, line, fn in database.execute("SELECT file, line, function FROM frames"))
     assert functions == {("/app/a.py", 3): "f3", ("/app/main.py", 1): "f1", ("/app/a.py", 4): "f4", ("/app/main.py", 2): "f2"}
+    # A resumed run's new worker sends its stacks again: found by their hash, not named again.
+    resumed = RunWriter.resume(database, writer.run_id, name, supervisor_pid=1)
+    resumed.record_snapshot(2.0, {}, {"sites": [[1, 10, 1]], "new_stacks": {"1": [["/app/a.py", 3], ["/app/main.py", 1]]}})
+    assert len(asked) == 4 and database.execute("SELECT count(*) FROM stacks").fetchone()[0] == 3
 
 
 def test_findings_keep_their_first_detection_time(db: Path) -> None:
