@@ -281,12 +281,14 @@ def finding_rate(finding: FindingInfo) -> Rate | None:
     return None
 
 
-def memory_trend(rows: list[dict[str, Any]], warmup_fraction: float = Thresholds().warmup_fraction) -> tuple[str, Rate | None]:
-    """Theil–Sen slope of the latest segment's traced heap (RSS without a tracer), after warm-up."""
+def memory_trend(rows: list[dict[str, Any]], warmup_fraction: float = Thresholds().warmup_fraction,
+                 rss: bool = False) -> tuple[str, Rate | None]:
+    """Theil–Sen slope of the latest segment's traced heap (RSS without a tracer, or with
+    ``rss``), after warm-up."""
     if not rows:
-        return "traced heap", None
+        return ("RSS" if rss else "traced heap"), None
     segment = [row for row in rows if row["segment"] == rows[-1]["segment"]]
-    traced = all(row["traced_bytes"] is not None for row in segment)
+    traced = not rss and all(row["traced_bytes"] is not None for row in segment)
     column, label = ("traced_bytes", "traced heap") if traced else ("rss", "RSS")
     trend = latest_segment_trend(rows, column, warmup_fraction)
     return label, None if trend is None else Rate(trend.slope, trend.slope_low, trend.slope_high)
@@ -297,8 +299,8 @@ def _memory_change(base: Database, new: Database, base_id: int, new_id: int, min
     base_label, base_rate = memory_trend(base_rows)
     new_label, new_rate = memory_trend(new_rows)
     if base_label != new_label:  # one run traced, the other did not: RSS is what both have
-        base_rate = memory_trend([{**r, "traced_bytes": None} for r in base_rows])[1]
-        new_rate = memory_trend([{**r, "traced_bytes": None} for r in new_rows])[1]
+        base_rate = memory_trend(base_rows, rss=True)[1]
+        new_rate = memory_trend(new_rows, rss=True)[1]
         new_label = "RSS"
     change = rate_change(base_rate, new_rate, min_ratio) if base_rate and new_rate else None
     return MemoryChange(new_label, base_rate, new_rate, change)
