@@ -39,11 +39,14 @@ class AgentError(Exception):
 
 
 class Agent:
-    def __init__(self, path: str, frames: int = 10, tracer: str = "exact") -> None:
-        from soak.probes.tracer import make_tracer
+    def __init__(self, path: str, frames: int = 10, tracer: str = "sampled", sample_interval: int | None = None) -> None:
+        from soak.probes.tracer import BadTracer, make_tracer
 
         self.path = path
-        self.tracer = make_tracer(tracer, frames)
+        try:
+            self.tracer = make_tracer(tracer, frames, sample_interval)
+        except BadTracer as exc:
+            raise AgentError(str(exc)) from exc
         self._collect_lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._closed = threading.Event()
@@ -124,6 +127,7 @@ class Agent:
                 "pid": os.getpid(),
                 "python": sys.version.split()[0],
                 "tracer": self.tracer.name if self.tracer else "off",
+                "sample_interval": getattr(self.tracer, "interval", None),
                 "application_root": os.path.dirname(os.path.abspath(main_file)) if main_file else os.getcwd(),
             }
         if kind == "snapshot" and set(request) <= {"v", "type", "seq"} and isinstance(request.get("seq", 0), int):
@@ -171,9 +175,13 @@ def _peer_uid(conn: socket.socket) -> int:
     return struct.unpack("3i", creds)[1]
 
 
-def start(socket_path: str | None = None, *, frames: int = 10, tracer: str = "exact") -> Agent | None:
+def start(
+    socket_path: str | None = None, *, frames: int = 10, tracer: str = "sampled", sample_interval: int | None = None,
+) -> Agent | None:
     """Start the agent once for this process (a second call returns the first agent).
 
+    ``tracer`` is ``sampled`` (the default: estimates at a small cost), ``exact`` (tracemalloc)
+    or ``off``; ``sample_interval`` is the sampled tracer's mean bytes between samples.
     Returns None, after one line on stderr, if the agent cannot start: the service goes on.
     """
     global _agent
@@ -181,11 +189,14 @@ def start(socket_path: str | None = None, *, frames: int = 10, tracer: str = "ex
         if _agent is not None:
             return _agent
         path = socket_path or os.environ.get(SOCKET_ENV) or default_socket_path()
-        agent = Agent(path, frames, tracer)
         try:
+            agent = Agent(path, frames, tracer, sample_interval)
             agent.start()
         except AgentError as exc:
             print(f"leaksoak agent not started: {exc}", file=sys.stderr)
+            return None
+        except Exception as exc:  # the agent's promise: never take the service down
+            print(f"leaksoak agent not started: {type(exc).__name__}: {exc}", file=sys.stderr)
             return None
         _agent = agent
         return agent
@@ -199,13 +210,14 @@ def stop() -> None:
             _agent = None
 
 
-USAGE = "usage: python -m soak.agent [--socket PATH] [--frames N] [--tracer exact|off] (-- script.py | -m module) [ARGS...]"
+USAGE = ("usage: python -m soak.agent [--socket PATH] [--frames N] [--tracer sampled|exact|off] [--sample-interval BYTES]"
+         " (-- script.py | -m module) [ARGS...]")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     options: dict[str, str] = {}
-    while args and args[0] in ("--socket", "--frames", "--tracer"):
+    while args and args[0] in ("--socket", "--frames", "--tracer", "--sample-interval"):
         if len(args) < 2:
             print(USAGE, file=sys.stderr)
             return 2
@@ -219,14 +231,25 @@ def main(argv: list[str] | None = None) -> int:
     if module is None and (not args or not os.path.isfile(args[0])):
         print(f"soak.agent: {'no such script ' + repr(args[0]) if args else 'no program given'}; {USAGE}", file=sys.stderr)
         return 2
+    from soak.durations import parse_size
+    from soak.errors import BadInput
+    from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
+
     try:
         frames = int(options.get("frames", "10"))
     except ValueError:
         print(f"soak.agent: --frames must be a number; {USAGE}", file=sys.stderr)
         return 2
+    tracer = options.get("tracer", DEFAULT_TRACER)
+    try:
+        interval = parse_size(options["sample-interval"], option="sample-interval") if "sample-interval" in options else None
+        check_tracer(tracer, frames, interval)
+    except (BadTracer, BadInput) as exc:
+        print(f"soak.agent: {exc}; {USAGE}", file=sys.stderr)
+        return 2
     from soak import agent as this  # under `python -m`, this file runs as __main__: share the one agent
 
-    this.start(options.get("socket"), frames=frames, tracer=options.get("tracer", "exact"))
+    this.start(options.get("socket"), frames=frames, tracer=tracer, sample_interval=interval)
     if module is not None:
         sys.argv = [module, *args]
         runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable
 from soak.analyzers import Thresholds
 from soak.compare import TargetComparison, check_database, compare_with_baseline
 from soak.errors import BadInput
+from soak.probes.tracer import DEFAULT_TRACER
 from soak.reports.model import Report
 from soak.storage import open_database
 from soak.targets import parse_target
@@ -42,6 +43,8 @@ class CiOptions:
     """Appended to, as GitHub's ``$GITHUB_STEP_SUMMARY`` expects."""
     baseline_path: str | None = None
     fail_on: str = "suspect"
+    tracer: str = DEFAULT_TRACER
+    sample_interval: int | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     @property
@@ -52,7 +55,8 @@ class CiOptions:
         from soak.supervisor import RunOptions
 
         return RunOptions(target=target, duration_s=self.duration_s, interval_s=self.interval, db_path=self.db_path,
-                          fail_on=self.fail_on, mode="ci", thresholds=self.thresholds)
+                          fail_on=self.fail_on, tracer=self.tracer, sample_interval=self.sample_interval,
+                          mode="ci", thresholds=self.thresholds)
 
     def check(self) -> None:
         """Everything that can be checked before the first soak starts; raises BadInput."""

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from soak.probes.inprocess import InProcessProbes
-from soak.probes.tracer import Tracer
+from soak.probes.sites import Tracer
 from soak.protocol import Channel, ProtocolError
 from soak.workloads.adapters import AsyncDriver, Driver
 

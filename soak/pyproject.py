@@ -5,6 +5,8 @@
     duration = "5m"        # per target
     interval = "5s"
     fail-on = "leak"
+    tracer = "sampled"     # or "exact", "off"
+    sample-interval = "16KiB"
 
 Options on the command line win over the file.
 """
@@ -16,7 +18,7 @@ from typing import Any
 
 from soak.errors import BadInput
 
-KEYS = ("targets", "duration", "interval", "fail-on")
+KEYS = ("targets", "duration", "interval", "fail-on", "tracer", "sample-interval")
 
 
 def _toml_loads() -> Any:
@@ -70,6 +72,12 @@ def read_config(directory: str | None = None) -> dict[str, Any]:
             raise BadInput(f"{key} in [tool.leaksoak] of {path!r} must be a duration such as \"5m\"")
         if isinstance(value, (int, float)):
             table[key] = str(value)
-    if "fail-on" in table and not isinstance(table["fail-on"], str):
-        raise BadInput(f"fail-on in [tool.leaksoak] of {path!r} must be a string")
+    for key in ("fail-on", "tracer"):
+        if key in table and not isinstance(table[key], str):
+            raise BadInput(f"{key} in [tool.leaksoak] of {path!r} must be a string")
+    interval = table.get("sample-interval")
+    if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (str, int))):
+        raise BadInput(f"sample-interval in [tool.leaksoak] of {path!r} must be a size such as \"16KiB\"")
+    if isinstance(interval, int):
+        table["sample-interval"] = str(interval)
     return table

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from soak.durations import parse_duration
+from soak.durations import parse_duration, parse_size
 from soak.errors import SoakError
+from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
 
 if TYPE_CHECKING:
     from soak.supervisor import RunResult
 
-MARK_OPTIONS = ("duration", "interval", "fail_on")
+MARK_OPTIONS = ("duration", "interval", "fail_on", "tracer")
 FAIL_ON = ("leak", "suspect")
 
 
@@ -36,6 +37,10 @@ class SoakMark:
     """Time between heap snapshots."""
     fail_on: str
     """``leak``: fail on a leak only; ``suspect``: on a suspect too."""
+    tracer: str
+    """``sampled``, ``exact`` or ``off`` (``tracer=`` of the mark, else ``--soak-tracer``)."""
+    sample_interval: int | None
+    """``--soak-sample-interval`` in bytes, or None for the sampled tracer's default."""
 
 
 class BadMark(Exception):
@@ -51,6 +56,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("leaksoak", "memory-leak soak tests (@pytest.mark.soak)")
     group.addoption("--soak-db", metavar="PATH", default=None,
                     help="keep the soaks' runs in this SQLite file (default: a temporary file, deleted at the end)")
+    group.addoption("--soak-tracer", metavar="NAME", default=None,
+                    help="allocation tracer of every soak: sampled (the default), exact (tracemalloc) or off; "
+                         "a mark's tracer= wins")
+    group.addoption("--soak-sample-interval", metavar="BYTES", default=None,
+                    help="the sampled tracer's mean bytes between samples, e.g. 16KiB")
     group.addoption("--soak-duration-scale", metavar="FACTOR", type=float, default=1.0,
                     help="multiply every soak's duration, e.g. 0.2 for a quick run, 10 for a nightly one")
 
@@ -58,7 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "soak(duration='30s', interval='1s', fail_on='leak'): call the test over and over in a leaksoak worker "
+        "soak(duration='30s', interval='1s', fail_on='leak', tracer='sampled'): call the test over and over in a leaksoak worker "
         "and fail if its memory grows without bound (fail_on='suspect' fails on suspects too)",
     )
 
@@ -93,12 +103,16 @@ def _read_mark(item: pytest.Function, marker: pytest.Mark) -> SoakMark:
     scale = item.config.getoption("soak_duration_scale")
     if not scale > 0:
         raise BadMark("--soak-duration-scale must be a positive number")
+    tracer = str(marker.kwargs.get("tracer") or item.config.getoption("soak_tracer") or DEFAULT_TRACER)
     try:
         duration_s = parse_duration(str(marker.kwargs.get("duration", "30s"))) * scale
         interval_s = parse_duration(str(marker.kwargs.get("interval", "1s")), option="interval")
-    except SoakError as exc:
+        given_interval = item.config.getoption("soak_sample_interval")
+        sample_interval = parse_size(given_interval, option="soak-sample-interval") if given_interval else None
+        check_tracer(tracer, sample_interval=sample_interval)
+    except (SoakError, BadTracer) as exc:
         raise BadMark(f"@pytest.mark.soak: {exc}") from exc
-    return SoakMark(duration_s, interval_s, fail_on)
+    return SoakMark(duration_s, interval_s, fail_on, tracer, sample_interval)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -125,6 +139,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     options = api.RunOptions(
         target=f"{pyfuncitem.path}:{pyfuncitem.originalname}", duration_s=mark.duration_s,
         interval_s=mark.interval_s, db_path=db, name=pyfuncitem.nodeid, fail_on=mark.fail_on,
+        tracer=mark.tracer, sample_interval=mark.sample_interval,
     )
     try:
         result = api.run(options)

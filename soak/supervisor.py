@@ -25,6 +25,7 @@ from soak.analyzers import Analysis, Thresholds
 from soak.attribution import Attributor
 from soak.errors import BadInput, InternalFailure, SoakError
 from soak.probes.process import sample_process
+from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
 from soak.storage import open_database, queries
 from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
@@ -32,7 +33,6 @@ from soak.targets import parse_target
 from soak.worker_process import Subject, WorkerProcess
 
 FAIL_ON = ("leak", "suspect", "never")
-TRACERS = ("exact", "off")
 MODES = ("run", "ci")
 
 
@@ -49,7 +49,9 @@ class RunOptions:
     name: str | None = None
     frames: int = 10
     concurrency: int = 1
-    tracer: str = "exact"
+    tracer: str = DEFAULT_TRACER
+    sample_interval: int | None = None
+    """The sampled tracer's mean bytes between samples (None: its default)."""
     fail_on: str = "suspect"
     resume: str | None = None
     """A killed or interrupted run (id or name) to continue in a new segment."""
@@ -82,14 +84,14 @@ class RunOptions:
             raise BadInput("--interval and --duration must be longer than zero")
         if self.interval_s > duration and self.resume is None:  # a resumed run's interval is its own
             raise BadInput("--interval is longer than --duration; no snapshot would be taken twice")
-        if not 1 <= self.frames <= 100:
-            raise BadInput("--frames must be between 1 and 100")
+        try:
+            check_tracer(self.tracer, self.frames, self.sample_interval)
+        except BadTracer as exc:
+            raise BadInput(str(exc)) from exc
         if self.concurrency < 1:
             raise BadInput("--concurrency must be at least 1")
         if self.fail_on not in FAIL_ON:
             raise BadInput(f"--fail-on must be one of {', '.join(FAIL_ON)}")
-        if self.tracer not in TRACERS:
-            raise BadInput(f"--tracer must be one of {', '.join(TRACERS)}")
         if self.mode not in MODES:
             raise BadInput(f"mode must be one of {', '.join(MODES)}")
         if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
@@ -162,7 +164,8 @@ def run(
     spec = parse_target(options.target)
     if os.path.exists(options.db_path):
         open_database(options.db_path, create=False).close()  # fail fast on a wrong file
-    worker = WorkerProcess(spec.text, frames=options.frames, tracer=options.tracer, concurrency=options.concurrency)
+    worker = WorkerProcess(spec.text, frames=options.frames, tracer=options.tracer,
+                           sample_interval=options.sample_interval, concurrency=options.concurrency)
     try:
         hello = worker.wait_ready()
         if hello["type"] == "bad_target":
@@ -222,6 +225,7 @@ def _options_of(stored: dict[str, Any], given: RunOptions) -> RunOptions:
         frames=recorded.get("frames", given.frames),
         concurrency=recorded.get("concurrency", given.concurrency),
         tracer=recorded.get("tracer", given.tracer),
+        sample_interval=recorded.get("sample_interval", given.sample_interval),
         fail_on=given.fail_on,
         resume=given.resume,
         keep_full_s=recorded.get("keep_full_s", given.keep_full_s),

@@ -16,7 +16,8 @@ from types import ModuleType
 from typing import Any
 
 from soak.control import Control
-from soak.probes.tracer import DRIVER_FILES, make_tracer
+from soak.probes.frames import DRIVER_FILES
+from soak.probes.tracer import DEFAULT_TRACER, make_tracer
 from soak.protocol import Channel
 from soak.targets import BadTarget, load_target, parse_target
 from soak.workloads.adapters import WorkloadRaised, make_driver
@@ -28,7 +29,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--request-fd", type=int, required=True)
     parser.add_argument("--reply-fd", type=int, required=True)
     parser.add_argument("--frames", type=int, default=10)
-    parser.add_argument("--tracer", default="exact")
+    parser.add_argument("--tracer", default=DEFAULT_TRACER)
+    parser.add_argument("--sample-interval", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=1)
     return parser.parse_args(argv)
 
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             channel.send("failed", **_failure("setup", exc))
             return 3
 
-    tracer = make_tracer(args.tracer, args.frames)
+    tracer = make_tracer(args.tracer, args.frames, args.sample_interval)
     driver = make_driver(target.function, is_async=target.is_async, concurrency=args.concurrency)
     control = Control(channel, driver, tracer)
     if tracer is not None:
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         "hello",
         pid=os.getpid(),
         is_async=target.is_async,
-        tracer=args.tracer,
+        tracer=tracer.name if tracer is not None else "off",
+        sample_interval=getattr(tracer, "interval", None),
         python=sys.version.split()[0],
         application_root=_application_root(target.module),
     )

@@ -192,3 +192,10 @@ def _run_analysis(db: Database) -> None:
     # JSON: what the latest analysis refresh said of the run as a whole: points analysed, series
     # tested, the run length an inconclusive verdict needs, and the memory-limit projection.
     db.execute("ALTER TABLE runs ADD COLUMN analysis TEXT")
+
+
+@migrations(name="0005_sample_interval")
+def _sample_interval(db: Database) -> None:
+    # The sampled tracer's mean bytes between samples; NULL when every allocation was traced
+    # (tracer 'exact') or none was ('off'). Site bytes and counts are estimates when it is set.
+    db.execute("ALTER TABLE snapshots ADD COLUMN sample_interval INTEGER")

@@ -143,15 +143,16 @@ class RunWriter:
             self.db.execute(
                 "INSERT INTO snapshots (run_id, seq, segment, t_s, worker_pid, iterations, rss, uss, pss, fds, threads,"
                 " cgroup_bytes, cgroup_limit, traced_bytes, tracer_overhead_bytes, tracer, weight, gc_objects,"
-                " gc_collections, asyncio_tasks, at_boundary, pause_ms, probe_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " gc_collections, asyncio_tasks, at_boundary, pause_ms, probe_ms, sample_interval)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self.run_id, seq, self.segment, t_s, body.get("pid"), body.get("iterations"),
                  process.get("rss"), process.get("uss"), process.get("pss"), process.get("fds"), process.get("threads"),
                  process.get("cgroup_bytes"), process.get("cgroup_limit"),
                  body.get("traced_bytes"), body.get("tracer_overhead_bytes"), body.get("tracer"),
                  body.get("weight"), body.get("gc_objects"), body.get("gc_collections"),
                  body.get("asyncio_tasks"), _bool(body.get("at_boundary")), body.get("pause_total_ms"),
-                 json.dumps({**body.get("pause_ms", {}), "process": process.get("pause_ms")})],
+                 json.dumps({**body.get("pause_ms", {}), "process": process.get("pause_ms")}),
+                 body.get("sample_interval")],
             )
             self._store_samples(seq, body.get("sites") or [])
             if "types" in body:  # the census runs on some snapshots only; the rest carry forward

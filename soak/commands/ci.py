@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from soak import api
-from soak.commands.options import DB
+from soak.commands.options import DB, SAMPLE_INTERVAL, TRACER, parse_sample_interval
 from soak.durations import format_duration, parse_duration
 from soak.errors import BadInput
 from soak.pyproject import read_config
@@ -29,6 +29,8 @@ def ci_command(
     summary: str = typer.Option(None, "--summary", help="Append a Markdown summary here, e.g. \"$GITHUB_STEP_SUMMARY\"."),
     baseline: str = typer.Option(None, "--baseline", help="A database from an earlier run (e.g. last night's): a new leak, or a finding growing significantly faster, fails its target."),
     fail_on: str = typer.Option(None, "--fail-on", help="Fail a target on: leak, or suspect (a leak or a suspect; the default)."),
+    tracer: str = typer.Option(None, "--tracer", help=TRACER.help),
+    sample_interval: str = SAMPLE_INTERVAL,
 ) -> None:
     """Soak each TARGET in turn for --duration, in one database, and fail the ones that leak.
 
@@ -53,6 +55,8 @@ def ci_command(
         summary_path=summary,
         baseline_path=baseline,
         fail_on=fail_on or config.get("fail-on") or "suspect",
+        tracer=tracer or config.get("tracer") or TRACER.default,
+        sample_interval=parse_sample_interval(sample_interval or config.get("sample-interval")),
     )
     result = api.ci(options, on_start=lambda i, n, t: _start(options, i, n, t), on_done=_done)
     for target in result.targets:

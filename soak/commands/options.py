@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from soak.durations import parse_size
+from soak.probes.sampled import DEFAULT_SAMPLE_INTERVAL
+from soak.probes.tracer import DEFAULT_TRACER
 from soak.reports import FORMATS  # noqa: F401  (re-exported: the formats every command accepts)
 
 DB = typer.Option("soak.db", "--db", help="SQLite file holding the runs; many runs share one file.")
@@ -16,3 +19,16 @@ KEEP_FULL = typer.Option("6h", "--keep-full", help="Keep every snapshot of the m
 THIN_EVERY = typer.Option(10, "--thin-every", help="...and every k-th one before it (1 keeps all).")
 FAIL_ON = typer.Option("suspect", "--fail-on", help="Exit 1 on: leak, suspect (leak or suspect), never.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress on stderr (neither the live panel nor the progress lines).")
+TRACER = typer.Option(
+    DEFAULT_TRACER, "--tracer",
+    help="Allocation tracer: sampled (estimates from sampled allocations, a few percent of cost), exact (tracemalloc: every allocation, many times slower), or off (process memory only).",
+)
+SAMPLE_INTERVAL = typer.Option(
+    None, "--sample-interval",
+    help=f"The sampled tracer's mean bytes between two samples (default {DEFAULT_SAMPLE_INTERVAL // 1024}KiB): smaller is more precise and costs more.",
+)
+
+
+def parse_sample_interval(text: str | None) -> int | None:
+    """Bytes in ``--sample-interval`` (``16KiB``, ``65536``), or None when it is not given."""
+    return parse_size(text, option="sample-interval") if text else None

@@ -10,7 +10,8 @@ import typer
 
 from soak import api
 from soak.commands.options import (
-    DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, QUIET, THIN_EVERY,
+    DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, QUIET, SAMPLE_INTERVAL,
+    THIN_EVERY, TRACER, parse_sample_interval,
 )
 from soak.durations import format_duration, parse_duration, parse_size
 from soak.errors import BadInput
@@ -34,7 +35,8 @@ def run_command(
     db: str = DB,
     frames: int = typer.Option(10, "--frames", help="Traceback depth of each allocation site."),
     concurrency: int = typer.Option(1, "--concurrency", help="Concurrent callers of an async def target."),
-    tracer: str = typer.Option("exact", "--tracer", help="Allocation tracer: exact (tracemalloc) or off."),
+    tracer: str = TRACER,
+    sample_interval: str = SAMPLE_INTERVAL,
     fail_on: str = FAIL_ON,
     resume: str = typer.Option(None, "--resume", help="Continue a killed or interrupted run (id or name) in a new segment."),
     keep_full: str = KEEP_FULL,
@@ -60,6 +62,7 @@ def run_command(
         frames=frames,
         concurrency=concurrency,
         tracer=tracer,
+        sample_interval=parse_sample_interval(sample_interval),
         fail_on=fail_on,
         resume=resume,
         keep_full_s=parse_duration(keep_full, option="keep-full"),

@@ -13,6 +13,7 @@ from soak.commands.options import (
 from soak.commands.run import finish
 from soak.durations import format_duration, parse_duration, parse_size
 from soak.errors import BadInput
+from soak.probes.tracer import TRACERS
 from soak.progress import ProgressDisplay
 
 
@@ -20,7 +21,7 @@ def watch_command(
     pid: int = typer.Option(None, "--pid", help="The process to watch."),
     match: str = typer.Option(None, "--match", help="Watch the process whose command line matches this regex; follow it across restarts."),
     socket: str = typer.Option(None, "--socket", help="The agent's socket (default: from the process's SOAK_AGENT_SOCKET, else the per-user default)."),
-    tracer: str = typer.Option("exact", "--tracer", help="exact: heap snapshots from the agent when one listens; off: process-level only."),
+    tracer: str = typer.Option("agent", "--tracer", help="agent: heap snapshots from the agent when one listens, with the tracer it was started with (python -m soak.agent --tracer); off: process-level only."),
     duration: str = typer.Option("10m", "--duration", "-d", help="How long to watch: 90s, 10m, 8h, 1h30m."),
     interval: str = typer.Option("30s", "--interval", "-i", help="Time between snapshots."),
     name: str = typer.Option(None, "--name", help="Label for the run (default: the process name or the pattern)."),
@@ -42,8 +43,8 @@ def watch_command(
     """
     if fmt not in FORMATS:
         raise BadInput(f"--format must be one of {', '.join(FORMATS)}")
-    if tracer not in ("exact", "off"):
-        raise BadInput("--tracer must be exact or off")
+    if tracer not in ("agent", "off", *TRACERS):
+        raise BadInput("--tracer must be agent or off (the agent's tracer is chosen where the service starts)")
     options = api.WatchOptions(
         pid=pid, match=match, socket_path=socket, agent=tracer != "off",
         duration_s=parse_duration(duration), interval_s=parse_duration(interval, option="interval"),

@@ -9,7 +9,8 @@ import time
 from typing import Any, Callable, Collection
 
 from soak.probes import heap
-from soak.probes.tracer import Frame, Tracer
+from soak.probes.frames import Frame
+from soak.probes.sites import Tracer
 
 
 CENSUS_EVERY_S = 5.0
@@ -55,6 +56,7 @@ class InProcessProbes:
                 traced_bytes=traced.traced_bytes,
                 tracer_overhead_bytes=traced.tracer_overhead_bytes,
                 weight=traced.weight,
+                sample_interval=traced.sample_interval,
             )
         if time.monotonic() - self._census_at >= CENSUS_EVERY_S:
             self._census_at = time.monotonic()

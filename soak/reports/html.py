@@ -17,7 +17,7 @@ from soak.durations import format_duration
 from soak.reports.model import FindingInfo, FrameInfo, Report
 from soak.reports.series import ChartData, FindingChart
 from soak.reports.svg import Styled, line_chart
-from soak.reports.text import display_path, format_confidence, human_bytes, projection_note, verdict_note, why
+from soak.reports.text import display_path, format_confidence, human_bytes, projection_note, tracing_note, verdict_note, why
 from soak.sources import source_line
 
 COLORS = {"rss": "#1f6fd1", "uss": "#8e44ad", "traced": "#e8730c", "site": "#c62828", "fit": "#1b8a3a"}
@@ -156,6 +156,9 @@ def _run_table(report: Report) -> str:
         if last.get("traced_bytes") is not None:
             memory += f", traced heap {human_bytes(first['traced_bytes'])} → {human_bytes(last['traced_bytes'])}"
         pairs.append(("memory", escape(memory)))
+    tracing = tracing_note(report)
+    if tracing:
+        pairs.append(("tracer", escape(tracing)))
     if run.options:
         options = json.dumps(run.options, indent=1, sort_keys=True)
         pairs.append(("options", f"<details><summary>as started</summary><pre>{escape(options)}</pre></details>"))

@@ -22,6 +22,8 @@ def report_dict(report: Report) -> dict[str, Any]:
             "duration_s": round(run.duration_s, 3),
             "snapshots": run.snapshots,
             "iterations": run.iterations,
+            "tracer": report.tracer,
+            "sample_interval": report.sample_interval,
         },
         "verdict": report.verdict,
         "analysis": report.analysis,

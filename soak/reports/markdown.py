@@ -11,7 +11,7 @@ import re
 
 from soak.durations import format_duration
 from soak.reports.model import FindingInfo, FrameInfo, Report
-from soak.reports.text import NOTABLE_EVENTS, display_path, format_confidence, human_bytes, projection_note, verdict_note, why
+from soak.reports.text import NOTABLE_EVENTS, display_path, format_confidence, human_bytes, projection_note, tracing_note, verdict_note, why
 from soak.sources import source_line
 
 MAX_FINDINGS = 20
@@ -65,6 +65,9 @@ def render_markdown(report: Report) -> str:
         if last.get("traced_bytes") is not None:
             memory += f", traced heap {human_bytes(first['traced_bytes'])} → {human_bytes(last['traced_bytes'])}"
         out.append(f"| memory | {memory} |")
+    tracing = tracing_note(report)
+    if tracing:
+        out.append(f"| tracer | {text(tracing)} |")
     projection = projection_note(report.analysis.get("projection") or {}).strip()
     if projection:
         out.append(f"| projection | {text(projection)} |")

@@ -83,6 +83,18 @@ class Report:
     """The latest refresh's view of the whole run: ``points``, ``tested``, ``needed_s`` (for an
     inconclusive verdict) and ``projection`` (memory against its limit)."""
 
+    @property
+    def tracer(self) -> str | None:
+        """The allocation tracer of the latest snapshot (``sampled``, ``exact``), None if none ran."""
+        return self.last_snapshot.get("tracer") if self.last_snapshot else None
+
+    @property
+    def sample_interval(self) -> int | None:
+        """Mean bytes between samples when the sampled tracer ran: the sites' figures are estimates."""
+        if not self.last_snapshot or self.last_snapshot.get("tracer") != "sampled":
+            return None
+        return self.last_snapshot.get("sample_interval")
+
 
 def build_report(db: Database, selector: str = "latest") -> Report:
     run = queries.find_run(db, selector)

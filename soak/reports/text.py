@@ -21,6 +21,15 @@ def human_bytes(n: float | None) -> str:
     raise AssertionError
 
 
+def tracing_note(report: Report) -> str | None:
+    """Says that heap figures are estimates, and at which interval, when the tracer sampled."""
+    interval = report.sample_interval
+    if interval is None:
+        return None
+    return (f"heap figures are estimates: the sampled tracer saw an allocation every {human_bytes(interval)} "
+            "on average (--tracer exact traces all, at many times the cost)")
+
+
 def format_confidence(confidence: float | None) -> str:
     """1 − q as a percentage, e.g. ``99.87%``; ``>99.99%`` rather than a rounded 100%."""
     if confidence is None:
@@ -52,6 +61,9 @@ def render_text(report: Report) -> str:
         if last["traced_bytes"] is not None:
             memory += f", traced heap {human_bytes(first['traced_bytes'])} -> {human_bytes(last['traced_bytes'])}"
         lines.append(memory)
+    tracing = tracing_note(report)
+    if tracing:
+        lines.append(f"  {tracing}")
     projection = projection_note(report.analysis.get("projection") or {})
     if projection:
         lines.append(projection)
