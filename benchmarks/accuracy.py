@@ -1,6 +1,7 @@
 """Accuracy benchmark: every reference workload through the real `soak run`, scored against its ground truth.
 
     python benchmarks/accuracy.py [--duration 60s] [--interval 1s] [--scale 1.0] [--only NAME ...]
+                                  [--tracer sampled|exact|off] [--sample-interval BYTES]
                                   [--jobs 1] [--db PATH] [--json PATH]
     python benchmarks/accuracy.py --replay --db PATH [--only NAME ...]
 
@@ -63,6 +64,7 @@ from scipy import stats
 from sqlite_utils import Database
 
 from soak.durations import parse_duration
+from soak.probes.tracer import DEFAULT_TRACER, TRACERS
 from soak.storage import queries
 from soak.workloads import reference
 
@@ -167,6 +169,7 @@ def run_one(truth: Truth, args: argparse.Namespace, db_path: str) -> Outcome:
         *soak_command(), "run", f"{truth.path}:step",
         "--duration", args.duration, "--interval", args.interval,
         "--db", db_path, "--name", f"accuracy:{truth.name}", "--format", "json", "--quiet",
+        "--tracer", args.tracer, *(["--sample-interval", args.sample_interval] if args.sample_interval else []),
     ]
     started = time.monotonic()
     try:
@@ -441,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", default="1s")
     parser.add_argument("--scale", type=float, default=1.0, help="LEAKSOAK_LEAK_SCALE for every workload")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these workloads")
+    parser.add_argument("--tracer", default=DEFAULT_TRACER, choices=TRACERS, help=f"soak run --tracer (default {DEFAULT_TRACER})")
+    parser.add_argument("--sample-interval", help="soak run --sample-interval, e.g. 16KiB (default: the tracer's)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
     parser.add_argument("--db", help="SQLite file to soak into (default: a temporary one, removed at the end)")
     parser.add_argument("--json", metavar="PATH", help="also write the outcomes and summary here")
@@ -477,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"leaksoak accuracy benchmark at {_revision()}: {len(truths)} workloads, --duration {args.duration} "
             f"--interval {args.interval}, LEAKSOAK_LEAK_SCALE={os.environ['LEAKSOAK_LEAK_SCALE']}, "
-            f"LEAKSOAK_LATE_ONSET_S={os.environ['LEAKSOAK_LATE_ONSET_S']}, --jobs {args.jobs}, db {db_path}",
+            f"LEAKSOAK_LATE_ONSET_S={os.environ['LEAKSOAK_LATE_ONSET_S']}, --tracer {args.tracer}"
+            + (f" --sample-interval {args.sample_interval}" if args.sample_interval else "")
+            + f", --jobs {args.jobs}, db {db_path}",
             flush=True,
         )
     outcomes: dict[str, Outcome] = {}

@@ -1,11 +1,20 @@
-"""Sidecar benchmark: `soak watch` for 60 s beside a real HTTP service on 127.0.0.1.
+"""Sidecar benchmark: `soak watch` every second beside a real HTTP service on 127.0.0.1, per tracer.
 
-Three runs, each with a bounded load loop against the test service (tests/services/http_service.py):
-the leaky endpoint under the agent (is its line pinned?), the same without the agent (is the
-process-level verdict a leak?), and the clean endpoint under the agent (is it clean?). Prints
-verdicts, the first finding, snapshot counts and pauses, and the request rate the service kept.
+The service is tests/services/http_service.py (``/leak`` keeps every request's payload, ``/ok``
+does the same work and keeps nothing). A load generator in its own process drives it as fast as it
+answers (``--connections`` closed-loop clients, bounded by ``--duration``), so requests/s is the
+service's capacity beside whatever watches it. Interleaved rounds, each of:
 
-    python benchmarks/sidecar.py [--duration 60s] [--interval 1s]
+- ``plain``: the service alone, not watched (the baseline);
+- ``agent-sampled``, ``agent-exact``: the service under the agent (``python -m soak.agent
+  --tracer ...``) while ``soak watch --interval 1s`` snapshots it.
+
+Printed per configuration: median requests/s and its share of the same round's ``plain`` rate, the
+agent's pause per snapshot (the time it holds the GIL: p50, p99, max over every snapshot of every
+round), the verdict and the first finding's line. Then two verdict checks: the same service
+without the agent, watched (a process-level leak), and ``/ok`` under the sampled agent (clean).
+
+    python benchmarks/sidecar.py [--duration 60s] [--interval 1s] [--rounds 3] [--tracers sampled,exact]
 """
 
 from __future__ import annotations
@@ -15,13 +24,15 @@ import json
 import os
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SERVICE = Path(__file__).resolve().parent.parent / "tests" / "services" / "http_service.py"
 
@@ -29,61 +40,154 @@ SERVICE = Path(__file__).resolve().parent.parent / "tests" / "services" / "http_
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
-def one(path: str, agent: bool, duration: str, interval: str, tmp: str) -> None:
-    port = free_port()
-    sock = os.path.join(tmp, f"agent-{port}", "a.sock")
+def load(port: int, path: str, seconds: float, connections: int) -> int:
+    """Requests answered in ``seconds`` by ``connections`` closed-loop clients (run in a child process)."""
+    request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    deadline = time.monotonic() + seconds
+    counts = [0] * connections
+
+    def client(i: int) -> None:
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                    conn.sendall(request)
+                    while conn.recv(65536):
+                        pass
+                counts[i] += 1
+            except OSError:
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts)
+
+
+@dataclass
+class Outcome:
+    config: str
+    path: str
+    rps: float
+    verdict: str | None = None
+    first: str | None = None
+    snapshots: int = 0
+    pauses: list[float] = field(default_factory=list)
+    exit_code: int | None = None
+
+
+def start_service(port: int, tracer: str | None, sock: str) -> subprocess.Popen[str]:
     command = [sys.executable, str(SERVICE), str(port)]
-    if agent:
-        command = [sys.executable, "-m", "soak.agent", "--socket", sock, "--", *command[1:]]
+    if tracer is not None:
+        command = [sys.executable, "-m", "soak.agent", "--socket", sock, "--tracer", tracer, "--", *command[1:]]
     service = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert service.stdout is not None and service.stdout.readline().strip() == "listening"
-    stop = threading.Event()
-    served = [0]
+    return service
 
-    def load() -> None:
-        while not stop.is_set() and served[0] < 1_000_000:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).read()
-                served[0] += 1
-            except Exception:  # noqa: BLE001
-                time.sleep(0.05)
-            time.sleep(0.005)
 
-    threading.Thread(target=load, daemon=True).start()
+def one(config: str, path: str, tracer: str | None, watch: bool, args: argparse.Namespace, tmp: str) -> Outcome:
+    port = free_port()
+    sock = os.path.join(tmp, f"agent-{port}", "a.sock")
+    service = start_service(port, tracer, sock)
     db = os.path.join(tmp, f"sidecar-{port}.db")
-    args = [sys.executable, "-m", "soak", "watch", "--pid", str(service.pid), "--db", db, "--duration", duration,
-            "--interval", interval, "--format", "json", "-q"]
-    if agent:
-        args += ["--socket", sock]
-    started = time.monotonic()
-    result = subprocess.run(args, capture_output=True, text=True)
-    elapsed = time.monotonic() - started
-    stop.set()
-    service.kill()
-    service.wait()
-    report = json.loads(result.stdout)
-    with sqlite3.connect(db) as conn:
-        pauses = [p for (p,) in conn.execute("SELECT pause_ms FROM snapshots WHERE pause_ms IS NOT NULL")]
-    first = report["findings"][0] if report["findings"] else None
-    where = (f"{os.path.basename(first['where']['file'])}:{first['where']['line']} ({first['kind']})" if first and first["where"]
-             else (f"{first['kind']} {first.get('resource')}" if first else "-"))
-    print(f"{path:6} agent={'yes' if agent else 'no ':3} exit={result.returncode} verdict={report['verdict']:12} "
-          f"first={where:32} snapshots={report['run']['snapshots']:3} "
-          f"pause median={sorted(pauses)[len(pauses) // 2] if pauses else 0:.0f} ms "
-          f"requests/s={served[0] / elapsed:.0f}")
+    watcher = None
+    try:
+        if watch:
+            command = [sys.executable, "-m", "soak", "watch", "--pid", str(service.pid), "--db", db,
+                       "--duration", args.duration, "--interval", args.interval, "--format", "json", "-q"]
+            if tracer is not None:
+                command += ["--socket", sock]
+            else:
+                command += ["--tracer", "off"]
+            watcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1.0)  # the watcher's imports, so that the load meets it running
+        seconds = max(1.0, args.duration_s - (2.0 if watch else 0.0))
+        loader = subprocess.run(
+            [sys.executable, __file__, "--load", str(port), path, str(seconds), str(args.connections)],
+            capture_output=True, text=True, check=True,
+        )
+        outcome = Outcome(config, path, int(loader.stdout.strip()) / seconds)
+        if watcher is not None:
+            out, err = watcher.communicate(timeout=args.duration_s + 120)
+            outcome.exit_code = watcher.returncode
+            report = json.loads(out)
+            outcome.verdict = report["verdict"]
+            outcome.snapshots = report["run"]["snapshots"]
+            first = report["findings"][0] if report["findings"] else None
+            if first and first["where"]:
+                outcome.first = f"{os.path.basename(first['where']['file'])}:{first['where']['line']} ({first['kind']})"
+            elif first:
+                outcome.first = f"{first['kind']} {first.get('resource')}"
+            with sqlite3.connect(db) as conn:
+                outcome.pauses = [p for (p,) in conn.execute("SELECT pause_ms FROM snapshots WHERE pause_ms IS NOT NULL")]
+        return outcome
+    finally:
+        if watcher is not None and watcher.poll() is None:
+            watcher.kill()
+        service.kill()
+        service.wait()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", default="60s")
     parser.add_argument("--interval", default="1s")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tracers", default="sampled,exact")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--load", nargs=4, metavar=("PORT", "PATH", "SECONDS", "CONNECTIONS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.load:
+        port, path, seconds, connections = args.load
+        print(load(int(port), path, float(seconds), int(connections)))
+        return
+    from soak.durations import parse_duration
+
+    args.duration_s = parse_duration(args.duration)
+    tracers = [t for t in args.tracers.split(",") if t]
+    configs: list[tuple[str, str | None, bool]] = [("plain", None, False)] + [(f"agent-{t}", t, True) for t in tracers]
+    results: dict[str, list[Outcome]] = {name: [] for name, _, _ in configs}
+    shares: dict[str, list[float]] = {name: [] for name, _, _ in configs}
+    print(f"sidecar benchmark: /leak, {args.rounds} rounds of {args.duration}, soak watch --interval {args.interval}, "
+          f"{args.connections} closed-loop connections; {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for path, agent in (("/leak", True), ("/leak", False), ("/ok", True)):
-            one(path, agent, args.duration, args.interval, tmp)
+        for round_no in range(1, args.rounds + 1):
+            order = configs if round_no % 2 else list(reversed(configs))
+            this_round: dict[str, Outcome] = {}
+            for name, tracer, watch in order:
+                outcome = one(name, "/leak", tracer, watch, args, tmp)
+                this_round[name] = outcome
+                results[name].append(outcome)
+                print(f"  round {round_no} {name:14} {outcome.rps:7.0f} requests/s"
+                      + (f"  verdict={outcome.verdict} first={outcome.first} snapshots={outcome.snapshots}"
+                         f" pause p50={percentile(outcome.pauses, 0.5):.1f} ms max={max(outcome.pauses):.1f} ms"
+                         if outcome.pauses else ""), flush=True)
+            for name in this_round:
+                shares[name].append(this_round[name].rps / this_round["plain"].rps)
+        print()
+        print(f"{'config':15} {'requests/s':>10} {'of plain':>9} {'pause p50':>10} {'p99':>8} {'max':>8}  verdict, first finding")
+        for name, _, _ in configs:
+            runs = results[name]
+            pauses = [p for run in runs for p in run.pauses]
+            line = f"{name:15} {statistics.median(r.rps for r in runs):10.0f} {statistics.median(shares[name]):8.1%}"
+            if pauses:
+                line += (f" {percentile(pauses, 0.5):8.1f}ms {percentile(pauses, 0.99):6.1f}ms {max(pauses):6.1f}ms  "
+                         + ", ".join(sorted({f'{r.verdict} {r.first}' for r in runs})))
+            print(line)
+        print()
+        for name, path, tracer in (("no agent", "/leak", None), ("agent-sampled", "/ok", "sampled")):
+            outcome = one(name, path, tracer, True, args, tmp)
+            print(f"check {path:5} {name:14} exit={outcome.exit_code} verdict={outcome.verdict} first={outcome.first} "
+                  f"snapshots={outcome.snapshots} requests/s={outcome.rps:.0f}", flush=True)
 
 
 if __name__ == "__main__":

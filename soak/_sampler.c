@@ -54,13 +54,15 @@
 
 typedef struct {
     PyCodeObject *code; /* strong reference, taken in a hook (an incref only), dropped in collect/stop */
-    int line;
+    int lasti;          /* byte offset of the instruction: a line lookup scans the line table,
+                           which costs a hook far too much, so lines are resolved in collect() */
 } frame_t;
 
 typedef struct {
     uint64_t hash;
     uint32_t nframe;
     uint32_t live;      /* live sampled blocks allocated here */
+    int *lines;         /* nframe line numbers, resolved by collect() on first sight; or NULL */
     frame_t frames[];   /* allocation frame first */
 } stack_t;
 
@@ -259,7 +261,7 @@ static uint64_t hash_frames(const frame_t *frames, int nframe)
     uint64_t h = 0x84222325cbf29ce4ULL ^ (uint64_t)nframe;
     for (int i = 0; i < nframe; i++) {
         h = mix64(h ^ (uint64_t)(uintptr_t)frames[i].code);
-        h = mix64(h ^ (uint64_t)(uint32_t)frames[i].line);
+        h = mix64(h ^ (uint64_t)(uint32_t)frames[i].lasti);
     }
     return h;
 }
@@ -300,6 +302,7 @@ static long intern_stack(const frame_t *frames, int nframe)
     st->hash = h;
     st->nframe = (uint32_t)nframe;
     st->live = 0;
+    st->lines = NULL;
     for (int k = 0; k < nframe; k++) {
         st->frames[k] = frames[k];
         Py_INCREF(frames[k].code); /* a count only: nothing is allocated or run */
@@ -321,7 +324,7 @@ static int capture_frames(frame_t *out, int limit)
 #if PY_VERSION_HEX < 0x030B0000
     for (PyFrameObject *f = tstate->frame; f != NULL && n < limit; f = f->f_back) {
         out[n].code = f->f_code;
-        out[n].line = PyCode_Addr2Line(f->f_code, f->f_lasti * (int)sizeof(_Py_CODEUNIT));
+        out[n].lasti = f->f_lasti * (int)sizeof(_Py_CODEUNIT);
         n++;
     }
 #else
@@ -339,19 +342,19 @@ static int capture_frames(frame_t *out, int limit)
         }
 #  if PY_VERSION_HEX < 0x030C0000
         PyCodeObject *code = f->f_code;
-        int line = PyCode_Addr2Line(code, _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT));
+        int lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
 #  elif PY_VERSION_HEX < 0x030D0000
         PyCodeObject *code = f->f_code;
-        int line = PyUnstable_InterpreterFrame_GetLine(f);
+        int lasti = PyUnstable_InterpreterFrame_GetLasti(f);
 #  else
         if (f->f_executable == NULL || !PyCode_Check(f->f_executable)) {
             continue;
         }
         PyCodeObject *code = (PyCodeObject *)f->f_executable;
-        int line = PyUnstable_InterpreterFrame_GetLine(f);
+        int lasti = PyUnstable_InterpreterFrame_GetLasti(f);
 #  endif
         out[n].code = code;
-        out[n].line = line;
+        out[n].lasti = lasti;
         n++;
     }
 #endif
@@ -398,14 +401,17 @@ static void sample(void *ptr, size_t size)
     guard = 0;
 }
 
+#define NEVER ((int64_t)1 << 62) /* the countdown while inactive: no allocation reaches the slow path */
+
 static inline void maybe_sample(void *ptr, size_t size)
 {
-    if (!S.active) {
-        return;
-    }
     /* zero-size blocks count as one byte, so they can be sampled (and estimated) too */
     S.countdown -= (int64_t)(size ? size : 1);
     if (S.countdown > 0) {
+        return;
+    }
+    if (!S.active) {
+        S.countdown = NEVER;
         return;
     }
     if (guard) {
@@ -421,6 +427,12 @@ static inline void maybe_forget(void *ptr)
     if (ptr != NULL && S.filter[filter_slot((uintptr_t)ptr)] != 0) {
         forget_block((uintptr_t)ptr);
     }
+}
+
+static void __attribute__((noinline)) free_sampled(PyMemAllocatorEx *prev, void *ptr)
+{
+    forget_block((uintptr_t)ptr);
+    prev->free(prev->ctx, ptr);
 }
 
 static void *hook_malloc(void *ctx, size_t size)
@@ -458,8 +470,12 @@ static void *hook_realloc(void *ctx, void *old, size_t size)
 
 static void hook_free(void *ctx, void *ptr)
 {
+    /* the hottest path there is: one byte of the filter, then a tail call */
     PyMemAllocatorEx *prev = ctx;
-    maybe_forget(ptr);
+    if (ptr != NULL && S.filter[filter_slot((uintptr_t)ptr)] != 0) {
+        free_sampled(prev, ptr);
+        return;
+    }
     prev->free(prev->ctx, ptr);
 }
 
@@ -541,6 +557,7 @@ static void release_stacks(stack_t **stacks, size_t n)
         for (uint32_t k = 0; k < stacks[i]->nframe; k++) {
             Py_DECREF(stacks[i]->frames[k].code);
         }
+        free(stacks[i]->lines);
         free(stacks[i]);
     }
 }
@@ -605,6 +622,7 @@ static PyObject *sampler_stop(PyObject *self, PyObject *unused)
     }
     guard = 1;
     S.active = 0;
+    S.countdown = NEVER;
     for (int d = 0; d < 2; d++) {
         PyMemAllocatorEx current;
         PyMem_GetAllocator(DOMAINS[d], &current);
@@ -699,12 +717,30 @@ static PyObject *sampler_collect(PyObject *self, PyObject *unused)
             continue;
         }
         stack_t *st = S.stacks[n];
+        if (st->lines == NULL && st->nframe > 0) {
+            /* PyCode_Addr2Line reads the code's line table: no allocation, no Python */
+            st->lines = malloc(st->nframe * sizeof(int));
+            if (st->lines == NULL) {
+                est[n].samples = 0;
+                continue;
+            }
+            for (uint32_t k = 0; k < st->nframe; k++) {
+                st->lines[k] = PyCode_Addr2Line(st->frames[k].code, st->frames[k].lasti);
+            }
+        }
         stack_t *copy = malloc(sizeof(stack_t) + st->nframe * sizeof(frame_t));
-        if (copy == NULL) {
+        int *lines = st->nframe ? malloc(st->nframe * sizeof(int)) : NULL;
+        if (copy == NULL || (st->nframe && lines == NULL)) {
+            free(copy);
+            free(lines);
             est[n].samples = 0;
             continue;
         }
         memcpy(copy, st, sizeof(stack_t) + st->nframe * sizeof(frame_t));
+        if (st->nframe) {
+            memcpy(lines, st->lines, st->nframe * sizeof(int));
+        }
+        copy->lines = lines;
         for (uint32_t k = 0; k < copy->nframe; k++) {
             Py_INCREF(copy->frames[k].code);
         }
@@ -730,7 +766,7 @@ static PyObject *sampler_collect(PyObject *self, PyObject *unused)
             goto done;
         }
         for (uint32_t k = 0; k < st->nframe; k++) {
-            PyObject *frame = Py_BuildValue("(Oi)", st->frames[k].code->co_filename, st->frames[k].line);
+            PyObject *frame = Py_BuildValue("(Oi)", st->frames[k].code->co_filename, st->lines[k]);
             if (frame == NULL) {
                 Py_DECREF(frames);
                 goto done;
