@@ -6,7 +6,8 @@ it falls back to) grows
 
 - significantly across all series tested: an autocorrelation-corrected Mann–Kendall test, with
   the false discovery rate controlled by Benjamini–Hochberg;
-- materially: bytes per hour above a floor and a share of the heap, and enough bytes in all;
+- materially: bytes per hour above a floor and a share of the heap, and enough bytes in all
+  (for a sampled series, more than its sampling noise);
 - persistently: still growing in the most recent part of the run (a plain trend test there), and
   not stalled in the last few snapshots, so a cache that filled up and stopped is not a leak.
 
@@ -35,6 +36,8 @@ class Series:
     key: Hashable
     bytes: np.ndarray
     counts: np.ndarray | None = None
+    samples: np.ndarray | None = None
+    """Live sampled blocks behind each estimate, for a sampled tracer (None: exact values)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,12 @@ class Thresholds:
     min_growth_bytes: float = 64 * 1024
     """...nor growth of fewer bytes than this across the analysed window: CPython's free lists
     and caches fill up by a few KiB early in a run, which looks like a trend in a short one."""
+    min_growth_sampling_z: float = 3.0
+    """...nor, in a sampled series, growth within this many standard deviations of what sampling
+    alone makes of a live set that is merely redrawn: n₀ and n₁ live samples at the regime's first
+    and last snapshots differ by about R·√(n₀+n₁) bytes (R the mean sampling interval) when its
+    blocks turn over. The trend tests see that noise as a wander, and judge a handful of samples
+    of 16 KiB or more as growth; a leak that starts from nothing needs z² samples (9)."""
     max_points: int = 400
     """Longer series are thinned evenly before fitting (Theil–Sen is quadratic)."""
 
@@ -106,10 +115,13 @@ def analyze(
     series: Sequence[Series],
     thresholds: Thresholds = Thresholds(),
     heap_bytes: float | None = None,
+    sample_interval: float | None = None,
 ) -> Analysis:
     """Test every series on the shared time grid ``times`` (seconds since the run started).
 
     ``heap_bytes`` (the traced heap, or the process's memory) sets the share-of-heap floor.
+    ``sample_interval`` is a sampled tracer's mean interval R in bytes: with it, a series that
+    carries its live ``samples`` must grow by more than its sampling noise to be material.
     """
     t = np.asarray(times, dtype=float)
     if len(t) == 0:
@@ -133,7 +145,8 @@ def analyze(
             continue
         width = envelope_width(y, shortest, len(tw) // 4)
         counts = None if s.counts is None else np.asarray(s.counts, dtype=float)[window]
-        candidates.append(_Candidate.fit(s, tw, y, counts, width, thresholds))
+        samples = None if s.samples is None or not sample_interval else np.asarray(s.samples, dtype=float)[window]
+        candidates.append(_Candidate.fit(s, tw, y, counts, samples, sample_interval, width, thresholds))
     if not candidates:
         return Analysis(CLEAN, [], warmup_until_s, len(window), 0)
 
@@ -170,10 +183,12 @@ class _Candidate:
     """The drift test on the floor's bytes."""
     p_value: float
     """Evidence of growth from all the tests (see :func:`_evidence_of_growth`)."""
+    sampling_noise: float = 0.0
+    """Bytes that sampling alone can add between the regime's first and last snapshots (one standard deviation)."""
 
     @classmethod
-    def fit(cls, s: Series, t: np.ndarray, y: np.ndarray, counts: np.ndarray | None, width: int,
-            thresholds: Thresholds) -> "_Candidate":
+    def fit(cls, s: Series, t: np.ndarray, y: np.ndarray, counts: np.ndarray | None, samples: np.ndarray | None,
+            sample_interval: float | None, width: int, thresholds: Thresholds) -> "_Candidate":
         envelope = lower_envelope(y, width)
         start, pending = regime_start(envelope, thresholds.shift_alpha, thresholds.min_points)
         trend = fit_trend(t[start:], envelope[start:])
@@ -184,14 +199,17 @@ class _Candidate:
             count_envelope = lower_envelope(counts, width)
             count_trend = fit_trend(t[start:], count_envelope[start:])
             p_values += [count_trend.p_value, drift_p_value(count_envelope[start:])]
+        noise = 0.0 if samples is None else sampling_noise(samples[start], samples[-1], sample_interval or 0.0)
         return cls(s, t, envelope, start, pending, trend, width, count_envelope, count_trend,
-                   p_drift, _evidence_of_growth(p_values))
+                   p_drift, _evidence_of_growth(p_values), noise)
 
     def judge(self, q: float, floor_per_h: float, thresholds: Thresholds) -> Finding | None:
         t, e = self.times[self.start:], self.envelope[self.start:]
         trend = self.trend
         rate = trend.slope * 3600
-        material = rate >= floor_per_h and trend.slope * (t[-1] - t[0]) >= thresholds.min_growth_bytes
+        growth = trend.slope * (t[-1] - t[0])
+        material = (rate >= floor_per_h and growth >= thresholds.min_growth_bytes
+                    and growth >= thresholds.min_growth_sampling_z * self.sampling_noise)
         if q > thresholds.suspect_alpha or not material:
             return None
         n = len(t)
@@ -221,12 +239,26 @@ class _Candidate:
             "growth_bytes": float(e[-1] - e[0]),
             "envelope_points": self.width,
         }
+        if self.sampling_noise:
+            evidence["sampling_noise_bytes"] = self.sampling_noise
         if self.pending_shift is not None:
             evidence["pending_shift_at_s"] = float(self.times[self.pending_shift])
         if slowing:
             evidence["slowing"] = True
             evidence.setdefault("pending_shift_at_s", float(t[-thresholds.min_points]))
         return Finding(self.series.key, verdict, rate, count_rate, self.p_value, q, evidence)
+
+
+def sampling_noise(first: float, last: float, interval: float) -> float:
+    """Standard deviation, in bytes, of the change between two sampled estimates with ``first``
+    and ``last`` live samples at mean interval ``interval`` when no block is shared between them.
+
+    A small block is sampled with probability about s/R and then weighs about R, so an estimate
+    of n live samples is R times a Poisson count, of variance n·R²; two estimates whose blocks
+    turned over in between are independent. (Blocks larger than R are sampled almost surely and
+    carry almost no noise; this overstates theirs, which only asks more of such a site's growth.)
+    """
+    return interval * float(np.sqrt(max(first, 0.0) + max(last, 0.0)))
 
 
 def _evidence_of_growth(p_values: list[float]) -> float:
