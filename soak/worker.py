@@ -1,6 +1,7 @@
 """The worker process: imports the workload, drives it, and hosts the in-process probes.
 
-Started by the supervisor as ``python -m soak.worker --target T --request-fd R --reply-fd W``.
+Started by the supervisor as ``python -c WORKER_MAIN --target T --request-fd R --reply-fd W`` (see
+soak.worker_process); ``python -m soak.worker`` takes the same arguments.
 It never writes to the database; everything it knows goes to the supervisor as JSON messages.
 Exit codes: 0 stopped on request, 2 bad target, 3 the workload failed.
 """
@@ -17,10 +18,11 @@ from typing import Any
 
 from soak.control import Control
 from soak.probes.frames import DRIVER_FILES
+from soak.probes.sites import Tracer
 from soak.probes.tracer import DEFAULT_TRACER, make_tracer
 from soak.protocol import Channel
-from soak.targets import BadTarget, load_target, parse_target
-from soak.workloads.adapters import WorkloadRaised, make_driver
+from soak.targets import BadTarget, LoadedTarget, load_target, parse_target
+from soak.workloads.adapters import Driver, WorkloadRaised, make_driver
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
@@ -60,7 +62,19 @@ def _application_root(module: ModuleType) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    # Short on purpose, like _drive: both frames sit under every call of the workload, and for
+    # each traced allocation tracemalloc finds a frame's line by scanning its code's line table
+    # up to the current call, so a call deep into a long function makes every allocation of a
+    # shallow workload dearer (issue 10: worker.main's old driver.run() cost more than the step).
+    started = _start(_parse_args(sys.argv[1:] if argv is None else argv))
+    return started if isinstance(started, int) else _drive(*started)
+
+
+def _start(args: argparse.Namespace) -> int | tuple[Channel, LoadedTarget, Tracer | None, Driver, Control]:
+    """Load the target, run its setup, start tracing and the control thread, say hello.
+
+    Returns what ``_drive`` needs, or the exit code if the worker cannot go on.
+    """
     # Ctrl-C belongs to the supervisor, which ends the run and then stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = Channel(os.fdopen(args.request_fd, "rb"), os.fdopen(args.reply_fd, "wb"))
@@ -94,8 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         application_root=_application_root(target.module),
     )
     control.start()
+    return channel, target, tracer, driver, control
+
+
+def _drive(channel: Channel, target: LoadedTarget, tracer: Tracer | None, driver: Driver, control: Control) -> int:
+    """Run the workload until stopped, then its teardown; the worker's exit code."""
     try:
-        driver.run()
+        driver.run()  # first, so that this frame's line is cheap to find (see main)
     except WorkloadRaised as exc:
         cause = exc.__cause__ or exc
         channel.send("failed", iterations=driver.iterations, **_failure("call", cause))

@@ -16,6 +16,11 @@ from soak.protocol import Channel, ProtocolError
 HELLO_TIMEOUT_S = 600.0
 """Importing a big application can take a while; a worker that says nothing for this long is stuck."""
 
+WORKER_MAIN = "import sys; from soak.worker import main; sys.exit(main())"
+"""The worker's entry, run with ``python -c`` rather than ``-m soak.worker``: under ``-m``, runpy's
+two frames and soak.worker's module body sit under every call of the workload, and tracemalloc
+finds the line of each of them on every traced allocation (issue 10; see soak.worker.main)."""
+
 
 @dataclass(frozen=True)
 class WorkerExit:
@@ -71,7 +76,7 @@ class WorkerProcess:
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
         command = [
-            sys.executable, "-m", "soak.worker",
+            sys.executable, "-c", WORKER_MAIN,
             "--target", target,
             "--request-fd", str(request_read),
             "--reply-fd", str(reply_write),
