@@ -5,11 +5,12 @@ Soaks are kept short (seconds, sub-second intervals) with leak rates that show i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from conftest import REFERENCE, db_rows, leak_lines, run_soak
+from conftest import REFERENCE, TEST_WORKLOADS, db_rows, leak_lines, run_soak
 
 SHORT = ("--duration", "6s", "--interval", "0.2s", "--quiet")
 
@@ -106,3 +107,16 @@ def test_report_projects_the_time_until_the_memory_limit(db: Path) -> None:
     assert abs(projection["seconds_until_limit"] - expected) < 1e-6 * expected
     text = run_soak("report", "--db", str(db)).stdout
     assert "limit (--memory-limit) is reached in about" in text and "RSS grows" in text
+
+
+def test_the_workload_runs_on_a_short_stack_that_calls_early(db: Path, tmp_path: Path) -> None:
+    # For each traced allocation tracemalloc finds the line of every recorded frame, scanning the
+    # frame's line table up to its current call: runpy's frames, or a call deep into a long
+    # function, under a shallow workload made it run ~3x slower than in a plain script (issue 10).
+    out = tmp_path / "stack.json"
+    result = run_soak("run", f"{TEST_WORKLOADS}/stack_probe.py:step", "--db", str(db), "--duration", "2s",
+                      "--interval", "1s", "--quiet", "--fail-on", "never", env={"LEAKSOAK_STACK_OUT": str(out)})
+    assert result.returncode == 0, result.stderr
+    frames = json.loads(out.read_text())
+    assert len(frames) <= 4 and not any("runpy" in file for file, _, _ in frames), frames
+    assert all(offset < 256 for _, _, offset in frames), frames
