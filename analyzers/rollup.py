@@ -51,6 +51,9 @@ def roll_up(series: Sequence[Series], labels: Mapping[Hashable, tuple[str, Hasha
         counts = None
         if all(m.counts is not None for m in members):
             counts = np.sum([np.asarray(m.counts, dtype=float) for m in members], axis=0)
-        kept.append(Series(key, total, counts))
+        samples = None
+        if all(m.samples is not None for m in members):
+            samples = np.sum([np.asarray(m.samples, dtype=float) for m in members], axis=0)
+        kept.append(Series(key, total, counts, samples))
         groups[key] = Group(library, call_site, tuple(m.key for m in members))
     return kept, groups

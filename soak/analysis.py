@@ -61,12 +61,15 @@ def _analyze_segment(
         rss = np.array([row["rss"] or 0 for row in rows], dtype=float)
         return analyze(times, [Series(("process", "rss"), rss)], thresholds, heap_bytes=_median(rss)), {}
     seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
-    series = [Series(("site", s.stack_id), s.bytes, s.counts) for s in queries.site_series(db, run_id, seqs)]
+    series = [Series(("site", s.stack_id), s.bytes, s.counts, s.samples) for s in queries.site_series(db, run_id, seqs)]
     groups: dict[Hashable, Group] = {}
     if attributor is not None:
         series, groups = roll_up(series, _library_labels(db, series, attributor))
     heap = _median(np.array([row["traced_bytes"] or 0 for row in rows], dtype=float))
-    return analyze(times, series, thresholds, heap_bytes=heap), groups
+    intervals = {row.get("sample_interval") for row in rows if row["tracer"] == "sampled"}
+    # one interval per segment (a worker's tracer is set once); the largest is the cautious reading
+    sample_interval = max((i for i in intervals if i), default=None)
+    return analyze(times, series, thresholds, heap_bytes=heap, sample_interval=sample_interval), groups
 
 
 def _library_labels(db: Database, series: list[Series], attributor: Attributor) -> dict[Hashable, tuple[str, Hashable]]:

@@ -22,6 +22,8 @@ class SiteSeries:
     stack_id: int
     bytes: np.ndarray
     counts: np.ndarray
+    samples: np.ndarray | None = None
+    """Live sampled blocks behind each estimate, when a sampled tracer ran (None: exact values)."""
 
 
 def find_run(db: Database, selector: str = "latest") -> dict[str, Any]:
@@ -87,7 +89,8 @@ def site_series(db: Database, run_id: int, seqs: np.ndarray) -> list[SiteSeries]
     A site is 0 before its first row; after that each row's value holds until the next row.
     """
     rows = db.execute(
-        "SELECT stack_id, seq, bytes, count FROM site_samples WHERE run_id = ? ORDER BY stack_id, seq",
+        "SELECT stack_id, seq, bytes, count, coalesce(samples, -1) FROM site_samples WHERE run_id = ?"
+        " ORDER BY stack_id, seq",
         [run_id],
     ).fetchall()
     if not rows or len(seqs) == 0:
@@ -99,7 +102,10 @@ def site_series(db: Database, run_id: int, seqs: np.ndarray) -> list[SiteSeries]
     for start, end in zip(starts, ends):
         block = data[start:end]
         sizes, counts = _carry_forward(block[:, 1], block[:, 2:], seqs)
-        result.append(SiteSeries(stack_id=int(block[0, 0]), bytes=sizes, counts=counts))
+        samples = None
+        if (block[:, 4] >= 0).all():  # sampled throughout (an exact segment stores NULL)
+            samples, _ = _carry_forward(block[:, 1], block[:, 4:], seqs)
+        result.append(SiteSeries(stack_id=int(block[0, 0]), bytes=sizes, counts=counts, samples=samples))
     return result
 
 
@@ -143,11 +149,13 @@ def site_series_of(db: Database, run_id: int, stack_id: int) -> tuple[np.ndarray
 
 
 def _carry_forward(sample_seqs: np.ndarray, values: np.ndarray, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Values (bytes, count) at each of ``seqs``: the last sample at or before it, else 0."""
+    """The first two value columns (bytes, count) at each of ``seqs``: the last sample at or before
+    it, else 0. Given one column, its values twice."""
     index = np.searchsorted(sample_seqs, seqs, side="right") - 1
     present = index >= 0
     clipped = np.clip(index, 0, None)
-    return np.where(present, values[clipped, 0], 0), np.where(present, values[clipped, 1], 0)
+    second = 1 if values.shape[1] > 1 else 0
+    return np.where(present, values[clipped, 0], 0), np.where(present, values[clipped, second], 0)
 
 
 def stack_frames(db: Database, stack_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

@@ -42,7 +42,7 @@ def thin(db: Database, run_id: int, *, older_than_s: float, keep_every: int) -> 
     if later is not None:
         kept.append(later)
     with write_transaction(db):
-        for table, key, values in (("site_samples", "stack_id", "bytes, count"), ("type_samples", "type_id", "count")):
+        for table, key, values in (("site_samples", "stack_id", "bytes, count, samples"), ("type_samples", "type_id", "count")):
             _carry_forward(db, run_id, table, key, values, removed, kept)
         marks = ",".join("?" for _ in removed)
         for table in ("site_samples", "type_samples", "snapshots"):

@@ -199,3 +199,5 @@ def _sample_interval(db: Database) -> None:
     # The sampled tracer's mean bytes between samples; NULL when every allocation was traced
     # (tracer 'exact') or none was ('off'). Site bytes and counts are estimates when it is set.
     db.execute("ALTER TABLE snapshots ADD COLUMN sample_interval INTEGER")
+    # Live sampled blocks behind a site's estimate (NULL for an exact tracer): its sampling noise.
+    db.execute("ALTER TABLE site_samples ADD COLUMN samples INTEGER")

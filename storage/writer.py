@@ -60,7 +60,7 @@ class RunWriter:
         self.next_seq = 0
         self._function_name = function_name
         self._worker_stacks: dict[int, int] = {}
-        self._last: dict[int, tuple[int, int]] = {}
+        self._last: dict[int, tuple[int, int, int | None]] = {}
         self._last_types: dict[int, int] = {}
         self._type_ids: dict[str, int] = {}
         self._frame_ids: dict[tuple[str, int], int] = {}  # (file, line): a line's function is looked up once
@@ -78,8 +78,9 @@ class RunWriter:
             "SELECT {key}, {values} FROM {table} t WHERE run_id = ? AND seq = "
             "(SELECT max(seq) FROM {table} WHERE run_id = t.run_id AND {key} = t.{key})"
         )
-        for stack_id, size, count in db.execute(latest.format(key="stack_id", values="bytes, count", table="site_samples"), [run_id]):
-            writer._last[stack_id] = (size, count)
+        for stack_id, size, count, samples in db.execute(
+                latest.format(key="stack_id", values="bytes, count, samples", table="site_samples"), [run_id]):
+            writer._last[stack_id] = (size, count, samples)
         for type_id, count in db.execute(latest.format(key="type_id", values="count", table="type_samples"), [run_id]):
             writer._last_types[type_id] = count
         with _writing(db), write_transaction(db):
@@ -220,21 +221,21 @@ class RunWriter:
         stacks, last, run_id = self._worker_stacks, self._last, self.run_id
         rows = []
         present = set()
-        for worker_id, size, count in sites:
-            stack_id = stacks[worker_id]
+        for site in sites:  # [worker stack id, bytes, count] and, from a sampled tracer, samples
+            stack_id = stacks[site[0]]
             present.add(stack_id)
-            value = (size, count)
+            value = (site[1], site[2], site[3] if len(site) > 3 else None)
             if last.get(stack_id) != value:
                 last[stack_id] = value
-                rows.append((run_id, stack_id, seq, size, count))
+                rows.append((run_id, stack_id, seq, *value))
         if len(present) < len(last):
             for stack_id, value in last.items():
-                if stack_id not in present and value != (0, 0):
-                    rows.append((run_id, stack_id, seq, 0, 0))
+                if stack_id not in present and value[:2] != (0, 0):
+                    rows.append((run_id, stack_id, seq, 0, 0, None if value[2] is None else 0))
             for row in rows:
-                last[row[1]] = (row[3], row[4])
+                last[row[1]] = (row[3], row[4], row[5])
         self.db.conn.executemany(
-            "INSERT INTO site_samples (run_id, stack_id, seq, bytes, count) VALUES (?, ?, ?, ?, ?)", rows
+            "INSERT INTO site_samples (run_id, stack_id, seq, bytes, count, samples) VALUES (?, ?, ?, ?, ?, ?)", rows
         )
 
     def _store_types(self, seq: int, types: Iterable[Sequence[Any]]) -> None:

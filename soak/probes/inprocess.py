@@ -48,7 +48,8 @@ class InProcessProbes:
                 if stack_id is None:
                     stack_id = self._stack_ids[site.frames] = len(self._stack_ids) + 1
                     new_stacks[str(stack_id)] = [list(frame) for frame in site.frames]
-                sites.append([stack_id, site.size, site.count])
+                sites.append([stack_id, site.size, site.count] if site.samples is None
+                             else [stack_id, site.size, site.count, site.samples])
             body.update(
                 tracer=self.tracer.name,
                 new_stacks=new_stacks,

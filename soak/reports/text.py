@@ -26,8 +26,8 @@ def tracing_note(report: Report) -> str | None:
     interval = report.sample_interval
     if interval is None:
         return None
-    return (f"heap figures are estimates: the sampled tracer saw an allocation every {human_bytes(interval)} "
-            "on average (--tracer exact traces all, at many times the cost)")
+    return (f"heap figures are estimates from allocations sampled every {human_bytes(interval)} on average "
+            "(--tracer exact traces every one, at many times the cost)")
 
 
 def format_confidence(confidence: float | None) -> str:
