@@ -266,6 +266,17 @@ static uint64_t hash_frames(const frame_t *frames, int nframe)
     return h;
 }
 
+static int same_frames(const frame_t *a, const frame_t *b, int nframe)
+{
+    /* field by field: a frame_t has padding, which memcmp would compare too */
+    for (int i = 0; i < nframe; i++) {
+        if (a[i].code != b[i].code || a[i].lasti != b[i].lasti) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* The stack's number, interning it on first sight; -1 if a table cannot grow. */
 static long intern_stack(const frame_t *frames, int nframe)
 {
@@ -280,8 +291,7 @@ static long intern_stack(const frame_t *frames, int nframe)
             break;
         }
         stack_t *st = S.stacks[entry - 1];
-        if (st->hash == h && st->nframe == (uint32_t)nframe &&
-            memcmp(st->frames, frames, (size_t)nframe * sizeof(frame_t)) == 0) {
+        if (st->hash == h && st->nframe == (uint32_t)nframe && same_frames(st->frames, frames, nframe)) {
             return (long)(entry - 1);
         }
         i = (i + 1) & (S.stack_index_cap - 1);
@@ -403,44 +413,70 @@ static void sample(void *ptr, size_t size)
 
 #define NEVER ((int64_t)1 << 62) /* the countdown while inactive: no allocation reaches the slow path */
 
-static inline void maybe_sample(void *ptr, size_t size)
+/* What a block of `size` bytes takes off the countdown: zero-size blocks count as one byte, so
+ * that they can be sampled (and estimated) too. */
+static inline int64_t charge(size_t size)
 {
-    /* zero-size blocks count as one byte, so they can be sampled (and estimated) too */
-    S.countdown -= (int64_t)(size ? size : 1);
-    if (S.countdown > 0) {
-        return;
-    }
+    return (int64_t)(size ? size : 1);
+}
+
+/* The countdown ran out at this block (already allocated, already charged). */
+static void __attribute__((noinline)) countdown_out(void *ptr, size_t size)
+{
     if (!S.active) {
-        S.countdown = NEVER;
+        S.countdown = NEVER; /* a hook left in a chain by stop(): pass through for good */
         return;
     }
     if (guard) {
-        /* our own allocation (sampling code or collect): not charged, not sampled */
-        S.countdown += (int64_t)(size ? size : 1);
+        S.countdown += charge(size); /* our own allocation (sampling code or collect): not sampled */
         return;
     }
     sample(ptr, size);
 }
 
-static inline void maybe_forget(void *ptr)
+static inline void maybe_sample(void *ptr, size_t size)
 {
-    if (ptr != NULL && S.filter[filter_slot((uintptr_t)ptr)] != 0) {
-        forget_block((uintptr_t)ptr);
+    S.countdown -= charge(size);
+    if (S.countdown <= 0) {
+        countdown_out(ptr, size);
     }
 }
 
-static void __attribute__((noinline)) free_sampled(PyMemAllocatorEx *prev, void *ptr)
+static inline int may_be_sampled(void *ptr)
 {
-    forget_block((uintptr_t)ptr);
-    prev->free(prev->ctx, ptr);
+    return ptr != NULL && S.filter[filter_slot((uintptr_t)ptr)] != 0;
+}
+
+/* The fast paths charge the countdown and tail-call the allocator underneath: no frame of their
+ * own, one load, one store and one branch more than the allocator alone. Only a block at which
+ * the countdown runs out (about one per `interval` bytes), or the free of a block the filter
+ * cannot rule out, takes a slow path. */
+
+static void *__attribute__((noinline)) malloc_slow(PyMemAllocatorEx *prev, size_t size)
+{
+    void *ptr = prev->malloc(prev->ctx, size);
+    if (ptr != NULL) {
+        countdown_out(ptr, size);
+    }
+    return ptr;
 }
 
 static void *hook_malloc(void *ctx, size_t size)
 {
     PyMemAllocatorEx *prev = ctx;
-    void *ptr = prev->malloc(prev->ctx, size);
+    int64_t left = S.countdown - charge(size);
+    S.countdown = left;
+    if (left > 0) {
+        return prev->malloc(prev->ctx, size);
+    }
+    return malloc_slow(prev, size);
+}
+
+static void *__attribute__((noinline)) calloc_slow(PyMemAllocatorEx *prev, size_t nelem, size_t elsize)
+{
+    void *ptr = prev->calloc(prev->ctx, nelem, elsize);
     if (ptr != NULL) {
-        maybe_sample(ptr, size);
+        countdown_out(ptr, nelem * elsize); /* no overflow: checked by the caller */
     }
     return ptr;
 }
@@ -448,32 +484,55 @@ static void *hook_malloc(void *ctx, size_t size)
 static void *hook_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     PyMemAllocatorEx *prev = ctx;
-    void *ptr = prev->calloc(prev->ctx, nelem, elsize);
-    if (ptr != NULL) {
-        maybe_sample(ptr, nelem * elsize); /* no overflow: the allocation succeeded */
+    size_t size;
+    if (__builtin_mul_overflow(nelem, elsize, &size)) {
+        return prev->calloc(prev->ctx, nelem, elsize); /* it fails */
     }
+    int64_t left = S.countdown - charge(size);
+    S.countdown = left;
+    if (left > 0) {
+        return prev->calloc(prev->ctx, nelem, elsize);
+    }
+    return calloc_slow(prev, nelem, elsize);
+}
+
+static void *__attribute__((noinline)) realloc_slow(PyMemAllocatorEx *prev, void *old, size_t size)
+{
+    void *ptr = prev->realloc(prev->ctx, old, size);
+    if (ptr == NULL) {
+        return NULL; /* the old block is untouched, sampled or not */
+    }
+    /* the resized block is a new allocation of `size` bytes at the current line */
+    if (may_be_sampled(old)) {
+        forget_block((uintptr_t)old);
+    }
+    maybe_sample(ptr, size);
     return ptr;
 }
 
 static void *hook_realloc(void *ctx, void *old, size_t size)
 {
     PyMemAllocatorEx *prev = ctx;
-    void *ptr = prev->realloc(prev->ctx, old, size);
-    if (ptr == NULL) {
-        return NULL; /* the old block is untouched, sampled or not */
+    int64_t left = S.countdown - charge(size);
+    if (left > 0 && !may_be_sampled(old)) {
+        S.countdown = left;
+        return prev->realloc(prev->ctx, old, size);
     }
-    /* the resized block is a new allocation of `size` bytes at the current line */
-    maybe_forget(old);
-    maybe_sample(ptr, size);
-    return ptr;
+    return realloc_slow(prev, old, size);
+}
+
+static void __attribute__((noinline)) free_slow(PyMemAllocatorEx *prev, void *ptr)
+{
+    forget_block((uintptr_t)ptr);
+    prev->free(prev->ctx, ptr);
 }
 
 static void hook_free(void *ctx, void *ptr)
 {
     /* the hottest path there is: one byte of the filter, then a tail call */
     PyMemAllocatorEx *prev = ctx;
-    if (ptr != NULL && S.filter[filter_slot((uintptr_t)ptr)] != 0) {
-        free_sampled(prev, ptr);
+    if (may_be_sampled(ptr)) {
+        free_slow(prev, ptr);
         return;
     }
     prev->free(prev->ctx, ptr);
