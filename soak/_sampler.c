@@ -981,6 +981,43 @@ static PyObject *sampler_test_sampled(PyObject *self, PyObject *address)
     return Py_BuildValue("(nI)", (Py_ssize_t)b->size, S.stacks[b->stack]->nframe);
 }
 
+static PyObject *sampler_test_blocks(PyObject *self, PyObject *unused)
+{
+    /* [(address, size, allocation line)] of every live sampled block (tests) */
+    guard = 1;
+    size_t n = 0;
+    struct { uintptr_t ptr; size_t size; PyCodeObject *code; int lasti; } *copy =
+        S.nblocks ? malloc(S.nblocks * sizeof(*copy)) : NULL;
+    for (size_t i = 0; i < S.blocks_cap && copy != NULL; i++) {
+        block_t *b = &S.blocks[i];
+        if (b->ptr == 0) {
+            continue;
+        }
+        stack_t *st = S.stacks[b->stack];
+        copy[n].ptr = b->ptr;
+        copy[n].size = b->size;
+        copy[n].code = st->nframe ? st->frames[0].code : NULL;
+        copy[n].lasti = st->nframe ? st->frames[0].lasti : -1;
+        if (copy[n].code != NULL) {
+            Py_INCREF(copy[n].code);
+        }
+        n++;
+    }
+    guard = 0;
+    PyObject *result = PyList_New(0);
+    for (size_t i = 0; i < n; i++) {
+        int line = copy[i].code ? PyCode_Addr2Line(copy[i].code, copy[i].lasti) : -1;
+        PyObject *item = Py_BuildValue("(Nni)", PyLong_FromVoidPtr((void *)copy[i].ptr), (Py_ssize_t)copy[i].size, line);
+        if (result != NULL && (item == NULL || PyList_Append(result, item) < 0)) {
+            Py_CLEAR(result);
+        }
+        Py_XDECREF(item);
+        Py_XDECREF(copy[i].code);
+    }
+    free(copy);
+    return result;
+}
+
 static PyObject *sampler_hooks_installed(PyObject *self, PyObject *unused)
 {
     /* per domain (MEM, OBJ): is the current allocator ours? */
@@ -1005,6 +1042,7 @@ static PyMethodDef methods[] = {
     {"_test_realloc", sampler_test_realloc, METH_VARARGS, "_test_realloc(domain, address, size) -> address or None."},
     {"_test_free", sampler_test_free, METH_VARARGS, "_test_free(domain, address)."},
     {"_test_sampled", sampler_test_sampled, METH_O, "_test_sampled(address) -> (size, nframe) or None."},
+    {"_test_blocks", sampler_test_blocks, METH_NOARGS, "_test_blocks() -> [(address, size, allocation line)]."},
     {"_hooks_installed", sampler_hooks_installed, METH_NOARGS, "_hooks_installed() -> (MEM is ours, OBJ is ours)."},
     {NULL, NULL, 0, NULL},
 };

@@ -22,7 +22,7 @@ class Control:
         event_loop = None
         if isinstance(driver, AsyncDriver):
             event_loop = lambda: (driver.loop, driver.own_tasks)  # noqa: E731
-        self.probes = InProcessProbes(tracer, lambda: driver.iterations, event_loop)
+        self.probes = InProcessProbes(tracer, lambda: driver.iterations, event_loop, collect_garbage=True)
         self._thread = threading.Thread(target=self._serve, name="soak-control", daemon=True)
 
     def start(self) -> None:
