@@ -37,6 +37,7 @@ for the sampled tracer the median ``collect()`` time.
     python benchmarks/overhead.py [--rounds 7] [--seconds 3] [--steps alloc,service]
         [--configs none,sampled,tracemalloc1,tracemalloc10,memray,memray-pyalloc]
         [--interval 4096,16384,65536,262144] [--depth 8] [--json] [--quick]
+    python benchmarks/overhead.py --paired [--interval 16KiB,64KiB] [--rounds 7]
 
 ``--quick`` is 2 rounds of 1 s. ``sampled`` in ``--configs`` stands for every ``--interval``
 (default: the tracer's ``DEFAULT_SAMPLE_INTERVAL``); a sampled tracer that cannot be imported
@@ -99,6 +100,53 @@ def nested(depth: int, step: Callable[[], None]) -> None:
         step()
     else:
         nested(depth - 1, step)
+
+
+def paired(args: argparse.Namespace) -> None:
+    """``--paired``: the sampled tracer's cost measured in one process, the finest comparison there
+    is on a noisy machine. Slices of ``PAIRED_CALLS`` calls alternate: untraced, traced (the tracer
+    started for the slice and stopped after it), untraced; a slice's ratio is its traced time over
+    the mean of the two untraced around it, and the median over ``--rounds`` x 10 slices is shown.
+    Start and stop are inside the traced slice, so their cost counts against the tracer; collect()
+    is not (the main mode times it, about 0.1 ms once a second)."""
+    from soak.probes.sampled import DEFAULT_SAMPLE_INTERVAL, SampledTracer, sampled_unavailable
+
+    reason = sampled_unavailable()
+    if reason is not None:
+        print(f"sampled: unavailable ({reason})")
+        return
+    intervals = sorted({parse_bytes(i) for text in args.interval for i in text.split(",") if i}) or [DEFAULT_SAMPLE_INTERVAL]
+    steps = [s for s in args.steps.split(",") if s]
+    print(f"sampled tracer, paired in one process: {PAIRED_CALLS}-call slices, untraced / traced / untraced, "
+          f"{args.rounds * 10} pairs per cell, step called {args.depth} frames deep; median (25th-75th percentile)")
+
+    def timed(step: Callable[[], None]) -> float:
+        started = time.perf_counter()
+        for _ in range(PAIRED_CALLS):
+            nested(args.depth, step)
+        return time.perf_counter() - started
+
+    for step_name in steps:
+        step = STEP_FUNCTIONS[step_name]
+        timed(step)
+        for interval in intervals:
+            ratios = []
+            for _ in range(args.rounds * 10):
+                before = timed(step)
+                tracer = SampledTracer(frames=10, interval=interval)
+                started = time.perf_counter()
+                tracer.start()
+                for _ in range(PAIRED_CALLS):
+                    nested(args.depth, step)
+                tracer.stop()
+                traced = time.perf_counter() - started
+                ratios.append(traced / ((before + timed(step)) / 2))
+            ratios.sort()
+            print(f"  {step_name:8} {sampled_config(interval):15} {statistics.median(ratios):.3f}x "
+                  f"({ratios[len(ratios) // 4]:.3f}-{ratios[3 * len(ratios) // 4]:.3f})", flush=True)
+
+
+PAIRED_CALLS = 60
 
 
 # --- sizes and config names ------------------------------------------------------------------
@@ -326,9 +374,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffled order within rounds")
     parser.add_argument("--quick", action="store_true", help="2 rounds of 1 s")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    parser.add_argument("--paired", action="store_true",
+                        help="the sampled tracer only, in one process: short untraced and traced slices alternate")
     parser.add_argument("--child", nargs=3, metavar=("CONFIG", "STEP", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.paired:
+        paired(args)
+        return
     if args.child:
         config, step, seconds = args.child
         print(json.dumps(child(config, step, float(seconds), args.depth, args.warmup)))

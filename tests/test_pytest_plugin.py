@@ -60,6 +60,7 @@ def test_leaky_test_fails_with_its_line_and_clean_test_passes(pytester: pytest.P
         "verdict: CLEAN - nothing grows significantly",
         f"leaksoak: 2 soak(s) stored in {db} (soak runs --db {db})",
     ])
+    assert db_rows(db, "SELECT DISTINCT tracer, sample_interval FROM snapshots") == [("sampled", 16384)]
     runs = db_rows(db, "SELECT name, status, verdict, planned_duration_s FROM runs ORDER BY id")
     assert runs == [("test_soaked.py::test_leaky", "completed", "leak", 8.0),
                     ("test_soaked.py::test_clean", "completed", "clean", 8.0)]
@@ -82,6 +83,10 @@ def test_fixtures_bad_marks_and_a_failing_worker(pytester: pytest.Pytester, tmp_
         def test_bad_duration():
             pass
 
+        @pytest.mark.soak(duration="2s", tracer="fast")
+        def test_bad_tracer():
+            pass
+
         @pytest.mark.soak(duration="3s", interval="0.25s")
         def test_raises():
             raise ValueError("bad request payload")
@@ -91,11 +96,12 @@ def test_fixtures_bad_marks_and_a_failing_worker(pytester: pytest.Pytester, tmp_
     temporary.mkdir()
     monkeypatch.setenv("TMPDIR", str(temporary))
     result = pytester.runpytest_subprocess()
-    result.assert_outcomes(errors=3, failed=1)
+    result.assert_outcomes(errors=4, failed=1)
     result.stdout.fnmatch_lines_random([
         "a soaked test is called with no arguments, but test_wants_a_fixture takes tmp_path (fixtures and parameters*",
         "@pytest.mark.soak(fail_on=...) must be one of leak, suspect, not 'sometimes'",
         "@pytest.mark.soak: --duration '2 fortnights' is not a duration*",
+        "@pytest.mark.soak: --tracer must be one of sampled, exact, off, not 'fast'",
         "soak: the worker failed, so the soak could not judge the test: the workload raised "
         f"ValueError: bad request payload at */test_wrong.py:{raise_line} (call)",
     ])
