@@ -81,6 +81,10 @@ def test_live_panel_on_a_terminal_and_ctrl_c(tmp_path: Path) -> None:
         # The panel's growers table names the leaking line once an analysis finds it.
         panel_row = re.compile(rf"leaky_dict_cache\.py:{leak_line}\s+\+[\d.]+ (KiB|MiB|GiB)\s+leak")
         assert _read_until(master, panel_row, seen, time.monotonic() + 120), ANSI.sub("", seen.decode(errors="replace"))
+        # ...and a few seconds more: the sampled tracer finds this leak within 10 snapshots, when
+        # one more snapshot can still tip a verdict either way; the report after Ctrl-C must agree.
+        enough = re.compile(r"snapshots\s+([3-9]\d|\d{3,})\b")
+        assert _read_until(master, enough, seen, time.monotonic() + 120), ANSI.sub("", seen.decode(errors="replace"))
         os.write(master, b"\x03")  # Ctrl-C typed on the terminal: its line discipline sends SIGINT
         _read_until(master, re.compile(r"(?!)"), seen, time.monotonic() + 120)  # read to the end
         _, status = os.waitpid(pid, 0)
