@@ -32,7 +32,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 SERVICE = Path(__file__).resolve().parent.parent / "tests" / "services" / "http_service.py"
 
