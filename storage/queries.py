@@ -101,11 +101,10 @@ def site_series(db: Database, run_id: int, seqs: np.ndarray) -> list[SiteSeries]
     result = []
     for start, end in zip(starts, ends):
         block = data[start:end]
-        sizes, counts = _carry_forward(block[:, 1], block[:, 2:], seqs)
-        samples = None
-        if (block[:, 4] >= 0).all():  # sampled throughout (an exact segment stores NULL)
-            samples, _ = _carry_forward(block[:, 1], block[:, 4:], seqs)
-        result.append(SiteSeries(stack_id=int(block[0, 0]), bytes=sizes, counts=counts, samples=samples))
+        values = _carry_forward(block[:, 1], block[:, 2:], seqs)
+        sampled = (block[:, 4] >= 0).all()  # sampled throughout (an exact segment stores NULL)
+        result.append(SiteSeries(stack_id=int(block[0, 0]), bytes=values[:, 0], counts=values[:, 1],
+                                 samples=values[:, 2] if sampled else None))
     return result
 
 
@@ -144,18 +143,14 @@ def site_series_of(db: Database, run_id: int, stack_id: int) -> tuple[np.ndarray
         zeros = np.zeros(len(seqs), dtype=np.int64)
         return times, zeros, zeros
     data = np.asarray(rows, dtype=np.int64)
-    sizes, counts = _carry_forward(data[:, 0], data[:, 1:], seqs)
-    return times, sizes, counts
+    values = _carry_forward(data[:, 0], data[:, 1:], seqs)
+    return times, values[:, 0], values[:, 1]
 
 
-def _carry_forward(sample_seqs: np.ndarray, values: np.ndarray, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The first two value columns (bytes, count) at each of ``seqs``: the last sample at or before
-    it, else 0. Given one column, its values twice."""
+def _carry_forward(sample_seqs: np.ndarray, values: np.ndarray, seqs: np.ndarray) -> np.ndarray:
+    """Every value column at each of ``seqs``: the last sample at or before it, else 0."""
     index = np.searchsorted(sample_seqs, seqs, side="right") - 1
-    present = index >= 0
-    clipped = np.clip(index, 0, None)
-    second = 1 if values.shape[1] > 1 else 0
-    return np.where(present, values[clipped, 0], 0), np.where(present, values[clipped, second], 0)
+    return np.where((index >= 0)[:, None], values[np.clip(index, 0, None)], 0)
 
 
 def stack_frames(db: Database, stack_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
