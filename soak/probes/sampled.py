@@ -14,11 +14,10 @@ from types import ModuleType
 from typing import Any
 
 from soak.probes.frames import Frame, FrameFilter
-from soak.probes.sites import MAX_FRAMES, SiteSample, TraceResult
+from soak.probes.sites import SiteSample, TraceResult, check_settings
 
 DEFAULT_SAMPLE_INTERVAL = 16 * 1024
 """Mean bytes between two samples (see the README's tracer section for why this value)."""
-MIN_SAMPLE_INTERVAL = 1
 
 _module: ModuleType | None = None
 _unavailable: str | None = None
@@ -48,10 +47,7 @@ class SampledTracer:
     name = "sampled"
 
     def __init__(self, frames: int = 10, interval: int = DEFAULT_SAMPLE_INTERVAL) -> None:
-        if not 1 <= frames <= MAX_FRAMES:
-            raise ValueError(f"frames must be between 1 and {MAX_FRAMES}")
-        if interval < MIN_SAMPLE_INTERVAL:
-            raise ValueError("the sample interval must be at least 1 byte")
+        check_settings(frames, interval)
         module = _load()
         if module is None:
             raise RuntimeError(f"the sampled tracer is unavailable: {_unavailable}")

@@ -11,6 +11,18 @@ MAX_FRAMES = 100
 """The deepest traceback a tracer records per site."""
 
 
+class BadTracer(ValueError):
+    """An unknown tracer name or a bad tracer setting; the message says what is allowed."""
+
+
+def check_settings(frames: int, sample_interval: int | None = None) -> None:
+    """Raise BadTracer unless ``frames`` and the sampled tracer's interval are usable."""
+    if not 1 <= frames <= MAX_FRAMES:
+        raise BadTracer(f"--frames must be between 1 and {MAX_FRAMES}")
+    if sample_interval is not None and sample_interval < 1:
+        raise BadTracer("--sample-interval must be at least 1 byte")
+
+
 @dataclass(frozen=True)
 class SiteSample:
     frames: tuple[Frame, ...]

@@ -7,25 +7,21 @@ from typing import Callable
 
 from soak.probes.exact import TracemallocTracer
 from soak.probes.sampled import DEFAULT_SAMPLE_INTERVAL, SampledTracer, sampled_unavailable
-from soak.probes.sites import MAX_FRAMES, Tracer
+from soak.probes.sites import BadTracer, Tracer, check_settings
 
 TRACERS = ("sampled", "exact", "off")
 """``sampled``: the C sampler (estimates, low cost); ``exact``: tracemalloc; ``off``: none."""
 DEFAULT_TRACER = "sampled"
 
 
-class BadTracer(ValueError):
-    """An unknown tracer name or a bad tracer setting; the message says what is allowed."""
+__all__ = ["BadTracer", "DEFAULT_TRACER", "TRACERS", "check_tracer", "make_tracer"]
 
 
 def check_tracer(name: str, frames: int = 10, sample_interval: int | None = None) -> None:
     """Raise BadTracer unless the settings name a tracer that ``make_tracer`` can build."""
     if name not in TRACERS:
         raise BadTracer(f"--tracer must be one of {', '.join(TRACERS)}, not {name!r}")
-    if not 1 <= frames <= MAX_FRAMES:
-        raise BadTracer(f"--frames must be between 1 and {MAX_FRAMES}")
-    if sample_interval is not None and sample_interval < 1:
-        raise BadTracer("--sample-interval must be at least 1 byte")
+    check_settings(frames, sample_interval)
 
 
 def _warn(message: str) -> None:
