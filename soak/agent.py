@@ -138,6 +138,8 @@ class Agent:
                 sys.setswitchinterval(max(switch, 5.0))
                 try:
                     body = probes.collect()
+                except Exception as exc:  # noqa: BLE001 - a failed snapshot is reported, never raised into the service
+                    return {"type": "error", "message": f"snapshot failed: {type(exc).__name__}: {exc}"}
                 finally:
                     sys.setswitchinterval(switch)
             return {"type": "snapshot", "seq": request.get("seq"), "at_boundary": None, **body}

@@ -56,10 +56,14 @@ def _analyze_segment(
 
     Keys are ``("site", stack_id)``, ``("library", library, (file, line))`` or ``("process", "rss")``.
     """
-    times = np.array([row["t_s"] for row in rows], dtype=float)
     if not any(row["tracer"] for row in rows):
+        times = np.array([row["t_s"] for row in rows], dtype=float)
         rss = np.array([row["rss"] or 0 for row in rows], dtype=float)
         return analyze(times, [Series(("process", "rss"), rss)], thresholds, heap_bytes=_median(rss)), {}
+    # Sites are series of the snapshots that read the heap: not of process-level readings taken
+    # while a watched service's agent did not answer.
+    rows = [row for row in rows if row["tracer"]]
+    times = np.array([row["t_s"] for row in rows], dtype=float)
     seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
     series = [Series(("site", s.stack_id), s.bytes, s.counts, s.samples) for s in queries.site_series(db, run_id, seqs)]
     groups: dict[Hashable, Group] = {}

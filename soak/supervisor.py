@@ -30,7 +30,7 @@ from soak.storage import open_database, queries
 from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
 from soak.targets import parse_target
-from soak.worker_process import Subject, WorkerProcess
+from soak.worker_process import SnapshotFailed, Subject, WorkerProcess
 
 FAIL_ON = ("leak", "suspect", "never")
 MODES = ("run", "ci")
@@ -380,7 +380,11 @@ class Supervisor:
             self.writer.start_segment()
             self.writer.record_event(t_s, "restart", restart["message"], restart)
         self.requests += 1
-        body = self.subject.snapshot(self.requests, timeout)
+        try:
+            body = self.subject.snapshot(self.requests, timeout)
+        except SnapshotFailed as failed:
+            self.writer.record_event(t_s, "snapshot_failed", str(failed))
+            return
         if body is None:
             if not self.subject.gone.is_set():
                 self.writer.record_event(t_s, "snapshot_timeout", f"worker did not answer a snapshot request within {timeout:.0f}s")

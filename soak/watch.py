@@ -21,9 +21,13 @@ import psutil
 from soak.agent import SOCKET_ENV, default_socket_path
 from soak.errors import BadInput
 from soak.protocol import Channel, ProtocolError
-from soak.worker_process import WorkerExit
+from soak.worker_process import SnapshotFailed, WorkerExit
 
 POLL_S = 0.2
+
+
+class _AgentLost(Exception):
+    """The agent's connection broke during a request (why, in one line)."""
 
 
 class AgentClient:
@@ -46,6 +50,8 @@ class AgentClient:
         self.sock.settimeout(timeout_s)
         self.channel.send("snapshot", seq=seq)
         reply = self.channel.receive()
+        if reply is not None and reply["type"] == "error":
+            raise SnapshotFailed(f"the agent could not take snapshot {seq}: {reply.get('message')}")
         if reply is None or reply["type"] != "snapshot":
             return None
         return reply
@@ -106,6 +112,7 @@ class WatchedProcess:
         self.agent: AgentClient | None = None
         self.agent_error: str | None = None
         self._restart: dict[str, Any] | None = None
+        self._had_agent = False
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._connect()
@@ -190,17 +197,39 @@ class WatchedProcess:
         with self._lock:
             if not psutil.pid_exists(self.pid):
                 return None
+            if self.agent is None and self._had_agent and not self.gone.is_set():
+                self._connect()  # the agent dropped its connection earlier: is it back?
             if self.agent is None:
                 return {"pid": self.pid}  # process-level only
             try:
-                body = self.agent.snapshot(seq, timeout_s)
-            except (OSError, ProtocolError, ValueError):
-                body = None
-            if body is None:  # the agent went away (restart under way?): go on process-level
-                self.agent.close()
-                self.agent = None
-                return {"pid": self.pid}
-            return body
+                return self._agent_snapshot(seq, timeout_s)
+            except _AgentLost as lost:
+                # The same process, its agent's connection gone: connect again (a new connection
+                # numbers its tracebacks afresh and sends them all). Until that works, or when
+                # the process is being replaced, readings are process-level only.
+                self._connect()
+                if self.agent is None:
+                    raise SnapshotFailed(f"lost the agent's connection ({lost}); process-level readings until it answers again"
+                                         f" ({self.agent_error})") from None
+                try:
+                    return self._agent_snapshot(seq, timeout_s)
+                except _AgentLost as again:
+                    raise SnapshotFailed(f"lost the agent's connection twice in one snapshot ({again})") from None
+
+    def _agent_snapshot(self, seq: int, timeout_s: float) -> dict[str, Any]:
+        assert self.agent is not None
+        try:
+            body = self.agent.snapshot(seq, timeout_s)
+        except (OSError, ProtocolError, ValueError) as exc:
+            reason = str(exc) or type(exc).__name__
+        else:
+            if body is not None:
+                return body
+            reason = "it closed the connection"
+        self.agent.close()
+        self.agent = None
+        self._had_agent = True
+        raise _AgentLost(reason)
 
     def stop(self, grace_s: float = 10.0) -> None:
         """Stop watching. The watched process itself is left alone."""

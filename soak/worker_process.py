@@ -47,6 +47,10 @@ def describe_exit(returncode: int) -> str:
     return f"killed by {name}{meaning}"
 
 
+class SnapshotFailed(Exception):
+    """One snapshot could not be taken (the measured process goes on): its one-line reason."""
+
+
 class Subject(Protocol):
     """What the supervisor measures: its own worker, or a watched process (soak.watch)."""
 
@@ -59,7 +63,11 @@ class Subject(Protocol):
 
     def describe(self) -> str: ...
 
-    def snapshot(self, seq: int, timeout_s: float) -> dict[str, Any] | None: ...
+    def snapshot(self, seq: int, timeout_s: float) -> dict[str, Any] | None:
+        """Snapshot ``seq``; None when the process is gone or does not answer in time.
+
+        Raises SnapshotFailed when it answered that this one snapshot failed.
+        """
 
     def pop_restart(self) -> dict[str, Any] | None: ...
 

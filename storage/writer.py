@@ -155,7 +155,8 @@ class RunWriter:
                  json.dumps({**body.get("pause_ms", {}), "process": process.get("pause_ms")}),
                  body.get("sample_interval")],
             )
-            self._store_samples(seq, body.get("sites") or [])
+            if "sites" in body:  # a process-level reading says nothing of the sites: they carry forward
+                self._store_samples(seq, body["sites"])
             if "types" in body:  # the census runs on some snapshots only; the rest carry forward
                 self._store_types(seq, body["types"])
             self.db.execute(

@@ -49,6 +49,16 @@ def test_sparse_samples_are_carried_forward_on_read(db: Path) -> None:
     assert by_file["/app/b.py"].counts.tolist() == [1, 2, 0, 1]
 
 
+def test_a_process_level_reading_leaves_the_sites_alone(db: Path) -> None:
+    # a watched service's agent that did not answer: RSS only, which says nothing of the sites
+    writer = _writer(db)
+    _snapshot(writer, 0, [[1, 100, 1]], {"1": [["/app/a.py", 3]]})
+    writer.record_snapshot(1.0, {"rss": 2000}, {"pid": 1})
+    _snapshot(writer, 2, [[1, 300, 3]])
+    (series,) = queries.site_series(writer.db, writer.run_id, np.arange(3))
+    assert series.bytes.tolist() == [100, 100, 300]
+
+
 def test_stacks_and_frames_are_stored_once(db: Path) -> None:
     writer = _writer(db)
     _snapshot(writer, 0, [[1, 10, 1]], {"1": [["/app/a.py", 3], ["/app/main.py", 1]]})

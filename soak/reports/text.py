@@ -80,7 +80,7 @@ def render_text(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-NOTABLE_EVENTS = ("resume", "restart", "signal", "snapshot_timeout")
+NOTABLE_EVENTS = ("resume", "restart", "signal", "snapshot_timeout", "snapshot_failed")
 
 
 def verdict_note(report: Report) -> str:
