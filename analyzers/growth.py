@@ -41,6 +41,23 @@ class Series:
 
 
 @dataclass(frozen=True)
+class Materiality:
+    """How much growth matters, in a series' own unit: a rate, a share of the whole, a total."""
+
+    per_hour: float
+    heap_share_per_hour: float = 0.0
+    """Share of ``heap_bytes`` per hour (bytes series only: a share of the traced heap or RSS)."""
+    total: float = 0.0
+    """Growth across the analysed window."""
+
+
+COUNT_MATERIALITY = Materiality(per_hour=12.0, total=5.0)
+"""Resources (threads, fds, tasks): one more every five minutes, and five in the window. They are
+exact counts with no sampling noise, and a service holds a handful; the trend tests and the
+still-growing test keep a pool that filled up (a connection pool, a thread pool) from counting."""
+
+
+@dataclass(frozen=True)
 class Thresholds:
     alpha: float = 0.05
     """False discovery rate at which growth counts as a leak."""
@@ -79,6 +96,13 @@ class Thresholds:
     of 16 KiB or more as growth; a leak that starts from nothing needs z² samples (9)."""
     max_points: int = 400
     """Longer series are thinned evenly before fitting (Theil–Sen is quadratic)."""
+    count_materiality: Materiality = COUNT_MATERIALITY
+    """Materiality of series counted in ``count`` or ``objects`` (the three above are for bytes)."""
+
+    def materiality(self, unit: str) -> Materiality:
+        if unit == "bytes":
+            return Materiality(self.min_growth_bytes_per_hour, self.min_growth_heap_share_per_hour, self.min_growth_bytes)
+        return self.count_materiality
 
 
 @dataclass(frozen=True)
@@ -116,9 +140,12 @@ def analyze(
     thresholds: Thresholds = Thresholds(),
     heap_bytes: float | None = None,
     sample_interval: float | None = None,
+    unit: str = "bytes",
 ) -> Analysis:
     """Test every series on the shared time grid ``times`` (seconds since the run started).
 
+    All of ``series`` are in ``unit``, which sets what growth is material (see
+    :meth:`Thresholds.materiality`); growth rates in findings are in that unit per hour.
     ``heap_bytes`` (the traced heap, or the process's memory) sets the share-of-heap floor.
     ``sample_interval`` is a sampled tracer's mean interval R in bytes: with it, a series that
     carries its live ``samples`` must grow by more than its sampling noise to be material.
@@ -134,8 +161,9 @@ def analyze(
         return Analysis(INCONCLUSIVE, [], warmup_until_s, len(window), 0, needed_s=needed)
     window = _thin(window, thresholds.max_points)
     tw = t[window]
-    floor_per_h = max(thresholds.min_growth_bytes_per_hour, thresholds.min_growth_heap_share_per_hour * (heap_bytes or 0))
-    screen = max(floor_per_h * (tw[-1] - tw[0]) / 3600, thresholds.min_growth_bytes)
+    material = thresholds.materiality(unit)
+    floor_per_h = max(material.per_hour, material.heap_share_per_hour * (heap_bytes or 0))
+    screen = max(floor_per_h * (tw[-1] - tw[0]) / 3600, material.total)
     shortest = max(1, len(tw) // thresholds.envelope_points)
 
     candidates = []
@@ -155,7 +183,7 @@ def analyze(
     q_values = stats.false_discovery_control([c.p_value for c in candidates])
     findings = []
     for c, q in zip(candidates, q_values):
-        finding = c.judge(float(q), floor_per_h, thresholds)
+        finding = c.judge(float(q), floor_per_h, material.total, thresholds)
         if finding is not None:
             findings.append(finding)
     findings.sort(key=lambda f: (f.verdict != LEAK, -f.growth_bytes_per_hour))
@@ -203,12 +231,12 @@ class _Candidate:
         return cls(s, t, envelope, start, pending, trend, width, count_envelope, count_trend,
                    p_drift, _evidence_of_growth(p_values), noise)
 
-    def judge(self, q: float, floor_per_h: float, thresholds: Thresholds) -> Finding | None:
+    def judge(self, q: float, floor_per_h: float, min_total: float, thresholds: Thresholds) -> Finding | None:
         t, e = self.times[self.start:], self.envelope[self.start:]
         trend = self.trend
         rate = trend.slope * 3600
         growth = trend.slope * (t[-1] - t[0])
-        material = (rate >= floor_per_h and growth >= thresholds.min_growth_bytes
+        material = (rate >= floor_per_h and growth >= min_total
                     and growth >= thresholds.min_growth_sampling_z * self.sampling_noise)
         if q > thresholds.suspect_alpha or not material:
             return None

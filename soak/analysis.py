@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Hashable
 
 import numpy as np
 from sqlite_utils import Database
 
 from soak.analyzers import Analysis, Series, Thresholds, analyze
+from soak.analyzers.growth import CLEAN, INCONCLUSIVE, LEAK, SUSPECT
 from soak.analyzers.rollup import Group, roll_up
 from soak.analyzers.trend import Trend
 from soak.attribution import APPLICATION, Attributor
@@ -56,10 +57,11 @@ def _analyze_segment(
 
     Keys are ``("site", stack_id)``, ``("library", library, (file, line))`` or ``("process", "rss")``.
     """
+    probes = _analyze_probes(db, run_id, rows, thresholds)
     if not any(row["tracer"] for row in rows):
         times = np.array([row["t_s"] for row in rows], dtype=float)
         rss = np.array([row["rss"] or 0 for row in rows], dtype=float)
-        return analyze(times, [Series(("process", "rss"), rss)], thresholds, heap_bytes=_median(rss)), {}
+        return combine(analyze(times, [Series(("process", "rss"), rss)], thresholds, heap_bytes=_median(rss)), *probes), {}
     # Sites are series of the snapshots that read the heap: not of process-level readings taken
     # while a watched service's agent did not answer.
     rows = [row for row in rows if row["tracer"]]
@@ -73,7 +75,51 @@ def _analyze_segment(
     intervals = {row.get("sample_interval") for row in rows if row["tracer"] == "sampled"}
     # one interval per segment (a worker's tracer is set once); the largest is the cautious reading
     sample_interval = max((i for i in intervals if i), default=None)
-    return analyze(times, series, thresholds, heap_bytes=heap, sample_interval=sample_interval), groups
+    memory = analyze(times, series, thresholds, heap_bytes=heap, sample_interval=sample_interval)
+    return combine(memory, *probes), groups
+
+
+def _analyze_probes(db: Database, run_id: int, rows: list[dict[str, Any]], thresholds: Thresholds) -> list[Analysis]:
+    """Every probe series of the segment, judged per unit (each unit its own family of tests).
+
+    Finding keys are ``(kind, probe, series name, unit)``; the evidence names the series and
+    carries what its probe said of it (the function that created a thread, say).
+    """
+    times = np.array([row["t_s"] for row in rows], dtype=float)
+    seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
+    by_unit: dict[str, list[Series]] = {}
+    described: dict[Hashable, dict[str, Any]] = {}
+    for probe in queries.probe_series(db, run_id, seqs):
+        key = (probe.kind, probe.probe, probe.name, probe.unit)
+        by_unit.setdefault(probe.unit, []).append(Series(key, probe.values))
+        described[key] = {"series": probe.name, "unit": probe.unit, **probe.evidence}
+    analyses = []
+    for unit, series in by_unit.items():
+        result = analyze(times, series, thresholds, unit=unit)
+        findings = [replace(f, evidence={**f.evidence, **described[f.key]}) for f in result.findings]
+        analyses.append(replace(result, findings=findings))
+    return analyses
+
+
+VERDICT_ORDER = (LEAK, SUSPECT, CLEAN, INCONCLUSIVE)
+"""Most severe first: a run's verdict is its most severe part's."""
+
+
+def combine(memory: Analysis, *others: Analysis) -> Analysis:
+    """One analysis of a run from its memory analysis and its probes': memory findings first
+    (within a verdict), the most severe verdict, every series tested counted."""
+    if not others:
+        return memory
+    parts = [memory, *others]
+    verdict = min((part.verdict for part in parts), key=VERDICT_ORDER.index)
+    if verdict == INCONCLUSIVE or (verdict == CLEAN and memory.verdict == INCONCLUSIVE):
+        return memory  # probes share the memory series' grid: too few points for one is for all
+    findings = sorted((f for part in parts for f in part.findings),
+                      key=lambda f: (f.verdict != LEAK, f.key[0] not in MEMORY_KINDS, -f.growth_bytes_per_hour))  # type: ignore[index]
+    return replace(memory, verdict=verdict, findings=findings, tested=sum(part.tested for part in parts))
+
+
+MEMORY_KINDS = ("site", "library", "process")
 
 
 def _library_labels(db: Database, series: list[Series], attributor: Attributor) -> dict[Hashable, tuple[str, Hashable]]:
@@ -150,10 +196,15 @@ def finding_rows(
             library: str | None = group.library
             evidence["sites"] = len(group.members)
             ident = finding_id(kind, [{"file": group.library, "line": 0}, call_site])
+        elif kind not in MEMORY_KINDS:  # a probe's series: (kind, probe, series name, unit)
+            _, probe, name, _unit = finding.key  # type: ignore[misc]
+            call_site, library = None, None
+            ident = finding_id(kind, [{"file": f"{probe}/{name}", "line": 0}])
         else:
             library = attributor.library(frames[0]["file"]) if frames else None
             call_site = attributor.call_site(frames)
             ident = finding_id(kind, frames or [{"file": finding.key[1], "line": 0}])  # type: ignore[index]
+        counted = kind not in MEMORY_KINDS and finding.evidence.get("unit") != "bytes"
         rows.append(
             FindingRow(
                 finding_id=ident,
@@ -161,9 +212,10 @@ def finding_rows(
                 verdict=finding.verdict,
                 stack_id=stack_id,
                 library=library,
-                resource=finding.key[1] if kind == "process" else None,  # type: ignore[index]
-                growth_bytes_per_hour=finding.growth_bytes_per_hour,
-                growth_count_per_hour=finding.growth_count_per_hour,
+                resource=None if kind in ("site", "library") else finding.key[1],  # type: ignore[index]
+                # a probe's rate is in its own unit: a count per hour is not bytes
+                growth_bytes_per_hour=0.0 if counted else finding.growth_bytes_per_hour,
+                growth_count_per_hour=finding.growth_bytes_per_hour if counted else finding.growth_count_per_hour,
                 p_value=finding.p_value,
                 q_value=finding.q_value,
                 confidence=finding.confidence,

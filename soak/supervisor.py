@@ -24,7 +24,8 @@ from soak.analysis import refresh
 from soak.analyzers import Analysis, Thresholds
 from soak.attribution import Attributor
 from soak.errors import BadInput, InternalFailure, SoakError
-from soak.probes.process import sample_process
+from soak.probes.probe import run_probes
+from soak.probes.process import external_probes, sample_process
 from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
 from soak.storage import open_database, queries
 from soak.storage.retention import thin
@@ -390,6 +391,8 @@ class Supervisor:
                 self.writer.record_event(t_s, "snapshot_timeout", f"worker did not answer a snapshot request within {timeout:.0f}s")
             return
         process = asdict(sample_process(self.subject.pid))
+        # Probes read from outside, for any measured process (a watched one without the agent too).
+        body = {**body, "probes": {**(body.get("probes") or {}), **run_probes(external_probes(self.subject.pid))}}
         self.writer.record_snapshot(t_s, process, body)
         self.snapshots_taken += 1
         self._state = {

@@ -108,6 +108,48 @@ def site_series(db: Database, run_id: int, seqs: np.ndarray) -> list[SiteSeries]
     return result
 
 
+@dataclass(frozen=True)
+class ProbeSeries:
+    """One probe series of a run on a snapshot grid, with the latest evidence its probe gave."""
+
+    series_id: int
+    probe: str
+    name: str
+    unit: str
+    kind: str
+    values: np.ndarray
+    evidence: dict[str, Any]
+
+
+def probe_series(db: Database, run_id: int, seqs: np.ndarray) -> list[ProbeSeries]:
+    """Every probe series of a run on the grid ``seqs``: 0 before its first row, then each row's
+    value holds until the next."""
+    if "probe_values" not in db.table_names() or len(seqs) == 0:
+        return []
+    rows = db.execute(
+        "SELECT series_id, seq, value FROM probe_values WHERE run_id = ? ORDER BY series_id, seq", [run_id]
+    ).fetchall()
+    if not rows:
+        return []
+    described = {
+        row[0]: row[1:] for row in db.execute(
+            "SELECT s.id, s.probe, s.name, s.unit, s.kind, e.evidence FROM probe_series s"
+            " LEFT JOIN probe_evidence e ON e.series_id = s.id AND e.run_id = ?"
+            " WHERE s.id IN (SELECT DISTINCT series_id FROM probe_values WHERE run_id = ?)", [run_id, run_id])
+    }
+    data = np.asarray(rows, dtype=float)
+    starts = np.flatnonzero(np.r_[True, data[1:, 0] != data[:-1, 0]])
+    ends = np.r_[starts[1:], len(data)]
+    result = []
+    for start, end in zip(starts, ends):
+        block = data[start:end]
+        series_id = int(block[0, 0])
+        probe, name, unit, kind, evidence = described[series_id]
+        values = _carry_forward(block[:, 1].astype(np.int64), block[:, 2:], seqs)[:, 0]
+        result.append(ProbeSeries(series_id, probe, name, unit, kind, values, json.loads(evidence) if evidence else {}))
+    return result
+
+
 def site_samples(db: Database, run_id: int, *, with_frames: bool = False) -> list[dict[str, Any]]:
     """The stored (sparse) site samples of a run, with the snapshot time; optionally the allocation line."""
     if with_frames:

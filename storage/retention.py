@@ -13,6 +13,13 @@ from sqlite_utils import Database
 
 from soak.storage.database import write_transaction
 
+SPARSE_TABLES = (
+    ("site_samples", "stack_id", "bytes, count, samples"),
+    ("type_samples", "type_id", "count"),
+    ("probe_values", "series_id", "value"),
+)
+"""Per-snapshot series stored as changes: (table, series key, value columns)."""
+
 MAX_SNAPSHOTS_PER_PASS = 500
 """Thin in small transactions, so that a reader beside the writer never waits long."""
 
@@ -42,10 +49,10 @@ def thin(db: Database, run_id: int, *, older_than_s: float, keep_every: int) -> 
     if later is not None:
         kept.append(later)
     with write_transaction(db):
-        for table, key, values in (("site_samples", "stack_id", "bytes, count, samples"), ("type_samples", "type_id", "count")):
+        for table, key, values in SPARSE_TABLES:
             _carry_forward(db, run_id, table, key, values, removed, kept)
         marks = ",".join("?" for _ in removed)
-        for table in ("site_samples", "type_samples", "snapshots"):
+        for table in [table for table, _, _ in SPARSE_TABLES] + ["snapshots"]:
             db.execute(f"DELETE FROM {table} WHERE run_id = ? AND seq IN ({marks})", [run_id, *removed])
     return len(removed)
 

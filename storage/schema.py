@@ -201,3 +201,35 @@ def _sample_interval(db: Database) -> None:
     db.execute("ALTER TABLE snapshots ADD COLUMN sample_interval INTEGER")
     # Live sampled blocks behind a site's estimate (NULL for an exact tracer): its sampling noise.
     db.execute("ALTER TABLE site_samples ADD COLUMN samples INTEGER")
+
+
+@migrations(name="0006_probe_series")
+def _probe_series(db: Database) -> None:
+    # Any probe's series, without a schema change per probe: a series is (probe, name, unit), its
+    # values sparse like site samples (a row when the value changes; absent from a probe's reading
+    # means 0; a probe that failed in a snapshot leaves its values carried forward).
+    db.executescript(
+        """
+        CREATE TABLE probe_series (
+            id INTEGER PRIMARY KEY,
+            probe TEXT NOT NULL,                       -- e.g. fds, threads, asyncio_tasks
+            name TEXT NOT NULL,                        -- e.g. socket, app.worker.poll
+            unit TEXT NOT NULL,                        -- bytes | objects | count | seconds
+            kind TEXT NOT NULL,                        -- what its growth is reported as: resource, type...
+            UNIQUE (probe, name, unit)
+        );
+        CREATE TABLE probe_values (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            series_id INTEGER NOT NULL REFERENCES probe_series(id),
+            seq INTEGER NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (run_id, series_id, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE probe_evidence (                  -- the latest evidence a probe gave of a series
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            series_id INTEGER NOT NULL REFERENCES probe_series(id),
+            evidence TEXT NOT NULL,                    -- JSON
+            PRIMARY KEY (run_id, series_id)
+        ) WITHOUT ROWID;
+        """
+    )

@@ -62,6 +62,9 @@ class RunWriter:
         self._worker_stacks: dict[int, int] = {}
         self._last: dict[int, tuple[int, int, int | None]] = {}
         self._last_types: dict[int, int] = {}
+        self._last_probe_values: dict[str, dict[int, float]] = {}  # per probe: series id → value
+        self._last_evidence: dict[int, str] = {}
+        self._series_ids: dict[tuple[str, str, str], int] = {}
         self._type_ids: dict[str, int] = {}
         self._frame_ids: dict[tuple[str, int], int] = {}  # (file, line): a line's function is looked up once
 
@@ -83,6 +86,9 @@ class RunWriter:
             writer._last[stack_id] = (size, count, samples)
         for type_id, count in db.execute(latest.format(key="type_id", values="count", table="type_samples"), [run_id]):
             writer._last_types[type_id] = count
+        for series_id, value in db.execute(latest.format(key="series_id", values="value", table="probe_values"), [run_id]):
+            (probe,) = db.execute("SELECT probe FROM probe_series WHERE id = ?", [series_id]).fetchone()
+            writer._last_probe_values.setdefault(probe, {})[series_id] = value
         with _writing(db), write_transaction(db):
             db.execute(
                 "UPDATE runs SET status = 'running', status_reason = NULL, ended_at = NULL, supervisor_pid = ?,"
@@ -159,6 +165,7 @@ class RunWriter:
                 self._store_samples(seq, body["sites"])
             if "types" in body:  # the census runs on some snapshots only; the rest carry forward
                 self._store_types(seq, body["types"])
+            self._store_probes(seq, body.get("probes") or {})
             self.db.execute(
                 "UPDATE runs SET snapshots = snapshots + 1, duration_s = ?, iterations = iterations + ? WHERE id = ?",
                 [t_s, max(0, (body.get("iterations") or 0) - self._worker_iterations), self.run_id],
@@ -252,6 +259,42 @@ class RunWriter:
             "INSERT INTO type_samples (run_id, type_id, seq, count) VALUES (?, ?, ?, ?)",
             [(self.run_id, type_id, seq, count) for type_id, count in _changes(self._last_types, current, 0)],
         )
+
+    def _store_probes(self, seq: int, probes: dict[str, dict[str, Any]]) -> None:
+        """Each probe's series (see soak.probes.probe.run_probes); a probe that failed carries forward."""
+        for probe, entry in probes.items():
+            if "series" not in entry:
+                continue
+            current: dict[int, float] = {}
+            evidence = entry.get("evidence") or {}
+            for name, unit, value in entry["series"]:
+                series_id = self._series_id(probe, str(name), str(unit), str(entry.get("kind") or "resource"))
+                current[series_id] = float(value)
+                if name in evidence:
+                    text = json.dumps(evidence[name], sort_keys=True)
+                    if self._last_evidence.get(series_id) != text:
+                        self._last_evidence[series_id] = text
+                        self.db.execute(
+                            "INSERT OR REPLACE INTO probe_evidence (run_id, series_id, evidence) VALUES (?, ?, ?)",
+                            [self.run_id, series_id, text],
+                        )
+            changes = _changes(self._last_probe_values.setdefault(probe, {}), current, 0.0)
+            self.db.conn.executemany(
+                "INSERT INTO probe_values (run_id, series_id, seq, value) VALUES (?, ?, ?, ?)",
+                [(self.run_id, series_id, seq, value) for series_id, value in changes],
+            )
+
+    def _series_id(self, probe: str, name: str, unit: str, kind: str) -> int:
+        key = (probe, name, unit)
+        series_id = self._series_ids.get(key)
+        if series_id is None:
+            self.db.execute("INSERT OR IGNORE INTO probe_series (probe, name, unit, kind) VALUES (?, ?, ?, ?)",
+                            [probe, name, unit, kind])
+            series_id = self.db.execute(
+                "SELECT id FROM probe_series WHERE probe = ? AND name = ? AND unit = ?", key
+            ).fetchone()[0]
+            self._series_ids[key] = series_id
+        return series_id
 
     def record_event(self, t_s: float, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         with _writing(self.db), write_transaction(self.db):

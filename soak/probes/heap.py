@@ -1,12 +1,10 @@
-"""Cheap in-process counts: objects tracked by the garbage collector by type, live asyncio tasks."""
+"""Cheap in-process counts: objects tracked by the garbage collector, by type."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import time
 from collections import Counter
-from typing import Any, Collection
 
 
 def gc_object_count() -> tuple[int, float]:
@@ -25,15 +23,3 @@ def type_census() -> tuple[int, dict[str, int], float]:
     del objects
     counts = {f"{t.__module__}.{t.__qualname__}": n for t, n in by_type.items()}
     return total, counts, (time.perf_counter() - started) * 1000
-
-
-def asyncio_task_count(
-    loop: asyncio.AbstractEventLoop | None, own: Collection[asyncio.Task[Any]] = ()
-) -> int | None:
-    """Live tasks on ``loop`` that are not in ``own`` (the driver's callers), or None without a loop.
-
-    Best called on the loop's own thread.
-    """
-    if loop is None or loop.is_closed():
-        return None
-    return sum(1 for task in asyncio.all_tasks(loop) if task not in own)

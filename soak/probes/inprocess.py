@@ -10,6 +10,8 @@ from typing import Any, Callable, Collection
 
 from soak.probes import heap
 from soak.probes.frames import Frame
+from soak.probes.probe import Probe, run_probes
+from soak.probes.resources import TaskProbe, ThreadProbe
 from soak.probes.sites import Tracer
 
 
@@ -37,6 +39,9 @@ class InProcessProbes:
         self._event_loop = event_loop
         self._stack_ids: dict[tuple[Frame, ...], int] = {}
         self._census_at = -CENSUS_EVERY_S
+        self.probes: list[Probe] = [ThreadProbe()]
+        if event_loop is not None:
+            self.probes.append(TaskProbe(event_loop))
 
     def collect(self) -> dict[str, Any]:
         pauses: dict[str, float] = {}
@@ -77,11 +82,10 @@ class InProcessProbes:
         else:
             body["gc_objects"], pauses["gc"] = heap.gc_object_count()
         body["gc_collections"] = sum(stat["collections"] for stat in gc.get_stats())
-        if self._event_loop is not None:
-            loop, own = self._event_loop()
-            body["asyncio_tasks"] = heap.asyncio_task_count(loop, own)
-        else:
-            body["asyncio_tasks"] = None
+        body["probes"] = run_probes(self.probes)
+        pauses.update((name, entry["pause_ms"]) for name, entry in body["probes"].items())
+        tasks = body["probes"].get(TaskProbe.name, {}).get("series")
+        body["asyncio_tasks"] = None if tasks is None else int(sum(value for _, _, value in tasks))
         body["pause_ms"] = pauses
         body["pause_total_ms"] = round((time.perf_counter() - paused_at) * 1000, 3)
         return body

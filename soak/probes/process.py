@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 import psutil
 
+from soak.probes.probe import Probe
+from soak.probes.resources import FdProbe
+
 
 @dataclass(frozen=True)
 class ProcessSample:
@@ -23,6 +26,11 @@ class ProcessSample:
     cgroup_limit: int | None
     """The cgroup's memory limit; None when unlimited or unreadable."""
     pause_ms: float
+
+
+def external_probes(pid: int) -> list[Probe]:
+    """The probes the supervisor runs on a measured process from outside it."""
+    return [FdProbe(pid)]
 
 
 def sample_process(pid: int) -> ProcessSample:

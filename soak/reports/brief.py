@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from soak.reports.model import FindingInfo, FrameInfo
-from soak.reports.text import human_bytes
+from soak.reports.presenter import growth, human_bytes, label, unit_of
 
 
 def workspace_root() -> str:
@@ -34,7 +34,7 @@ def place(finding: FindingInfo, root: str | None = None) -> str:
     """``app.py:12``, ``app.py:12 (in json/decoder.py:353)`` for a library, or the resource."""
     where = finding.where
     if where is None:
-        return f"worker {finding.resource.upper() if finding.resource else 'memory'}" if finding.kind == "process" else (finding.resource or finding.kind)
+        return label(finding) or finding.kind
     allocation = f"{display_path(where.file, root)}:{where.line}"
     caller = application_frame(finding)
     if caller is None or caller == where:
@@ -51,5 +51,6 @@ def rate(bytes_per_hour: float | None) -> str:
 
 
 def brief(finding: FindingInfo, root: str | None = None) -> str:
-    """``leak at workloads/x.py:16 +380.2 MiB/h``."""
-    return f"{finding.verdict} at {place(finding, root)} {rate(finding.growth_bytes_per_hour)}"
+    """``leak at workloads/x.py:16 +380.2 MiB/h``, ``leak at threads: app.poll +7,200 threads/hour``."""
+    growing = rate(finding.growth_bytes_per_hour) if unit_of(finding) == "bytes" else growth(finding)
+    return f"{finding.verdict} at {place(finding, root)} {growing}"

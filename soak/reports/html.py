@@ -17,7 +17,8 @@ from soak.durations import format_duration
 from soak.reports.model import FindingInfo, FrameInfo, Report
 from soak.reports.series import ChartData, FindingChart
 from soak.reports.svg import Styled, line_chart
-from soak.reports.text import display_path, format_confidence, human_bytes, projection_note, tracing_note, verdict_note, why
+from soak.reports.presenter import growth, human_bytes, label, subject, why
+from soak.reports.text import display_path, format_confidence, projection_note, tracing_note, verdict_note
 from soak.sources import source_line
 
 COLORS = {"rss": "#1f6fd1", "uss": "#8e44ad", "traced": "#e8730c", "site": "#c62828", "fit": "#1b8a3a"}
@@ -205,18 +206,15 @@ def _finding(number: int, finding: FindingInfo, charts: ChartData | None, chart:
     where = finding.where
     if where:
         place = f" at {_where(where)}"
-    elif finding.kind == "process":
-        place = f" in the worker's {escape((finding.resource or 'memory').upper())}"
     else:
-        place = ""
+        name = label(finding)
+        place = f" in {escape(name)}" if name else ""
     parts = [
         f'<section class="finding" id="finding-{number}">',
         f'<h3>{number}. <span class="badge v-{verdict}">{verdict.upper()}</span>'
-        f"+{escape(human_bytes(finding.growth_bytes_per_hour))}/hour{place}</h3>",
+        f"{escape(growth(finding))}{place}</h3>",
     ]
     stats = []
-    if finding.growth_count_per_hour is not None:
-        stats.append(f"+{finding.growth_count_per_hour:,.0f} objects/hour")
     if finding.p_value is not None:
         stats.append(f"p={finding.p_value:.1e}")
     stats.append(f"confidence {format_confidence(finding.confidence)}")
@@ -243,8 +241,9 @@ def _finding(number: int, finding: FindingInfo, charts: ChartData | None, chart:
                 from_zero=finding.kind == "site",
             )
         )
-    if finding.kind == "process":
-        parts.append('<p class="muted">No allocation tracer ran, so no line can be named.</p>')
+    what = subject(finding)
+    if what:
+        parts.append(f'<p class="muted">{escape(what[0].upper() + what[1:])}.</p>')
     if finding.traceback:
         parts.append(_traceback(finding))
     parts.append("</section>")

@@ -11,7 +11,8 @@ import re
 
 from soak.durations import format_duration
 from soak.reports.model import FindingInfo, FrameInfo, Report
-from soak.reports.text import NOTABLE_EVENTS, display_path, format_confidence, human_bytes, projection_note, tracing_note, verdict_note, why
+from soak.reports.presenter import growth, human_bytes, label, subject, unit_of, why
+from soak.reports.text import NOTABLE_EVENTS, display_path, format_confidence, projection_note, tracing_note, verdict_note
 from soak.sources import source_line
 
 MAX_FINDINGS = 20
@@ -96,10 +97,11 @@ def _where(finding: FindingInfo, *, cell: bool = False) -> str:
     where = finding.where
     if where:
         return f"{code(f'{display_path(where.file)}:{where.line}', cell=cell)} in {code(where.function, cell=cell)}"
-    return f"worker {text((finding.resource or 'memory').upper())}"
+    return text(label(finding) or finding.kind)
 
 
 def _row(number: int, finding: FindingInfo) -> str:
+    counted = unit_of(finding) != "bytes"
     objects = f"+{finding.growth_count_per_hour:,.0f}/hour" if finding.growth_count_per_hour is not None else "–"
     detected = format_duration(finding.detected_at_s) if finding.detected_at_s is not None else "–"
     cells = [
@@ -107,8 +109,8 @@ def _row(number: int, finding: FindingInfo) -> str:
         finding.verdict.upper(),
         _where(finding, cell=True),
         text(finding.library or finding.kind),
-        f"+{human_bytes(finding.growth_bytes_per_hour)}/hour",
-        objects,
+        "–" if counted else f"+{human_bytes(finding.growth_bytes_per_hour)}/hour",
+        text(growth(finding)) if counted else objects,
         text(format_confidence(finding.confidence)),
         detected,
     ]
@@ -117,6 +119,9 @@ def _row(number: int, finding: FindingInfo) -> str:
 
 def _details(number: int, finding: FindingInfo) -> list[str]:
     out = [f"#### {number}. {finding.verdict.upper()} {_where(finding)}"]
+    what = subject(finding)
+    if what:
+        out += ["", text(what)]
     reason = why(finding)
     if reason:
         out += ["", f"why: {text(reason)}"]

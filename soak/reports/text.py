@@ -7,18 +7,8 @@ from typing import Any
 
 from soak.durations import format_duration
 from soak.reports.model import FindingInfo, FrameInfo, Report
+from soak.reports.presenter import growth, human_bytes, subject, why
 from soak.sources import source_line
-
-
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError
 
 
 def tracing_note(report: Report) -> str | None:
@@ -97,19 +87,15 @@ def verdict_note(report: Report) -> str:
 
 
 def _finding(number: int, finding: FindingInfo) -> list[str]:
-    rate = finding.growth_bytes_per_hour
-    count_rate = finding.growth_count_per_hour
-    head = f"{number}. {finding.verdict.upper()} +{human_bytes(rate)}/hour"
-    if count_rate is not None:
-        head += f" (+{count_rate:,.0f} objects/hour)"
+    head = f"{number}. {finding.verdict.upper()} {growth(finding)}"
     if finding.p_value is not None:
         head += f", p={finding.p_value:.1e}"
     if finding.detected_at_s is not None:
         head += f", first detected at {format_duration(finding.detected_at_s)}"
     out = [head]
-    if finding.kind == "process":
-        out.append(f"   the worker's {finding.resource.upper() if finding.resource else 'memory'} grows "
-                   "(no allocation tracer ran, so no line can be named)")
+    what = subject(finding)
+    if what:
+        out.append(f"   {what}")
     where = finding.where
     if where:
         out.append(f"   {_frame(where)}" + (f"  [{finding.library}]" if finding.library != "application" else ""))
@@ -128,28 +114,6 @@ def _finding(number: int, finding: FindingInfo) -> list[str]:
     if reason:
         out.append(f"   why: {reason}")
     return out
-
-
-def why(finding: FindingInfo) -> str | None:
-    """The evidence in one line: the slope of the series' floor and its interval, where the
-    analysed window starts and why, and that growth goes on lately (with the early rate beside it)."""
-    evidence, q_value = finding.evidence, finding.q_value
-    if "slope_interval" not in evidence:
-        return None
-    low, high = evidence["slope_interval"]
-    start, end = evidence["window_s"]
-    since = "a change of growth rate" if evidence.get("regime_shift") else "warm-up"
-    text = (f"floor grows {human_bytes(evidence['slope_bytes_per_s'])}/s (95% CI {human_bytes(low)}-{human_bytes(high)}/s"
-            + (f", q={q_value:.1e}" if q_value is not None else "")
-            + f") from {format_duration(start)} (after {since}) to {format_duration(end)}")
-    if "recent_slope_bytes_per_s" in evidence:
-        text += (f"; still {human_bytes(evidence['recent_slope_bytes_per_s'])}/s lately"
-                 f" (p={evidence['recent_p_value']:.1e}) vs {human_bytes(evidence.get('early_slope_bytes_per_s'))}/s early")
-    if evidence.get("sites"):
-        text += f"; {evidence['sites']} allocation sites in the library summed"
-    if evidence.get("slowing"):
-        text += f"; growth slowed at {format_duration(evidence['pending_shift_at_s'])}, too recently to judge"
-    return text
 
 
 def projection_note(projection: dict[str, Any]) -> str:

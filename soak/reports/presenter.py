@@ -1,0 +1,102 @@
+"""How a finding reads, one presenter per kind, used by every report format.
+
+A finding's growth is in its series' unit: bytes for ``site``, ``library`` and ``process``
+findings, a count for ``resource`` findings (open fds of a kind, threads running a function,
+asyncio tasks of a coroutine). Text, Markdown and HTML all take their headline rate, the line
+saying what grows, and the evidence line from here.
+"""
+
+from __future__ import annotations
+
+from soak.durations import format_duration
+from soak.reports.model import FindingInfo
+
+RESOURCE_NOUNS = {"fds": "open file descriptors", "threads": "threads", "asyncio_tasks": "asyncio tasks"}
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError
+
+
+def unit_of(finding: FindingInfo) -> str:
+    """The unit of the finding's series: ``bytes``, or a probe series' own (``count``...)."""
+    return str(finding.evidence.get("unit") or "bytes")
+
+
+def amount(value: float | None, unit: str) -> str:
+    """``1.2 MiB`` for bytes, ``3.5`` for a count."""
+    if unit == "bytes":
+        return human_bytes(value)
+    if value is None:
+        return "?"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2g}"
+
+
+def growth(finding: FindingInfo) -> str:
+    """The headline rate: ``+1.2 MiB/hour (+41 objects/hour)``, or ``+7,200 threads/hour``."""
+    if unit_of(finding) != "bytes":
+        noun = RESOURCE_NOUNS.get(finding.resource or "", finding.resource or "")
+        return f"+{amount(finding.growth_count_per_hour, 'count')} {noun}/hour".replace(" /hour", "/hour")
+    text = f"+{human_bytes(finding.growth_bytes_per_hour)}/hour"
+    if finding.growth_count_per_hour is not None:
+        text += f" (+{finding.growth_count_per_hour:,.0f} objects/hour)"
+    return text
+
+
+def subject(finding: FindingInfo) -> str | None:
+    """What grows, for a finding with no allocation line: a process's memory or a resource."""
+    if finding.kind == "process":
+        return (f"the worker's {finding.resource.upper() if finding.resource else 'memory'} grows "
+                "(no allocation tracer ran, so no line can be named)")
+    if finding.kind == "resource":
+        series = finding.evidence.get("series")
+        if finding.resource == "fds":
+            return f"open file descriptors of kind {series} pile up"
+        noun = RESOURCE_NOUNS.get(finding.resource or "", finding.resource or "resources")
+        created = finding.evidence.get("created_by")
+        return f"{noun} pile up" + (f", created by {created}" if created else f": {series}" if series else "")
+    return None
+
+
+def label(finding: FindingInfo) -> str | None:
+    """A short name for a finding with no allocation line: ``worker RSS``, ``fds: socket``."""
+    if finding.kind == "process":
+        return f"worker {finding.resource.upper() if finding.resource else 'memory'}"
+    if finding.kind == "resource":
+        series = finding.evidence.get("series")
+        return f"{finding.resource}: {series}" if series else finding.resource
+    return None
+
+
+def why(finding: FindingInfo) -> str | None:
+    """The evidence in one line: the slope of the series' floor and its interval, where the
+    analysed window starts and why, and that growth goes on lately (with the early rate beside it)."""
+    evidence, q_value = finding.evidence, finding.q_value
+    if "slope_interval" not in evidence:
+        return None
+    unit = unit_of(finding)
+
+    def per_s(value: float | None) -> str:
+        return f"{amount(value, unit)}/s"
+
+    low, high = evidence["slope_interval"]
+    start, end = evidence["window_s"]
+    since = "a change of growth rate" if evidence.get("regime_shift") else "warm-up"
+    text = (f"floor grows {per_s(evidence['slope_bytes_per_s'])} (95% CI {amount(low, unit)}-{per_s(high)}"
+            + (f", q={q_value:.1e}" if q_value is not None else "")
+            + f") from {format_duration(start)} (after {since}) to {format_duration(end)}")
+    if "recent_slope_bytes_per_s" in evidence:
+        text += (f"; still {per_s(evidence['recent_slope_bytes_per_s'])} lately"
+                 f" (p={evidence['recent_p_value']:.1e}) vs {per_s(evidence.get('early_slope_bytes_per_s'))} early")
+    if evidence.get("sites"):
+        text += f"; {evidence['sites']} allocation sites in the library summed"
+    if evidence.get("slowing"):
+        text += f"; growth slowed at {format_duration(evidence['pending_shift_at_s'])}, too recently to judge"
+    return text
