@@ -201,8 +201,9 @@ def parse_rules(text: str, source: str, *, table: tuple[str, ...] = ("suppress",
     for index, entry in enumerate(entries):
         rule = _rule(entry, index, source, lines)
         if rule.id in seen:
-            raise SuppressionsError(source, lines.key("id", index),
-                                    f"duplicate suppression id {rule.id!r} (first at {seen[rule.id].where})")
+            first = seen[rule.id]
+            at = f"line {first.line}" if first.source == source else first.where
+            raise SuppressionsError(source, lines.key("id", index), f"duplicate suppression id {rule.id!r} (first at {at})")
         seen[rule.id] = rule
         rules.append(rule)
     return rules
@@ -344,7 +345,7 @@ def parse_rate(text: str) -> float:
     if unit[:1].isalpha():
         unit = "1" + unit
     try:
-        return parse_size(size) / parse_duration(unit) * 3600
+        return parse_size(size) * 3600 / parse_duration(unit)
     except BadInput:
         raise ValueError(f"{text!r} is not a rate; use e.g. \"5 MB/h\" or \"512KiB/10m\"") from None
 
