@@ -180,8 +180,15 @@ def parse_rules(text: str, source: str, *, table: tuple[str, ...] = ("suppress",
     ``source`` names the file in errors and warnings; ``taken`` are rules read before (from
     another file) whose ids these must not repeat.
     """
+    from soak.pyproject import _toml_loads
+
+    toml = _toml_loads()
+    if toml is None:  # Python 3.10 without tomli: only a file that holds rules needs it
+        if table[-1] in text:
+            raise SuppressionsError(source, None, "reading suppression rules needs Python 3.11+ or `pip install tomli`")
+        return []
     lines = _Lines(text, table)
-    document = _loads(text, source)
+    document = _loads(toml, text, source)
     node: Any = document
     for depth, key in enumerate(table[:-1]):
         node = node.get(key, {})
@@ -225,12 +232,7 @@ def _read(path: str, *, required: bool) -> str | None:
         raise SuppressionsError(path, raw[:exc.start].count(b"\n") + 1, "not UTF-8 text") from exc
 
 
-def _loads(text: str, source: str) -> dict[str, Any]:
-    from soak.pyproject import _toml_loads
-
-    toml = _toml_loads()
-    if toml is None:
-        raise SuppressionsError(source, None, "reading suppression rules needs Python 3.11+ or `pip install tomli`")
+def _loads(toml: Any, text: str, source: str) -> dict[str, Any]:
     try:
         document: dict[str, Any] = toml.loads(text)
     except ValueError as exc:  # tomllib.TOMLDecodeError; its position is only in the message

@@ -450,3 +450,12 @@ def test_the_readme_examples_are_valid_rules() -> None:
     assert parsed[2].max_growth_bytes_per_hour == 5 * MB
     [generated] = [b for b in blocks if TODO_REASON in b]
     assert paste(generated)[0].call_site == "workloads/two_leaks.py:_session_logger"
+
+
+def test_without_a_toml_reader_only_a_file_with_rules_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import soak.pyproject
+
+    monkeypatch.setattr(soak.pyproject, "_toml_loads", lambda: None)
+    assert parse_rules('[project]\nname = "app"\n', "pyproject.toml", table=("tool", "leaksoak", "suppress")) == []
+    with pytest.raises(SuppressionsError, match="leaksoak.toml: reading suppression rules needs Python 3.11"):
+        parse_rules('[[suppress]]\n' + RULE, "leaksoak.toml")
