@@ -148,6 +148,10 @@ class Decision:
     warnings: list[str]
     """One line each, for stderr (without a ``soak: warning:`` prefix)."""
 
+    def report_fields(self) -> dict[str, Any]:
+        """The JSON report's ``accepted`` and ``suppressions`` (its ``findings`` are ``remaining``)."""
+        return {"accepted": [a.as_dict() for a in self.accepted], "suppressions": self.suppressions.as_dict()}
+
 
 # --- reading rules ---------------------------------------------------------------------------
 

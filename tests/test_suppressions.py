@@ -273,7 +273,10 @@ def test_max_growth_tolerates_the_known_rate_and_not_three_times_it() -> None:
     faster = finding("app1", APP["traceback"], growth=30 * MB)
     decision = apply_rules([known], [tolerant], target=None, today=TODAY)
     assert [(a.rule, a.growth_bytes_per_hour, a.max_growth_bytes_per_hour) for a in decision.accepted] == [("cache", 10 * MB, 15 * MB)]
-    assert decision.accepted[0].as_dict() == {**known, "rule": "cache", "max_growth_bytes_per_hour": 15 * MB}
+    assert decision.report_fields() == {
+        "accepted": [{**known, "rule": "cache", "max_growth_bytes_per_hour": 15 * MB}],
+        "suppressions": {"expired": [], "unused": [], "too_broad": []},
+    }
     assert decision.warnings == []
 
     decision = apply_rules([faster], [tolerant], target=None, today=TODAY)
