@@ -8,7 +8,8 @@
     tracer = "sampled"     # or "exact", "off"
     sample-interval = "16KiB"
 
-Options on the command line win over the file.
+Options on the command line win over the file. ``[[tool.leaksoak.suppress]]`` tables are
+suppression rules, read and checked by :mod:`soak.suppressions`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from soak.errors import BadInput
 
-KEYS = ("targets", "duration", "interval", "fail-on", "tracer", "sample-interval")
+KEYS = ("targets", "duration", "interval", "fail-on", "tracer", "sample-interval", "suppress")
 
 
 def _toml_loads() -> Any:
