@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from soak.commands import ci, compare, export, report, run, runs, watch
+from soak.commands import ci, compare, export, fleet, merge, report, run, runs, watch
 
 
 def register(app: typer.Typer) -> None:
@@ -15,3 +15,5 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export.export_command)
     app.command("ci")(ci.ci_command)
     app.command("compare")(compare.compare_command)
+    app.command("merge")(merge.merge_command)
+    app.command("fleet")(fleet.fleet_command)
