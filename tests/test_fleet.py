@@ -160,12 +160,13 @@ class PrometheusServer:
                   "rule_files": [str(EXAMPLES / "leaksoak-rules.yml")],
                   "scrape_configs": [{"job_name": "leaksoak", "static_configs": static}]}
         (tmp / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
+        self.log = tmp / "prometheus.log"
+        self._log = open(self.log, "w")
         self.proc = subprocess.Popen(
             [PROMETHEUS, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=open(tmp / "prometheus.log", "w"),
+            stdout=subprocess.DEVNULL, stderr=self._log,
         )
-        self.log = tmp / "prometheus.log"
 
     def get(self, path: str, **params: str) -> Any:
         url = f"http://127.0.0.1:{self.port}{path}?{urllib.parse.urlencode(params)}"
@@ -187,6 +188,7 @@ class PrometheusServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._log.close()
 
 
 def _port() -> int:

@@ -10,6 +10,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
 
 from conftest import db_rows, run_soak
 from soak import fleet
@@ -32,9 +33,10 @@ def _finding(ident: str, stack_id: int, verdict: str, growth: float) -> FindingR
                       q_value=1e-5, confidence=0.999, evidence={})
 
 
-def _run(db: sqlite3.Connection | object, *, target: str, started: float, host: int, finding: tuple[str, list, str, float] | None) -> int:
+def _run(db: Database, *, target: str, started: float, host: int,
+         finding: tuple[str, list[dict[str, object]], str, float] | None) -> int:
     """One finished run as the supervisor writes it; each host interns its stacks in its own order."""
-    writer = RunWriter.create_run(db, name=target.split(":")[0], target=target, mode="ci", planned_duration_s=60,  # type: ignore[arg-type]
+    writer = RunWriter.create_run(db, name=target.split(":")[0], target=target, mode="ci", planned_duration_s=60,
                                   interval_s=1, options={}, function_name=lambda file, line: {41: "add", 7: "render"}.get(line, "noise"), started_ts=started)
     noise = {str(n): [[f"/srv/common/noise_{host}_{n}.py", n]] for n in range(host % 5)}  # shifts stack ids per host
     stacks = {**noise, "100": [[f["file"], f["line"]] for f in (finding[1] if finding else LEAK_FRAMES)]}
@@ -71,10 +73,10 @@ def hosts(tmp_path: Path) -> list[Path]:
     return [_host_db(tmp_path, host) for host in range(HOSTS)]
 
 
-def _dump(path: Path) -> dict[str, list[tuple]]:
+def _dump(path: Path) -> dict[str, list[str]]:
     with sqlite3.connect(path) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}  # type: ignore[misc]
+        return {t: sorted(repr(row) for row in conn.execute(f"SELECT * FROM {t}")) for t in tables}
 
 
 def _digest(path: Path) -> str:
@@ -165,7 +167,7 @@ def test_datasette_serves_the_merged_file(hosts: list[Path], tmp_path: Path) -> 
     out = tmp_path / "fleet.db"
     fleet.merge(str(out), [str(h) for h in hosts[:4]])
 
-    async def query() -> dict:
+    async def query() -> dict[str, list[dict[str, object]]]:
         ds = datasette_app.Datasette([str(out)])
         response = await ds.client.get("/fleet/finding_lines.json?_shape=array&finding_id=" + LEAK_ID)
         assert response.status_code == 200, response.text
