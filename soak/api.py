@@ -17,6 +17,7 @@ from soak.storage import open_database, queries
 if TYPE_CHECKING:
     from soak.ci import CiOptions, CiResult, TargetResult
     from soak.compare import Comparison
+    from soak.storage.merge import InputResult
     from soak.supervisor import Progress, RunOptions, RunResult
     from soak.watch import WatchOptions
 
@@ -56,7 +57,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(name)
 
 __all__ = ["CiOptions", "CiResult", "Progress", "Report", "RunOptions", "RunResult", "Thresholds", "WatchOptions",
-           "ci", "compare", "export", "load_report", "render_comparison", "report", "run", "runs", "watch"]
+           "ci", "compare", "export", "fleet", "load_report", "merge", "render_comparison", "report", "run", "runs", "watch"]
 
 
 def ci(options: "CiOptions", on_start: "Callable[[int, int, str], None] | None" = None,
@@ -126,3 +127,17 @@ def runs(db_path: str) -> list[dict[str, Any]]:
     for row in rows:
         row["status"], row["status_reason"] = queries.effective_status(row)
     return rows
+
+
+def merge(out_db: str, inputs: list[str]) -> "list[InputResult]":
+    """Merge the finished runs of ``inputs`` into ``out_db`` as ``soak merge`` does; see :func:`soak.fleet.merge`."""
+    from soak import fleet
+
+    return fleet.merge(out_db, inputs)
+
+
+def fleet(db_path: str, *, fmt: str = "text") -> str:
+    """The fleet summary of a (merged) database as ``text``, ``json`` (``leaksoak.fleet/1``), ``markdown`` or ``html``."""
+    from soak import fleet as fleets
+
+    return fleets.render(fleets.summarize(db_path), fmt)

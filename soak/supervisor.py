@@ -63,6 +63,8 @@ class RunOptions:
     metrics_port: int | None = None
     """Serve Prometheus /metrics on this port while the run lasts."""
     metrics_host: str = "127.0.0.1"
+    metrics_top: int = 10
+    """Findings exported one by one on /metrics, most severe first (the rest are counted)."""
     memory_limit_bytes: int | None = None
     """Project the time until memory reaches this (default: the cgroup's limit, if any)."""
     analyze_every_s: float | None = None
@@ -97,6 +99,8 @@ class RunOptions:
             raise BadInput(f"mode must be one of {', '.join(MODES)}")
         if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
             raise BadInput("--metrics-port must be between 1 and 65535")
+        if self.metrics_top < 0:
+            raise BadInput("--metrics-top must be 0 or more")
         if self.thin_every < 1 or self.keep_full_s <= 0:
             raise BadInput("--thin-every must be at least 1 and --keep-full longer than zero")
 
@@ -263,7 +267,8 @@ class Supervisor:
         self._last_refresh_at = float("-inf")
         self._last_refresh_cost = 0.0
         self._warm_up: threading.Thread | None = None
-        self._state: dict[str, Any] = {"run_name": writer.name, "verdict": "inconclusive", "findings": [], "snapshots": 0}
+        self._state: dict[str, Any] = {"run_name": writer.name, "run_id": writer.run_id, "target": options.target,
+                                       "verdict": "inconclusive", "findings": [], "snapshots": 0}
 
     def state(self) -> dict[str, Any]:
         """The latest verdict, findings and process memory, for metrics (read from another thread)."""
@@ -332,7 +337,8 @@ class Supervisor:
         from soak.metrics import serve_metrics
 
         try:
-            return serve_metrics(self.state, self.options.metrics_port, self.options.metrics_host)
+            return serve_metrics(self.state, self.options.metrics_port, self.options.metrics_host,
+                                 self.options.metrics_top)
         except OSError as exc:
             self.subject.stop()
             raise BadInput(f"cannot serve metrics on {self.options.metrics_host}:{self.options.metrics_port}: {exc.strerror}") from exc
@@ -433,22 +439,16 @@ class Supervisor:
 
     def _refresh(self) -> Analysis:
         """Analyse, store the findings, and publish them with the memory projection for metrics."""
-        from soak.metrics import TOP_N, seconds_until
+        from soak.metrics import published_findings, seconds_until
 
         refreshed = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed(),
                             self.options.memory_limit_bytes)
-        findings = []
-        for finding in refreshed.findings[:TOP_N]:
-            where = refreshed.frames.get(finding.stack_id, [{}])[0] if finding.stack_id is not None else {}
-            findings.append({
-                "finding_id": finding.finding_id, "kind": finding.kind, "verdict": finding.verdict,
-                "growth_bytes_per_hour": finding.growth_bytes_per_hour,
-                "where": f"{os.path.basename(where['file'])}:{where['line']}" if where else (finding.resource or ""),
-            })
+        # the progress display shows the top 5, whatever --metrics-top says
+        published = published_findings(refreshed, max(self.options.metrics_top, 5))
         process = self._state.get("process", {})
         limit = self.options.memory_limit_bytes or process.get("cgroup_limit")
         current = process.get("cgroup_bytes") if limit and not self.options.memory_limit_bytes else process.get("rss")
-        self._state = {**self._state, "verdict": refreshed.analysis.verdict, "findings": findings,
+        self._state = {**self._state, "verdict": refreshed.analysis.verdict, **published,
                        "seconds_until_limit": seconds_until(limit, current, refreshed.rss_slope)}
         return refreshed.analysis
 

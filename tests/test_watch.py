@@ -190,7 +190,7 @@ def test_metrics_are_served_and_parse(services: list[Service], tmp_path: Path, d
                 time.sleep(0.3)
                 continue
             families = {f.name: f.samples for f in text_string_to_metric_families(text)}
-            verdicts = {s.labels["verdict"]: s.value for s in families.get("leaksoak_verdict", [])}
+            verdicts = {s.labels["leaksoak_verdict"]: s.value for s in families.get("leaksoak_verdict", [])}
             until = families.get("leaksoak_seconds_until_memory_limit") or []
             # Findings can come before the RSS slope does (RSS grows in pages and arenas, and
             # analysis now refreshes every 2 snapshots): wait for both, within the deadline.
@@ -200,8 +200,10 @@ def test_metrics_are_served_and_parse(services: list[Service], tmp_path: Path, d
             time.sleep(0.5)
         assert set(verdicts) == {"leak", "suspect", "clean", "inconclusive"} and verdicts["leak"] == 1.0
         growth = families["leaksoak_finding_growth_bytes_per_hour"]
-        assert 1 <= len(growth) <= 10 and growth[0].labels["rank"] == "1" and growth[0].value > 0
-        assert growth[0].labels["where"].startswith("http_service.py:")
+        assert 1 <= len(growth) <= 10 and set(growth[0].labels) == {"finding_id"} and growth[0].value > 0
+        info = {s.labels["finding_id"]: s.labels for s in families["leaksoak_finding_info"]}
+        assert set(info) == {s.labels["finding_id"] for s in growth}
+        assert info[growth[0].labels["finding_id"]]["where"].startswith("http_service.py:")
         memory = {s.labels["kind"]: s.value for s in families["leaksoak_process_memory_bytes"]}
         assert memory["rss"] > 1e6 and "pss" in memory
         (until,) = families["leaksoak_seconds_until_memory_limit"]

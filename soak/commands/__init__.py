@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from soak.commands import ci, compare, export, report, run, runs, suppress, watch
+from soak.commands import ci, compare, export, fleet, merge, report, run, runs, suppress, watch
 
 
 def register(app: typer.Typer) -> None:
@@ -16,3 +16,5 @@ def register(app: typer.Typer) -> None:
     app.command("ci")(ci.ci_command)
     app.command("compare")(compare.compare_command)
     app.command("suppress")(suppress.suppress_command)
+    app.command("merge")(merge.merge_command)
+    app.command("fleet")(fleet.fleet_command)

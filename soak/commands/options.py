@@ -13,6 +13,7 @@ DB = typer.Option("soak.db", "--db", help="SQLite file holding the runs; many ru
 FORMAT = typer.Option("text", "--format", "-f", help="text, json (schema leaksoak.report/1), markdown, or html (one self-contained page with charts).")
 
 METRICS_PORT = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics on this port during the run.")
+METRICS_TOP = typer.Option(10, "--metrics-top", help="Findings exported one by one on /metrics, most severe first; the rest are counted (leaksoak_findings_not_exported).")
 METRICS_HOST = typer.Option("127.0.0.1", "--metrics-host", help="Address for --metrics-port (default loopback only).")
 MEMORY_LIMIT = typer.Option(None, "--memory-limit", help="Project time until memory reaches this (e.g. 2GiB); default the cgroup limit.")
 KEEP_FULL = typer.Option("6h", "--keep-full", help="Keep every snapshot of the most recent window this long...")

@@ -10,7 +10,7 @@ import typer
 
 from soak import api
 from soak.commands.options import (
-    DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, QUIET, SAMPLE_INTERVAL,
+    DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, METRICS_TOP, QUIET, SAMPLE_INTERVAL,
     THIN_EVERY, TRACER, parse_sample_interval,
 )
 from soak.durations import format_duration, parse_duration, parse_size
@@ -43,6 +43,7 @@ def run_command(
     thin_every: int = THIN_EVERY,
     metrics_port: int = METRICS_PORT,
     metrics_host: str = METRICS_HOST,
+    metrics_top: int = METRICS_TOP,
     memory_limit: str = MEMORY_LIMIT,
     fmt: str = FORMAT,
     quiet: bool = QUIET,
@@ -69,6 +70,7 @@ def run_command(
         thin_every=thin_every,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
+        metrics_top=metrics_top,
         memory_limit_bytes=parse_size(memory_limit) if memory_limit else None,
     )
     if quiet:

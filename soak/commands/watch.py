@@ -8,7 +8,7 @@ import typer
 
 from soak import api
 from soak.commands.options import (
-    DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, QUIET, THIN_EVERY,
+    DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, METRICS_TOP, QUIET, THIN_EVERY,
 )
 from soak.commands.run import finish
 from soak.durations import format_duration, parse_duration, parse_size
@@ -31,6 +31,7 @@ def watch_command(
     thin_every: int = THIN_EVERY,
     metrics_port: int = METRICS_PORT,
     metrics_host: str = METRICS_HOST,
+    metrics_top: int = METRICS_TOP,
     memory_limit: str = MEMORY_LIMIT,
     fmt: str = FORMAT,
     quiet: bool = QUIET,
@@ -50,7 +51,7 @@ def watch_command(
         duration_s=parse_duration(duration), interval_s=parse_duration(interval, option="interval"),
         db_path=db, name=name, fail_on=fail_on,
         keep_full_s=parse_duration(keep_full, option="keep-full"), thin_every=thin_every,
-        extra={"metrics_port": metrics_port, "metrics_host": metrics_host,
+        extra={"metrics_port": metrics_port, "metrics_host": metrics_host, "metrics_top": metrics_top,
                "memory_limit_bytes": parse_size(memory_limit) if memory_limit else None},
     )
 
