@@ -63,11 +63,13 @@ class PerRun:
 
 
 DICTIONARIES = (Dictionary("frames", ("file", "line", "function")), Dictionary("stacks", ("hash",)),
-                Dictionary("types", ("name",)))
+                Dictionary("types", ("name",)), Dictionary("probe_series", ("probe", "name", "unit")))
 PER_RUN = (
     PerRun("snapshots", surrogate="id"),
     PerRun("site_samples", {"stack_id": "stacks"}),
     PerRun("type_samples", {"type_id": "types"}),
+    PerRun("probe_values", {"series_id": "probe_series"}),
+    PerRun("probe_evidence", {"series_id": "probe_series"}),
     PerRun("findings", {"stack_id": "stacks"}, surrogate="id"),
     PerRun("detections"),
     PerRun("events", surrogate="id"),
