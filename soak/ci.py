@@ -14,11 +14,10 @@ from soak.probes.tracer import DEFAULT_TRACER
 from soak.reports.model import Report
 from soak.storage import open_database
 from soak.targets import parse_target
+from soak.verdicts import FAILING_LEVELS, fails
 
 if TYPE_CHECKING:
     from soak.supervisor import RunOptions
-
-FAIL_ON = ("leak", "suspect")
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 
@@ -62,8 +61,8 @@ class CiOptions:
         """Everything that can be checked before the first soak starts; raises BadInput."""
         if not self.targets:
             raise BadInput("no targets: give TARGET arguments or set targets in [tool.leaksoak] of pyproject.toml")
-        if self.fail_on not in FAIL_ON:
-            raise BadInput(f"--fail-on must be one of {', '.join(FAIL_ON)}")
+        if self.fail_on not in FAILING_LEVELS:
+            raise BadInput(f"--fail-on must be one of {', '.join(FAILING_LEVELS)}")
         if len(set(self.targets)) != len(self.targets):
             raise BadInput("a target is given twice")
         for target in self.targets:
@@ -155,8 +154,7 @@ def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None 
 def _judge(options: CiOptions, target: str, run_id: int, status: str, reason: str | None, report: Report) -> TargetResult:
     if status != "completed":
         return TargetResult(target, ERROR, run_id, status, reason, report.verdict, report)
-    failing = report.verdict == "leak" or (report.verdict == "suspect" and options.fail_on == "suspect")
-    return TargetResult(target, FAIL if failing else PASS, run_id, status, reason, report.verdict, report)
+    return TargetResult(target, FAIL if fails(report.verdict, options.fail_on) else PASS, run_id, status, reason, report.verdict, report)
 
 
 def _with_baseline(options: CiOptions, results: list[TargetResult]) -> list[TargetResult]:

@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterator
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-VERDICTS = ("leak", "suspect", "clean", "inconclusive")
+from soak.verdicts import VERDICTS
+
 TOP_N = 10
 
 

@@ -30,9 +30,9 @@ from soak.storage import open_database, queries
 from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
 from soak.targets import parse_target
+from soak.verdicts import FAIL_ON, fails
 from soak.worker_process import Subject, WorkerProcess
 
-FAIL_ON = ("leak", "suspect", "never")
 MODES = ("run", "ci")
 
 
@@ -461,9 +461,7 @@ class Supervisor:
             raise InternalFailure(f"internal error during the run: {self.job_error}") from self.job_error
         if status == "failed":
             exit_code = 3
-        elif analysis.verdict == "leak" and self.options.fail_on != "never":
-            exit_code = 1
-        elif analysis.verdict == "suspect" and self.options.fail_on == "suspect":
+        elif fails(analysis.verdict, self.options.fail_on):
             exit_code = 1
         else:
             exit_code = 0

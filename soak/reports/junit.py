@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from soak.reports.brief import brief, place
 from soak.reports.comparison import change_text
 from soak.reports.text import render_text
+from soak.verdicts import fails
 
 if TYPE_CHECKING:
     from soak.ci import CiResult, TargetResult
@@ -51,7 +52,7 @@ def render_junit(result: "CiResult") -> str:
         })
         text = render_text(target.report) if target.report else ""
         if target.outcome == FAIL:
-            kind = "regression" if target.regressed and target.verdict not in ("leak", "suspect") else target.verdict
+            kind = "regression" if target.regressed and not fails(target.verdict, result.fail_on) else target.verdict
             ET.SubElement(case, "failure", {"message": failure_message(target), "type": kind}).text = text
         elif target.outcome == ERROR:
             message = f"run {target.status}: {target.reason}" if target.reason else f"run {target.status}"
