@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from soak import reports
 from soak.analyzers import Thresholds
 from soak.reports import build_report, render
 from soak.reports.model import Report
@@ -84,11 +85,7 @@ def render_comparison(comparison: "Comparison", fmt: str = "text") -> str:
 
 def load_report(db_path: str, run: str = "latest") -> Report:
     """The report model of a run (``run``: id, name, or ``latest``)."""
-    db = open_database(db_path, create=False)
-    try:
-        return build_report(db, run)
-    finally:
-        db.close()
+    return reports.load_report(db_path, run)
 
 
 def report(db_path: str, run: str = "latest", *, fmt: str = "text") -> str:

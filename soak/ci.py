@@ -8,18 +8,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from soak.analyzers import Thresholds
-from soak.compare import TargetComparison, check_database, compare_with_baseline
+from soak.compare import check_database, compare_with_baseline
 from soak.errors import BadInput
 from soak.probes.tracer import DEFAULT_TRACER
+from soak.reports import load_report
+from soak.reports.ci_result import ERROR, FAIL, PASS, CiResult, TargetResult
 from soak.reports.model import Report
 from soak.storage import open_database
 from soak.targets import parse_target
-from soak.verdicts import FAILING_LEVELS, fails
+from soak.verdicts import FAILING_LEVELS, INCONCLUSIVE, fails
 
 if TYPE_CHECKING:
     from soak.supervisor import RunOptions
 
-PASS, FAIL, ERROR = "pass", "fail", "error"
+__all__ = ["CiOptions", "CiResult", "ERROR", "FAIL", "PASS", "TargetResult", "default_interval", "run_ci"]
 
 
 def default_interval(duration_s: float) -> float:
@@ -77,51 +79,13 @@ class CiOptions:
             open_database(self.db_path, create=False).close()
 
 
-@dataclass(frozen=True)
-class TargetResult:
-    """How one target's soak ended and what CI makes of it."""
-
-    target: str
-    outcome: str
-    """pass | fail | error"""
-    run_id: int | None
-    status: str
-    """completed | interrupted | failed, or ``bad_input`` when the worker could not load it."""
-    reason: str | None
-    verdict: str
-    report: Report | None = None
-    comparison: TargetComparison | None = None
-
-    @property
-    def regressed(self) -> bool:
-        return self.comparison is not None and self.comparison.status == "regression"
-
-
-@dataclass(frozen=True)
-class CiResult:
-    targets: list[TargetResult]
-    fail_on: str
-    bad_input: str | None = None
-    """The first target that could not be loaded, as a one-line message."""
-    interrupted: bool = False
-
-    @property
-    def exit_code(self) -> int:
-        """2 if a target was bad input, 3 if a run failed or was interrupted, 1 if one failed, else 0."""
-        if self.bad_input:
-            return 2
-        if self.interrupted or any(t.outcome == ERROR for t in self.targets):
-            return 3
-        return 1 if any(t.outcome == FAIL for t in self.targets) else 0
-
-
 def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None = None,
            on_done: Callable[[int, int, TargetResult], None] | None = None) -> CiResult:
     """Soak each target for ``duration_s``, one after the other, then write the outputs asked for.
 
     ``on_start(index, total, target)`` and ``on_done(index, total, result)`` are called around
     each target (index from 1). Raises BadInput before anything runs for bad options."""
-    from soak import api
+    from soak import supervisor  # the scheduler and the statistics load only when a run starts
 
     options.check()
     results: list[TargetResult] = []
@@ -132,12 +96,12 @@ def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None 
         if on_start is not None:
             on_start(index, total, target)
         try:
-            run = api.run(options.run_options(target))
+            run = supervisor.run(options.run_options(target))
         except BadInput as exc:  # the worker could not load it: nothing was written for it
             bad_input = bad_input or f"target {target!r}: {exc}"
-            result = TargetResult(target, ERROR, None, "bad_input", str(exc), "inconclusive")
+            result = TargetResult(target, ERROR, None, "bad_input", str(exc), INCONCLUSIVE)
         else:
-            result = _judge(options, target, run.run_id, run.status, run.reason, api.load_report(options.db_path, str(run.run_id)))
+            result = _judge(options, target, run.run_id, run.status, run.reason, load_report(options.db_path, str(run.run_id)))
         results.append(result)
         if on_done is not None:
             on_done(index, total, result)
@@ -171,7 +135,7 @@ def _with_baseline(options: CiOptions, results: list[TargetResult]) -> list[Targ
 
 
 def _write_outputs(options: CiOptions, result: CiResult) -> None:
-    from soak.commands.output import write_output
+    from soak.output import write_output
 
     if options.junit_path:
         from soak.reports.junit import render_junit

@@ -15,7 +15,7 @@ from soak.reports.brief import application_frame, display_path, place, rate, wor
 from soak.verdicts import LEAK, fails
 
 if TYPE_CHECKING:
-    from soak.ci import CiResult
+    from soak.reports.ci_result import CiResult
 
 MAX_ANNOTATIONS = 10
 

@@ -10,15 +10,13 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING
 
 from soak.reports.brief import brief, place
+from soak.reports.ci_result import ERROR, FAIL, CiResult, TargetResult
 from soak.reports.comparison import change_text
 from soak.reports.text import render_text
 from soak.verdicts import fails
 
-if TYPE_CHECKING:
-    from soak.ci import CiResult, TargetResult
 
 TOP = 3
 """Findings named in a failure's message."""
@@ -35,8 +33,6 @@ def failure_message(result: "TargetResult") -> str:
 
 
 def render_junit(result: "CiResult") -> str:
-    from soak.ci import ERROR, FAIL
-
     suite = ET.Element("testsuite", {
         "name": "leaksoak",
         "tests": str(len(result.targets)),
