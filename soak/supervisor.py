@@ -10,7 +10,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any, Callable
@@ -100,9 +100,19 @@ class RunOptions:
             raise BadInput("--thin-every must be at least 1 and --keep-full longer than zero")
 
     def stored(self) -> dict[str, Any]:
-        """The options as recorded with the run (and read back by --resume)."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("thresholds", "resume")}
-        return data | {"thresholds": asdict(self.thresholds)}
+        """The options as recorded with the run, every field (read back by :meth:`from_stored`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> RunOptions:
+        """The options :meth:`stored` recorded; a field an older version did not record keeps its default."""
+        values = _known_fields(cls, data)
+        return cls(**values | {"thresholds": Thresholds(**_known_fields(Thresholds, values.get("thresholds", {})))})
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 DEFAULT_DURATION_S = 600.0
@@ -209,29 +219,20 @@ def _resumable_run(options: RunOptions) -> dict[str, Any]:
     return stored
 
 
+DECIDED_BY_THE_RESUME = ("db_path", "resume", "fail_on", "thresholds")
+"""What a resumed run takes from the call that resumes it (and ``duration_s``: how much longer);
+every other option is the run's own, as stored when it started."""
+
+
 def _options_of(stored: dict[str, Any], given: RunOptions) -> RunOptions:
     """The resumed run's own options; --duration, if given, is how much longer to run."""
-    recorded = json.loads(stored["options"] or "{}")
+    recorded = RunOptions.from_stored(json.loads(stored["options"] or "{}") | {"target": stored["target"]})
     remaining = (stored["planned_duration_s"] or 0) - (stored["duration_s"] or 0)
     duration = given.duration_s if given.duration_s is not None else remaining
     if duration <= 0:
         raise BadInput(f"run {stored['id']} has no planned time left; pass --duration to run it longer")
-    return RunOptions(
-        target=stored["target"],
-        duration_s=duration,
-        interval_s=recorded.get("interval_s", given.interval_s),
-        db_path=given.db_path,
-        name=stored["name"],
-        frames=recorded.get("frames", given.frames),
-        concurrency=recorded.get("concurrency", given.concurrency),
-        tracer=recorded.get("tracer", given.tracer),
-        sample_interval=recorded.get("sample_interval", given.sample_interval),
-        fail_on=given.fail_on,
-        resume=given.resume,
-        keep_full_s=recorded.get("keep_full_s", given.keep_full_s),
-        thin_every=recorded.get("thin_every", given.thin_every),
-        thresholds=given.thresholds,
-    )
+    return replace(recorded, name=stored["name"], duration_s=duration,
+                   **{name: getattr(given, name) for name in DECIDED_BY_THE_RESUME})
 
 
 class Supervisor:

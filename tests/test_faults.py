@@ -1,0 +1,104 @@
+"""Faults found by reading the code (issue 15), each pinned by a test that failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import TEST_WORKLOADS, db_rows, run_soak, soak_command
+
+from soak.analyzers import Thresholds
+from soak.supervisor import RunOptions, _options_of
+
+LEAKY = "soak.workloads.reference.leaky_dict_cache:step"
+
+
+# --- soak run --resume keeps every option of the run -------------------------------------------
+
+EVERY_OPTION: dict[str, Any] = {
+    "target": "app/handlers.py:handle_one", "duration_s": 100.0, "interval_s": 2.5, "db_path": "first.db",
+    "name": "nightly", "frames": 7, "concurrency": 3, "tracer": "exact", "sample_interval": 4096, "fail_on": "leak",
+    "resume": None, "keep_full_s": 1234.0, "thin_every": 3, "metrics_port": 9471, "metrics_host": "127.0.0.2",
+    "memory_limit_bytes": 3 * 1024**3, "analyze_every_s": 7.0, "snapshot_timeout_s": 90.0,
+    "thresholds": Thresholds(alpha=0.02, min_points=11), "mode": "ci",
+}
+"""A value unlike the default for every field of RunOptions (a new field must be added here)."""
+
+DECIDED_BY_THE_RESUME = {"db_path", "resume", "duration_s", "fail_on", "thresholds"}
+"""What the resuming call says: where the run is, which run, how much longer, and how to judge it."""
+
+
+def test_every_option_of_a_run_survives_a_resume() -> None:
+    assert set(EVERY_OPTION) == {f.name for f in fields(RunOptions)}, "give the new option a value here"
+    original = RunOptions(**EVERY_OPTION)
+    given = RunOptions(target=None, resume="7", db_path="moved.db", duration_s=5.0, fail_on="never",
+                       thresholds=Thresholds(alpha=0.01))
+    stored = {"id": 7, "target": original.target, "name": original.name, "planned_duration_s": 100.0,
+              "duration_s": 40.0, "options": json.dumps(original.stored())}
+    resumed = _options_of(stored, given)
+    for field in fields(RunOptions):
+        source = given if field.name in DECIDED_BY_THE_RESUME else original
+        assert getattr(resumed, field.name) == getattr(source, field.name), field.name
+    without_duration = _options_of(stored, RunOptions(target=None, resume="7"))
+    assert without_duration.duration_s == 60.0  # what was left of the planned 100 s
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_snapshots(db: Path, n: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if db_rows(db, "SELECT count(*) FROM snapshots")[0][0] >= n:
+                return
+        except Exception:  # noqa: BLE001 - the schema is not there yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {n} snapshots after {timeout}s")
+
+
+def test_a_resumed_run_keeps_its_metrics_address_and_memory_limit(db: Path) -> None:
+    host = "127.0.0.2"  # not the default 127.0.0.1: a dropped --metrics-host would not answer here
+    port = _free_port(host)
+    first = subprocess.Popen([*soak_command(), "run", LEAKY, "--db", str(db), "--duration", "1h", "--interval", "0.2s",
+                              "--metrics-port", str(port), "--metrics-host", host, "--memory-limit", "3GiB", "-q"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_snapshots(db, 3)
+    finally:
+        first.kill()
+        first.wait()
+    resumed = subprocess.Popen([*soak_command(), "run", "--resume", "latest", "--db", str(db), "--duration", "8s",
+                                "--format", "json", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    scraped = ""
+    try:
+        deadline = time.monotonic() + 30
+        while not scraped and time.monotonic() < deadline and resumed.poll() is None:
+            try:
+                scraped = urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.2)
+    finally:
+        out, err = resumed.communicate(timeout=120)
+    assert "leaksoak_verdict" in scraped, err
+    assert resumed.returncode == 1, err
+    report = json.loads(out)
+    assert report["run"]["status"] == "completed"
+    assert report["analysis"]["projection"]["limit_bytes"] == 3 * 1024**3
+    assert report["analysis"]["projection"]["limit_source"] == "--memory-limit"
+    assert db_rows(db, "SELECT count(DISTINCT segment) FROM snapshots") == [(2,)]
