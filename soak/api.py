@@ -27,7 +27,11 @@ def run(
     on_progress: "Callable[[Progress], None] | None" = None,
     on_start: "Callable[[RunOptions, int], None] | None" = None,
 ) -> "RunResult":
-    """Soak a target (or resume a run) as ``soak run`` does; see :class:`soak.supervisor.RunOptions`."""
+    """Soak a target (or resume a run) as ``soak run`` does; see :class:`soak.supervisor.RunOptions`.
+
+    Callable from any thread; signal handlers and logging levels are put back when it returns.
+    Only on the main thread do SIGINT and SIGTERM end the run early (Python lets no other thread
+    install a handler); see :func:`soak.supervisor.run`."""
     from soak import supervisor  # the scheduler and the statistics load only when a run starts
 
     return supervisor.run(options, on_progress, on_start)

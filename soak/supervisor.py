@@ -10,10 +10,11 @@ import os
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -159,10 +160,50 @@ def run(
     Raises BadInput for bad input; a worker that fails is a result (exit code 3), not an
     exception, once the run has a row. ``on_start`` is called with the effective options and the
     run id once the workload is loaded; ``on_progress`` after each snapshot and each analysis
-    refresh while the schedule runs (``Progress.refreshed`` tells which)."""
+    refresh while the schedule runs (``Progress.refreshed`` tells which).
+
+    It may be called from any thread. The process is left as it was found: signal handlers and
+    logging levels are put back when it returns. On the main thread SIGINT and SIGTERM end the
+    run early, with its report; Python lets no other thread install handlers, so off the main
+    thread signals are the caller's to handle and do not end the run."""
     options.check()
     # A file-size limit (ulimit -f) would otherwise kill us mid-write; as an error, it is reported.
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    with _signal_handlers({signal.SIGXFSZ: signal.SIG_IGN}):
+        return _run(options, on_progress, on_start)
+
+
+@contextmanager
+def _signal_handlers(handlers: dict[signal.Signals, Any]) -> Iterator[None]:
+    """Install ``handlers`` for a while, then put the previous ones back. Only the main thread may
+    install a handler: elsewhere none is installed and the process's own stay as they are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: installed outside Python, cannot be put back
+                signal.signal(sig, handler)
+
+
+@contextmanager
+def _logging_level(name: str, level: int) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def _run(
+    options: RunOptions,
+    on_progress: Callable[[Progress], None] | None,
+    on_start: Callable[[RunOptions, int], None] | None,
+) -> RunResult:
     resumed = _resumable_run(options) if options.resume else None
     if resumed is not None:
         options = _options_of(resumed, options)
@@ -278,6 +319,10 @@ class Supervisor:
             self.done.set()
 
     def run(self, on_progress: Callable[[Progress], None] | None) -> RunResult:
+        with _logging_level("apscheduler", logging.ERROR):  # it would warn of each snapshot a slow one held back
+            return self._run(on_progress)
+
+    def _run(self, on_progress: Callable[[Progress], None] | None) -> RunResult:
         options = self.options
         if self.hello["type"] != "hello":  # import or setup raised: recorded as a failed run
             return self._failed_before_start()
@@ -295,7 +340,6 @@ class Supervisor:
         self._warm_up.start()
         analyze_every = options.analyze_every_s or max(2 * options.interval_s, 1.0)
         thin_every_s = max(60.0, 10 * options.interval_s, options.keep_full_s / 10)
-        logging.getLogger("apscheduler").setLevel(logging.ERROR)
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1)},  # jobs share the DB connection: one at a time
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -308,17 +352,15 @@ class Supervisor:
         scheduler.add_job(self._end, "date", run_date=start + timedelta(seconds=self.duration_s),
                           args=["completed", None])
         metrics = self._serve_metrics()
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        watcher = threading.Thread(target=self._watch_worker, name="soak-worker-watch", daemon=True)
-        watcher.start()
-        scheduler.start()
-        try:
-            self.done.wait()
-        finally:
-            scheduler.shutdown(wait=True)
-            self.on_progress = None  # the display stops with the schedule, before the final snapshot
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        with _signal_handlers({signal.SIGINT: self._on_signal, signal.SIGTERM: self._on_signal}):
+            watcher = threading.Thread(target=self._watch_worker, name="soak-worker-watch", daemon=True)
+            watcher.start()
+            scheduler.start()
+            try:
+                self.done.wait()
+            finally:
+                scheduler.shutdown(wait=True)
+                self.on_progress = None  # the display stops with the schedule, before the final snapshot
         try:
             return self._finish()
         finally:

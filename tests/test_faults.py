@@ -102,3 +102,55 @@ def test_a_resumed_run_keeps_its_metrics_address_and_memory_limit(db: Path) -> N
     assert report["analysis"]["projection"]["limit_bytes"] == 3 * 1024**3
     assert report["analysis"]["projection"]["limit_source"] == "--memory-limit"
     assert db_rows(db, "SELECT count(DISTINCT segment) FROM snapshots") == [(2,)]
+
+
+# --- a run leaves the process as it found it, and runs off the main thread ---------------------
+
+def _python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+
+PROCESS_STATE = """
+import logging, signal
+def state():
+    return ({s: signal.getsignal(s) for s in (signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM)},
+            logging.getLogger("apscheduler").level)
+"""
+
+
+def test_a_run_leaves_signal_handlers_and_logging_as_it_found_them(tmp_path: Path, db: Path) -> None:
+    code = PROCESS_STATE + f"""
+import soak.api as soak
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # the user's own choice (Python itself starts with SIG_IGN)
+before = state()
+result = soak.run(soak.RunOptions({f"{TEST_WORKLOADS}/sleeper.py:step"!r}, duration_s=1, interval_s=0.25, db_path={str(db)!r}))
+after = state()
+assert result.status == "completed", result
+assert before == after, (before, after)
+print("restored")
+"""
+    result = _python(code, tmp_path)
+    assert result.returncode == 0 and "restored" in result.stdout, result.stderr
+
+
+def test_a_run_works_from_another_thread(tmp_path: Path, db: Path) -> None:
+    code = PROCESS_STATE + f"""
+import threading
+import soak.api as soak
+before = state()
+results = []
+def soak_it():
+    results.append(soak.run(soak.RunOptions({f"{TEST_WORKLOADS}/sleeper.py:step"!r}, duration_s=1, interval_s=0.25,
+                                            db_path={str(db)!r})))
+thread = threading.Thread(target=soak_it)
+thread.start()
+thread.join(60)
+assert [r.status for r in results] == ["completed"] and results[0].exit_code == 0, results
+assert state() == before
+print("ran in a thread")
+"""
+    result = _python(code, tmp_path)
+    assert result.returncode == 0 and "ran in a thread" in result.stdout, result.stderr
+    assert db_rows(db, "SELECT status FROM runs") == [("completed",)]
