@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable
 
 from soak.analyzers import Thresholds
 from soak.compare import check_database, compare_with_baseline
+from soak.durations import default_interval
 from soak.errors import BadInput
 from soak.probes.tracer import DEFAULT_TRACER
 from soak.reports import load_report
@@ -22,11 +23,6 @@ if TYPE_CHECKING:
     from soak.supervisor import RunOptions
 
 __all__ = ["CiOptions", "CiResult", "ERROR", "FAIL", "PASS", "TargetResult", "default_interval", "run_ci"]
-
-
-def default_interval(duration_s: float) -> float:
-    """About 60 snapshots per target, between one every 0.25 s and one every 30 s."""
-    return min(30.0, max(0.25, duration_s / 60))
 
 
 @dataclass

@@ -24,6 +24,7 @@ from soak import sources
 from soak.analysis import refresh
 from soak.analyzers import Analysis, Thresholds
 from soak.attribution import Attributor
+from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
 from soak.probes.process import sample_process
 from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
@@ -45,7 +46,8 @@ class RunOptions:
     """None when resuming: the stored run's target is used."""
     duration_s: float | None = None
     """Default 10 minutes; when resuming, what remains of the run's planned duration."""
-    interval_s: float = 30.0
+    interval_s: float | None = None
+    """Default: :func:`soak.durations.default_interval` of the duration (about 60 snapshots)."""
     db_path: str = "soak.db"
     name: str | None = None
     frames: int = 10
@@ -74,6 +76,13 @@ class RunOptions:
     mode: str = "run"
     """Recorded in the run's row: ``run``, or ``ci`` for a target of ``soak ci``."""
 
+    @property
+    def interval(self) -> float:
+        """The time between snapshots, as given or by default."""
+        if self.interval_s is not None:
+            return self.interval_s
+        return default_interval(DEFAULT_DURATION_S if self.duration_s is None else self.duration_s)
+
     def check(self) -> None:
         if (self.target is None) == (self.resume is None):
             raise BadInput("give either a TARGET or --resume RUN")
@@ -81,9 +90,9 @@ class RunOptions:
 
     def check_values(self) -> None:
         duration = DEFAULT_DURATION_S if self.duration_s is None else self.duration_s
-        if self.interval_s <= 0 or duration <= 0:
+        if self.interval <= 0 or duration <= 0:
             raise BadInput("--interval and --duration must be longer than zero")
-        if self.interval_s > duration and self.resume is None:  # a resumed run's interval is its own
+        if self.interval > duration and self.resume is None:  # a resumed run's interval is its own
             raise BadInput("--interval is longer than --duration; no snapshot would be taken twice")
         try:
             check_tracer(self.tracer, self.frames, self.sample_interval)
@@ -207,10 +216,10 @@ def _run(
     resumed = _resumable_run(options) if options.resume else None
     if resumed is not None:
         options = _options_of(resumed, options)
-        if options.interval_s > (options.duration_s or 0):
-            raise BadInput(f"the run snapshots every {options.interval_s:g}s; resume it with a longer --duration")
-    elif options.duration_s is None:
-        options = replace(options, duration_s=DEFAULT_DURATION_S)
+        if options.interval > (options.duration_s or 0):
+            raise BadInput(f"the run snapshots every {options.interval:g}s; resume it with a longer --duration")
+    else:  # the run keeps its interval when resumed, whatever the duration then
+        options = replace(options, duration_s=options.duration_s or DEFAULT_DURATION_S, interval_s=options.interval)
     assert options.target is not None
     spec = parse_target(options.target)
     if os.path.exists(options.db_path):
@@ -228,7 +237,7 @@ def _run(
             started = time.time()
             writer = RunWriter.create_run(
                 db, name=options.name or spec.default_name, target=spec.text, mode=options.mode,
-                planned_duration_s=options.duration_s, interval_s=options.interval_s,
+                planned_duration_s=options.duration_s, interval_s=options.interval,
                 options=options.stored(), function_name=sources.function_name, started_ts=started,
             )
         else:
@@ -338,14 +347,14 @@ class Supervisor:
         # than in the first analysis refresh, which shares the scheduler's one thread with them.
         self._warm_up = threading.Thread(target=importlib.import_module, args=("scipy.stats",), name="soak-warm-up", daemon=True)
         self._warm_up.start()
-        analyze_every = options.analyze_every_s or max(2 * options.interval_s, 1.0)
-        thin_every_s = max(60.0, 10 * options.interval_s, options.keep_full_s / 10)
+        analyze_every = options.analyze_every_s or max(2 * options.interval, 1.0)
+        thin_every_s = max(60.0, 10 * options.interval, options.keep_full_s / 10)
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1)},  # jobs share the DB connection: one at a time
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         start = datetime.now().astimezone()
-        scheduler.add_job(self._guard(self._snapshot), "interval", seconds=options.interval_s, next_run_time=start)
+        scheduler.add_job(self._guard(self._snapshot), "interval", seconds=options.interval, next_run_time=start)
         scheduler.add_job(self._guard(self._analyze), "interval", seconds=analyze_every,
                           next_run_time=start + timedelta(seconds=analyze_every))
         scheduler.add_job(self._guard(self._thin), "interval", seconds=thin_every_s)
@@ -416,7 +425,7 @@ class Supervisor:
         return self.segment_start_s - (last or 0.0)
 
     def _snapshot(self) -> None:
-        timeout = self.options.snapshot_timeout_s or max(60.0, 2 * self.options.interval_s)
+        timeout = self.options.snapshot_timeout_s or max(60.0, 2 * self.options.interval)
         t_s = self.elapsed()
         restart = self.subject.pop_restart()
         if restart is not None:  # a watched process came back under a new pid: a new segment

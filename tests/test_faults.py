@@ -154,3 +154,19 @@ print("ran in a thread")
     result = _python(code, tmp_path)
     assert result.returncode == 0 and "ran in a thread" in result.stdout, result.stderr
     assert db_rows(db, "SELECT status FROM runs") == [("completed",)]
+
+
+# --- the default interval fits the duration ----------------------------------------------------
+
+@pytest.mark.parametrize("duration_s, interval_s", [(5, 0.25), (60, 1.0), (600, 10.0), (8 * 3600, 30.0)])
+def test_the_default_interval_is_a_sixtieth_of_the_duration_within_bounds(duration_s: float, interval_s: float) -> None:
+    assert RunOptions("x.py:f", duration_s=duration_s).interval == interval_s
+    assert RunOptions("x.py:f", duration_s=duration_s, interval_s=2.0).interval == 2.0
+
+
+def test_a_one_minute_run_takes_enough_snapshots_for_a_verdict(db: Path) -> None:
+    result = run_soak("run", LEAKY, "--db", str(db), "--duration", "1m", "--format", "json", "-q", timeout=180)
+    assert result.returncode == 1, result.stderr
+    report = result.json()
+    assert report["verdict"] == "leak" and report["run"]["snapshots"] >= 30, report["run"]
+    assert db_rows(db, "SELECT interval_s FROM runs") == [(1.0,)]
