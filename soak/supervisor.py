@@ -84,8 +84,12 @@ class RunOptions:
         return default_interval(DEFAULT_DURATION_S if self.duration_s is None else self.duration_s)
 
     def check(self) -> None:
+        """Raise BadInput for the first thing to fix, in the order a user fixes them: what to
+        soak (the target, or the run to resume), then how."""
         if (self.target is None) == (self.resume is None):
             raise BadInput("give either a TARGET or --resume RUN")
+        if self.target is not None:
+            parse_target(self.target)
         self.check_values()
 
     def check_values(self) -> None:

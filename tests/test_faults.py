@@ -170,3 +170,14 @@ def test_a_one_minute_run_takes_enough_snapshots_for_a_verdict(db: Path) -> None
     report = result.json()
     assert report["verdict"] == "leak" and report["run"]["snapshots"] >= 30, report["run"]
     assert db_rows(db, "SELECT interval_s FROM runs") == [(1.0,)]
+
+
+# --- errors come in the order a user would fix them: the target first --------------------------
+
+@pytest.mark.parametrize("extra", [(), ("--interval", "10s"), ("--fail-on", "sometimes"), ("--tracer", "nope"),
+                                   ("--frames", "0"), ("--concurrency", "0")])
+def test_a_missing_target_file_is_named_before_bad_options(extra: tuple[str, ...], db: Path, tmp_path: Path) -> None:
+    result = run_soak("run", "missing.py:f", "--duration", "5s", "--db", str(db), *extra, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == "soak: error: target 'missing.py:f': no such file 'missing.py'\n"
+    assert not db.exists()
