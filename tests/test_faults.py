@@ -181,3 +181,26 @@ def test_a_missing_target_file_is_named_before_bad_options(extra: tuple[str, ...
     assert result.returncode == 2
     assert result.stderr == "soak: error: target 'missing.py:f': no such file 'missing.py'\n"
     assert not db.exists()
+
+
+# --- soak.agent.start never raises into the service --------------------------------------------
+
+@pytest.mark.parametrize("call, words", [
+    ("a.start({sock!r}, tracer='nope')", "--tracer must be one of sampled, exact, off"),
+    ("a.start({sock!r}, sample_interval=0)", "--sample-interval must be at least 1 byte"),
+    ("a.start({sock!r}, sample_interval='16KiB')", "TypeError"),  # the wrong type, as a caller might pass it
+    ("a.start({sock!r}, frames=-1)", "--frames must be between"),
+    ("a.start({blocked!r})", "cannot create the socket directory"),
+])
+def test_the_agent_steps_aside_with_one_line_on_bad_settings(call: str, words: str, tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory\n")
+    sock = tmp_path / "agent" / "a.sock"
+    code = ("import soak.agent as a\n"
+            f"agent = {call.format(sock=str(sock), blocked=str(blocked / 'sub' / 'a.sock'))}\n"
+            "assert agent is None, agent\n"
+            "print('service still running')\n")
+    result = _python(code, tmp_path)
+    assert result.returncode == 0 and result.stdout == "service still running\n", result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("leaksoak agent not started: "), result.stderr
+    assert words in result.stderr and not sock.exists()
