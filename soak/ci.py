@@ -22,7 +22,7 @@ from soak.verdicts import FAILING_LEVELS, INCONCLUSIVE, fails
 if TYPE_CHECKING:
     from soak.supervisor import RunOptions
 
-__all__ = ["CiOptions", "CiResult", "ERROR", "FAIL", "PASS", "TargetResult", "default_interval", "run_ci"]
+__all__ = ["ERROR", "FAIL", "PASS", "CiOptions", "CiResult", "TargetResult", "default_interval", "run_ci"]
 
 
 @dataclass
@@ -48,7 +48,7 @@ class CiOptions:
     def interval(self) -> float:
         return self.interval_s if self.interval_s is not None else default_interval(self.duration_s)
 
-    def run_options(self, target: str) -> "RunOptions":
+    def run_options(self, target: str) -> RunOptions:
         from soak.supervisor import RunOptions
 
         return RunOptions(target=target, duration_s=self.duration_s, interval_s=self.interval, db_path=self.db_path,

@@ -17,12 +17,11 @@ from soak.reports.comparison import change_text
 from soak.reports.text import render_text
 from soak.verdicts import fails
 
-
 TOP = 3
 """Findings named in a failure's message."""
 
 
-def failure_message(result: "TargetResult") -> str:
+def failure_message(result: TargetResult) -> str:
     """``leak at app.py:16 +380.2 MiB/h; ...``, led by regressions against the baseline."""
     parts = []
     if result.comparison is not None:
@@ -32,7 +31,7 @@ def failure_message(result: "TargetResult") -> str:
     return "; ".join(parts) or f"verdict {result.verdict}"
 
 
-def render_junit(result: "CiResult") -> str:
+def render_junit(result: CiResult) -> str:
     suite = ET.Element("testsuite", {
         "name": "leaksoak",
         "tests": str(len(result.targets)),
