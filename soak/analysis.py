@@ -11,12 +11,12 @@ import numpy as np
 from sqlite_utils import Database
 
 from soak.analyzers import Analysis, Series, Thresholds, analyze
-from soak.analyzers.growth import CLEAN, INCONCLUSIVE, LEAK, SUSPECT
 from soak.analyzers.rollup import Group, roll_up
 from soak.analyzers.trend import Trend
 from soak.attribution import APPLICATION, Attributor
 from soak.storage import queries
 from soak.storage.writer import FindingRow, RunWriter
+from soak.verdicts import CLEAN, INCONCLUSIVE, LEAK, VERDICTS
 
 
 def finding_id(kind: str, frames: list[dict[str, object]]) -> str:
@@ -101,17 +101,13 @@ def _analyze_probes(db: Database, run_id: int, rows: list[dict[str, Any]], thres
     return analyses
 
 
-VERDICT_ORDER = (LEAK, SUSPECT, CLEAN, INCONCLUSIVE)
-"""Most severe first: a run's verdict is its most severe part's."""
-
-
 def combine(memory: Analysis, *others: Analysis) -> Analysis:
     """One analysis of a run from its memory analysis and its probes': memory findings first
     (within a verdict), the most severe verdict, every series tested counted."""
     if not others:
         return memory
     parts = [memory, *others]
-    verdict = min((part.verdict for part in parts), key=VERDICT_ORDER.index)
+    verdict = min((part.verdict for part in parts), key=VERDICTS.index)  # most severe first
     if verdict == INCONCLUSIVE or (verdict == CLEAN and memory.verdict == INCONCLUSIVE):
         return memory  # probes share the memory series' grid: too few points for one is for all
     findings = sorted((f for part in parts for f in part.findings),

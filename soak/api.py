@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from soak import reports
 from soak.analyzers import Thresholds
 from soak.reports import build_report, render
 from soak.reports.model import Report
@@ -27,7 +28,11 @@ def run(
     on_progress: "Callable[[Progress], None] | None" = None,
     on_start: "Callable[[RunOptions, int], None] | None" = None,
 ) -> "RunResult":
-    """Soak a target (or resume a run) as ``soak run`` does; see :class:`soak.supervisor.RunOptions`."""
+    """Soak a target (or resume a run) as ``soak run`` does; see :class:`soak.supervisor.RunOptions`.
+
+    Callable from any thread; signal handlers and logging levels are put back when it returns.
+    Only on the main thread do SIGINT and SIGTERM end the run early (Python lets no other thread
+    install a handler); see :func:`soak.supervisor.run`."""
     from soak import supervisor  # the scheduler and the statistics load only when a run starts
 
     return supervisor.run(options, on_progress, on_start)
@@ -85,11 +90,7 @@ def render_comparison(comparison: "Comparison", fmt: str = "text") -> str:
 
 def load_report(db_path: str, run: str = "latest") -> Report:
     """The report model of a run (``run``: id, name, or ``latest``)."""
-    db = open_database(db_path, create=False)
-    try:
-        return build_report(db, run)
-    finally:
-        db.close()
+    return reports.load_report(db_path, run)
 
 
 def report(db_path: str, run: str = "latest", *, fmt: str = "text") -> str:

@@ -8,24 +8,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from soak.analyzers import Thresholds
-from soak.compare import TargetComparison, check_database, compare_with_baseline
+from soak.compare import check_database, compare_with_baseline
+from soak.durations import default_interval
 from soak.errors import BadInput
 from soak.probes.tracer import DEFAULT_TRACER
+from soak.reports import load_report
+from soak.reports.ci_result import ERROR, FAIL, PASS, CiResult, TargetResult
 from soak.reports.model import Report
 from soak.storage import open_database
 from soak.targets import parse_target
+from soak.verdicts import FAILING_LEVELS, INCONCLUSIVE, fails
 
 if TYPE_CHECKING:
     from soak.supervisor import RunOptions
 
-FAIL_ON = ("leak", "suspect")
-
-PASS, FAIL, ERROR = "pass", "fail", "error"
-
-
-def default_interval(duration_s: float) -> float:
-    """About 60 snapshots per target, between one every 0.25 s and one every 30 s."""
-    return min(30.0, max(0.25, duration_s / 60))
+__all__ = ["ERROR", "FAIL", "PASS", "CiOptions", "CiResult", "TargetResult", "default_interval", "run_ci"]
 
 
 @dataclass
@@ -51,7 +48,7 @@ class CiOptions:
     def interval(self) -> float:
         return self.interval_s if self.interval_s is not None else default_interval(self.duration_s)
 
-    def run_options(self, target: str) -> "RunOptions":
+    def run_options(self, target: str) -> RunOptions:
         from soak.supervisor import RunOptions
 
         return RunOptions(target=target, duration_s=self.duration_s, interval_s=self.interval, db_path=self.db_path,
@@ -62,8 +59,8 @@ class CiOptions:
         """Everything that can be checked before the first soak starts; raises BadInput."""
         if not self.targets:
             raise BadInput("no targets: give TARGET arguments or set targets in [tool.leaksoak] of pyproject.toml")
-        if self.fail_on not in FAIL_ON:
-            raise BadInput(f"--fail-on must be one of {', '.join(FAIL_ON)}")
+        if self.fail_on not in FAILING_LEVELS:
+            raise BadInput(f"--fail-on must be one of {', '.join(FAILING_LEVELS)}")
         if len(set(self.targets)) != len(self.targets):
             raise BadInput("a target is given twice")
         for target in self.targets:
@@ -78,51 +75,13 @@ class CiOptions:
             open_database(self.db_path, create=False).close()
 
 
-@dataclass(frozen=True)
-class TargetResult:
-    """How one target's soak ended and what CI makes of it."""
-
-    target: str
-    outcome: str
-    """pass | fail | error"""
-    run_id: int | None
-    status: str
-    """completed | interrupted | failed, or ``bad_input`` when the worker could not load it."""
-    reason: str | None
-    verdict: str
-    report: Report | None = None
-    comparison: TargetComparison | None = None
-
-    @property
-    def regressed(self) -> bool:
-        return self.comparison is not None and self.comparison.status == "regression"
-
-
-@dataclass(frozen=True)
-class CiResult:
-    targets: list[TargetResult]
-    fail_on: str
-    bad_input: str | None = None
-    """The first target that could not be loaded, as a one-line message."""
-    interrupted: bool = False
-
-    @property
-    def exit_code(self) -> int:
-        """2 if a target was bad input, 3 if a run failed or was interrupted, 1 if one failed, else 0."""
-        if self.bad_input:
-            return 2
-        if self.interrupted or any(t.outcome == ERROR for t in self.targets):
-            return 3
-        return 1 if any(t.outcome == FAIL for t in self.targets) else 0
-
-
 def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None = None,
            on_done: Callable[[int, int, TargetResult], None] | None = None) -> CiResult:
     """Soak each target for ``duration_s``, one after the other, then write the outputs asked for.
 
     ``on_start(index, total, target)`` and ``on_done(index, total, result)`` are called around
     each target (index from 1). Raises BadInput before anything runs for bad options."""
-    from soak import api
+    from soak import supervisor  # the scheduler and the statistics load only when a run starts
 
     options.check()
     results: list[TargetResult] = []
@@ -133,12 +92,12 @@ def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None 
         if on_start is not None:
             on_start(index, total, target)
         try:
-            run = api.run(options.run_options(target))
+            run = supervisor.run(options.run_options(target))
         except BadInput as exc:  # the worker could not load it: nothing was written for it
             bad_input = bad_input or f"target {target!r}: {exc}"
-            result = TargetResult(target, ERROR, None, "bad_input", str(exc), "inconclusive")
+            result = TargetResult(target, ERROR, None, "bad_input", str(exc), INCONCLUSIVE)
         else:
-            result = _judge(options, target, run.run_id, run.status, run.reason, api.load_report(options.db_path, str(run.run_id)))
+            result = _judge(options, target, run.run_id, run.status, run.reason, load_report(options.db_path, str(run.run_id)))
         results.append(result)
         if on_done is not None:
             on_done(index, total, result)
@@ -155,8 +114,7 @@ def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None 
 def _judge(options: CiOptions, target: str, run_id: int, status: str, reason: str | None, report: Report) -> TargetResult:
     if status != "completed":
         return TargetResult(target, ERROR, run_id, status, reason, report.verdict, report)
-    failing = report.verdict == "leak" or (report.verdict == "suspect" and options.fail_on == "suspect")
-    return TargetResult(target, FAIL if failing else PASS, run_id, status, reason, report.verdict, report)
+    return TargetResult(target, FAIL if fails(report.verdict, options.fail_on) else PASS, run_id, status, reason, report.verdict, report)
 
 
 def _with_baseline(options: CiOptions, results: list[TargetResult]) -> list[TargetResult]:
@@ -173,7 +131,7 @@ def _with_baseline(options: CiOptions, results: list[TargetResult]) -> list[Targ
 
 
 def _write_outputs(options: CiOptions, result: CiResult) -> None:
-    from soak.commands.output import write_output
+    from soak.output import write_output
 
     if options.junit_path:
         from soak.reports.junit import render_junit

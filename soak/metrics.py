@@ -19,7 +19,8 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric, 
 if TYPE_CHECKING:
     from soak.analysis import Refreshed
 
-VERDICTS = ("leak", "suspect", "clean", "inconclusive")
+from soak.verdicts import VERDICTS
+
 TOP_N = 10
 """Default of ``--metrics-top``: findings exported one by one."""
 MEMORY_KINDS = ("rss", "uss", "pss", "cgroup_bytes", "cgroup_limit", "traced_bytes")

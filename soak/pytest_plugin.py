@@ -19,12 +19,12 @@ import pytest
 from soak.durations import parse_duration, parse_size
 from soak.errors import SoakError
 from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
+from soak.verdicts import FAILING_LEVELS
 
 if TYPE_CHECKING:
     from soak.supervisor import RunResult
 
 MARK_OPTIONS = ("duration", "interval", "fail_on", "tracer")
-FAIL_ON = ("leak", "suspect")
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,8 @@ def _read_mark(item: pytest.Function, marker: pytest.Mark) -> SoakMark:
         raise BadMark(f"a soaked test is called with no arguments, but {item.originalname} takes {', '.join(params)} "
                           "(fixtures and parameters do not reach the worker)")
     fail_on = marker.kwargs.get("fail_on", "leak")
-    if fail_on not in FAIL_ON:
-        raise BadMark(f"@pytest.mark.soak(fail_on=...) must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
+    if fail_on not in FAILING_LEVELS:
+        raise BadMark(f"@pytest.mark.soak(fail_on=...) must be one of {', '.join(FAILING_LEVELS)}, not {fail_on!r}")
     scale = item.config.getoption("soak_duration_scale")
     if not scale > 0:
         raise BadMark("--soak-duration-scale must be a positive number")

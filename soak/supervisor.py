@@ -10,10 +10,11 @@ import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -23,6 +24,7 @@ from soak import sources
 from soak.analysis import refresh
 from soak.analyzers import Analysis, Thresholds
 from soak.attribution import Attributor
+from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
 from soak.probes.probe import run_probes
 from soak.probes.process import external_probes, sample_process
@@ -31,9 +33,9 @@ from soak.storage import open_database, queries
 from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
 from soak.targets import parse_target
+from soak.verdicts import FAIL_ON, fails
 from soak.worker_process import SnapshotFailed, Subject, WorkerProcess
 
-FAIL_ON = ("leak", "suspect", "never")
 MODES = ("run", "ci")
 
 
@@ -45,7 +47,8 @@ class RunOptions:
     """None when resuming: the stored run's target is used."""
     duration_s: float | None = None
     """Default 10 minutes; when resuming, what remains of the run's planned duration."""
-    interval_s: float = 30.0
+    interval_s: float | None = None
+    """Default: :func:`soak.durations.default_interval` of the duration (about 60 snapshots)."""
     db_path: str = "soak.db"
     name: str | None = None
     frames: int = 10
@@ -76,16 +79,27 @@ class RunOptions:
     mode: str = "run"
     """Recorded in the run's row: ``run``, or ``ci`` for a target of ``soak ci``."""
 
+    @property
+    def interval(self) -> float:
+        """The time between snapshots, as given or by default."""
+        if self.interval_s is not None:
+            return self.interval_s
+        return default_interval(DEFAULT_DURATION_S if self.duration_s is None else self.duration_s)
+
     def check(self) -> None:
+        """Raise BadInput for the first thing to fix, in the order a user fixes them: what to
+        soak (the target, or the run to resume), then how."""
         if (self.target is None) == (self.resume is None):
             raise BadInput("give either a TARGET or --resume RUN")
+        if self.target is not None:
+            parse_target(self.target)
         self.check_values()
 
     def check_values(self) -> None:
         duration = DEFAULT_DURATION_S if self.duration_s is None else self.duration_s
-        if self.interval_s <= 0 or duration <= 0:
+        if self.interval <= 0 or duration <= 0:
             raise BadInput("--interval and --duration must be longer than zero")
-        if self.interval_s > duration and self.resume is None:  # a resumed run's interval is its own
+        if self.interval > duration and self.resume is None:  # a resumed run's interval is its own
             raise BadInput("--interval is longer than --duration; no snapshot would be taken twice")
         try:
             check_tracer(self.tracer, self.frames, self.sample_interval)
@@ -105,9 +119,19 @@ class RunOptions:
             raise BadInput("--thin-every must be at least 1 and --keep-full longer than zero")
 
     def stored(self) -> dict[str, Any]:
-        """The options as recorded with the run (and read back by --resume)."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("thresholds", "resume")}
-        return data | {"thresholds": asdict(self.thresholds)}
+        """The options as recorded with the run, every field (read back by :meth:`from_stored`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> RunOptions:
+        """The options :meth:`stored` recorded; a field an older version did not record keeps its default."""
+        values = _known_fields(cls, data)
+        return cls(**values | {"thresholds": Thresholds(**_known_fields(Thresholds, values.get("thresholds", {})))})
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 DEFAULT_DURATION_S = 600.0
@@ -154,17 +178,57 @@ def run(
     Raises BadInput for bad input; a worker that fails is a result (exit code 3), not an
     exception, once the run has a row. ``on_start`` is called with the effective options and the
     run id once the workload is loaded; ``on_progress`` after each snapshot and each analysis
-    refresh while the schedule runs (``Progress.refreshed`` tells which)."""
+    refresh while the schedule runs (``Progress.refreshed`` tells which).
+
+    It may be called from any thread. The process is left as it was found: signal handlers and
+    logging levels are put back when it returns. On the main thread SIGINT and SIGTERM end the
+    run early, with its report; Python lets no other thread install handlers, so off the main
+    thread signals are the caller's to handle and do not end the run."""
     options.check()
     # A file-size limit (ulimit -f) would otherwise kill us mid-write; as an error, it is reported.
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    with _signal_handlers({signal.SIGXFSZ: signal.SIG_IGN}):
+        return _run(options, on_progress, on_start)
+
+
+@contextmanager
+def _signal_handlers(handlers: dict[signal.Signals, Any]) -> Iterator[None]:
+    """Install ``handlers`` for a while, then put the previous ones back. Only the main thread may
+    install a handler: elsewhere none is installed and the process's own stay as they are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: installed outside Python, cannot be put back
+                signal.signal(sig, handler)
+
+
+@contextmanager
+def _logging_level(name: str, level: int) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def _run(
+    options: RunOptions,
+    on_progress: Callable[[Progress], None] | None,
+    on_start: Callable[[RunOptions, int], None] | None,
+) -> RunResult:
     resumed = _resumable_run(options) if options.resume else None
     if resumed is not None:
         options = _options_of(resumed, options)
-        if options.interval_s > (options.duration_s or 0):
-            raise BadInput(f"the run snapshots every {options.interval_s:g}s; resume it with a longer --duration")
-    elif options.duration_s is None:
-        options = replace(options, duration_s=DEFAULT_DURATION_S)
+        if options.interval > (options.duration_s or 0):
+            raise BadInput(f"the run snapshots every {options.interval:g}s; resume it with a longer --duration")
+    else:  # the run keeps its interval when resumed, whatever the duration then
+        options = replace(options, duration_s=options.duration_s or DEFAULT_DURATION_S, interval_s=options.interval)
     assert options.target is not None
     spec = parse_target(options.target)
     if os.path.exists(options.db_path):
@@ -182,7 +246,7 @@ def run(
             started = time.time()
             writer = RunWriter.create_run(
                 db, name=options.name or spec.default_name, target=spec.text, mode=options.mode,
-                planned_duration_s=options.duration_s, interval_s=options.interval_s,
+                planned_duration_s=options.duration_s, interval_s=options.interval,
                 options=options.stored(), function_name=sources.function_name, started_ts=started,
             )
         else:
@@ -214,29 +278,20 @@ def _resumable_run(options: RunOptions) -> dict[str, Any]:
     return stored
 
 
+DECIDED_BY_THE_RESUME = ("db_path", "resume", "fail_on", "thresholds")
+"""What a resumed run takes from the call that resumes it (and ``duration_s``: how much longer);
+every other option is the run's own, as stored when it started."""
+
+
 def _options_of(stored: dict[str, Any], given: RunOptions) -> RunOptions:
     """The resumed run's own options; --duration, if given, is how much longer to run."""
-    recorded = json.loads(stored["options"] or "{}")
+    recorded = RunOptions.from_stored(json.loads(stored["options"] or "{}") | {"target": stored["target"]})
     remaining = (stored["planned_duration_s"] or 0) - (stored["duration_s"] or 0)
     duration = given.duration_s if given.duration_s is not None else remaining
     if duration <= 0:
         raise BadInput(f"run {stored['id']} has no planned time left; pass --duration to run it longer")
-    return RunOptions(
-        target=stored["target"],
-        duration_s=duration,
-        interval_s=recorded.get("interval_s", given.interval_s),
-        db_path=given.db_path,
-        name=stored["name"],
-        frames=recorded.get("frames", given.frames),
-        concurrency=recorded.get("concurrency", given.concurrency),
-        tracer=recorded.get("tracer", given.tracer),
-        sample_interval=recorded.get("sample_interval", given.sample_interval),
-        fail_on=given.fail_on,
-        resume=given.resume,
-        keep_full_s=recorded.get("keep_full_s", given.keep_full_s),
-        thin_every=recorded.get("thin_every", given.thin_every),
-        thresholds=given.thresholds,
-    )
+    return replace(recorded, name=stored["name"], duration_s=duration,
+                   **{name: getattr(given, name) for name in DECIDED_BY_THE_RESUME})
 
 
 class Supervisor:
@@ -283,6 +338,10 @@ class Supervisor:
             self.done.set()
 
     def run(self, on_progress: Callable[[Progress], None] | None) -> RunResult:
+        with _logging_level("apscheduler", logging.ERROR):  # it would warn of each snapshot a slow one held back
+            return self._run(on_progress)
+
+    def _run(self, on_progress: Callable[[Progress], None] | None) -> RunResult:
         options = self.options
         if self.hello["type"] != "hello":  # import or setup raised: recorded as a failed run
             return self._failed_before_start()
@@ -298,32 +357,29 @@ class Supervisor:
         # than in the first analysis refresh, which shares the scheduler's one thread with them.
         self._warm_up = threading.Thread(target=importlib.import_module, args=("scipy.stats",), name="soak-warm-up", daemon=True)
         self._warm_up.start()
-        analyze_every = options.analyze_every_s or max(2 * options.interval_s, 1.0)
-        thin_every_s = max(60.0, 10 * options.interval_s, options.keep_full_s / 10)
-        logging.getLogger("apscheduler").setLevel(logging.ERROR)
+        analyze_every = options.analyze_every_s or max(2 * options.interval, 1.0)
+        thin_every_s = max(60.0, 10 * options.interval, options.keep_full_s / 10)
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1)},  # jobs share the DB connection: one at a time
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         start = datetime.now().astimezone()
-        scheduler.add_job(self._guard(self._snapshot), "interval", seconds=options.interval_s, next_run_time=start)
+        scheduler.add_job(self._guard(self._snapshot), "interval", seconds=options.interval, next_run_time=start)
         scheduler.add_job(self._guard(self._analyze), "interval", seconds=analyze_every,
                           next_run_time=start + timedelta(seconds=analyze_every))
         scheduler.add_job(self._guard(self._thin), "interval", seconds=thin_every_s)
         scheduler.add_job(self._end, "date", run_date=start + timedelta(seconds=self.duration_s),
                           args=["completed", None])
         metrics = self._serve_metrics()
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        watcher = threading.Thread(target=self._watch_worker, name="soak-worker-watch", daemon=True)
-        watcher.start()
-        scheduler.start()
-        try:
-            self.done.wait()
-        finally:
-            scheduler.shutdown(wait=True)
-            self.on_progress = None  # the display stops with the schedule, before the final snapshot
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        with _signal_handlers({signal.SIGINT: self._on_signal, signal.SIGTERM: self._on_signal}):
+            watcher = threading.Thread(target=self._watch_worker, name="soak-worker-watch", daemon=True)
+            watcher.start()
+            scheduler.start()
+            try:
+                self.done.wait()
+            finally:
+                scheduler.shutdown(wait=True)
+                self.on_progress = None  # the display stops with the schedule, before the final snapshot
         try:
             return self._finish()
         finally:
@@ -380,7 +436,7 @@ class Supervisor:
         return self.segment_start_s - (last or 0.0)
 
     def _snapshot(self) -> None:
-        timeout = self.options.snapshot_timeout_s or max(60.0, 2 * self.options.interval_s)
+        timeout = self.options.snapshot_timeout_s or max(60.0, 2 * self.options.interval)
         t_s = self.elapsed()
         restart = self.subject.pop_restart()
         if restart is not None:  # a watched process came back under a new pid: a new segment
@@ -468,9 +524,7 @@ class Supervisor:
             raise InternalFailure(f"internal error during the run: {self.job_error}") from self.job_error
         if status == "failed":
             exit_code = 3
-        elif analysis.verdict == "leak" and self.options.fail_on != "never":
-            exit_code = 1
-        elif analysis.verdict == "suspect" and self.options.fail_on == "suspect":
+        elif fails(analysis.verdict, self.options.fail_on):
             exit_code = 1
         else:
             exit_code = 0

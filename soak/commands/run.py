@@ -23,14 +23,14 @@ if TYPE_CHECKING:
 
 def _start_line(options: "RunOptions", run_id: int) -> str:
     what = f"resuming run {run_id} ({options.target})" if options.resume else f"soaking {options.target} as run {run_id}"
-    return (f"{what} for {format_duration(options.duration_s or 0)}, a snapshot every {format_duration(options.interval_s)}; "
+    return (f"{what} for {format_duration(options.duration_s or 0)}, a snapshot every {format_duration(options.interval)}; "
             f"Ctrl-C ends early with a report. Data: {options.db_path}")
 
 
 def run_command(
     target: str = typer.Argument(None, help="path/to/file.py:func or package.module:func (def or async def)."),
     duration: str = typer.Option(None, "--duration", "-d", help="How long to soak: 90s, 10m, 8h, 1h30m (default 10m; when resuming, what is left)."),
-    interval: str = typer.Option("30s", "--interval", "-i", help="Time between heap snapshots."),
+    interval: str = typer.Option(None, "--interval", "-i", help="Time between heap snapshots (default: duration/60, between 0.25s and 30s; when resuming, the run's own)."),
     name: str = typer.Option(None, "--name", help="Label for the run (default: file:func)."),
     db: str = DB,
     frames: int = typer.Option(10, "--frames", help="Traceback depth of each allocation site."),
@@ -57,7 +57,7 @@ def run_command(
     options = api.RunOptions(
         target=target,
         duration_s=parse_duration(duration) if duration is not None else None,
-        interval_s=parse_duration(interval, option="interval"),
+        interval_s=parse_duration(interval, option="interval") if interval is not None else None,
         db_path=db,
         name=name,
         frames=frames,

@@ -9,9 +9,20 @@ from soak.reports.model import Report, build_report
 if TYPE_CHECKING:
     from soak.reports.series import ChartData
 
-__all__ = ["FORMATS", "Report", "build_report", "render"]
+__all__ = ["FORMATS", "Report", "build_report", "load_report", "render"]
 
 FORMATS = ("text", "json", "html", "markdown")
+
+
+def load_report(db_path: str, run: str = "latest") -> Report:
+    """The report model of a run (``run``: id, name, or ``latest``) in the database at ``db_path``."""
+    from soak.storage import open_database
+
+    db = open_database(db_path, create=False)
+    try:
+        return build_report(db, run)
+    finally:
+        db.close()
 
 
 def render(report: Report, fmt: str, charts: "ChartData | None" = None) -> str:

@@ -12,9 +12,10 @@ import os
 from typing import TYPE_CHECKING
 
 from soak.reports.brief import application_frame, display_path, place, rate, workspace_root
+from soak.verdicts import LEAK, fails
 
 if TYPE_CHECKING:
-    from soak.ci import CiResult
+    from soak.reports.ci_result import CiResult
 
 MAX_ANNOTATIONS = 10
 
@@ -34,8 +35,8 @@ def render_annotations(result: "CiResult", root: str | None = None, limit: int =
         if target.report is None:
             continue
         for finding in target.report.findings:
-            failing = finding.verdict == "leak" or result.fail_on == "suspect"
-            candidates.append((finding.verdict != "leak", -(finding.growth_bytes_per_hour or 0.0), target.target, finding, failing))
+            candidates.append((finding.verdict != LEAK, -(finding.growth_bytes_per_hour or 0.0), target.target, finding,
+                               fails(finding.verdict, result.fail_on)))
     candidates.sort(key=lambda c: (c[0], c[1]))
     lines = []
     for _, _, target, finding, failing in candidates[:limit]:

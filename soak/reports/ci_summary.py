@@ -12,7 +12,7 @@ from soak.reports.comparison import change_text
 from soak.sources import source_line
 
 if TYPE_CHECKING:
-    from soak.ci import CiResult, TargetResult
+    from soak.reports.ci_result import CiResult, TargetResult
 
 MAX_BYTES = 256 * 1024
 TOP = 5

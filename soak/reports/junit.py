@@ -10,20 +10,18 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING
 
 from soak.reports.brief import brief, place
+from soak.reports.ci_result import ERROR, FAIL, CiResult, TargetResult
 from soak.reports.comparison import change_text
 from soak.reports.text import render_text
-
-if TYPE_CHECKING:
-    from soak.ci import CiResult, TargetResult
+from soak.verdicts import fails
 
 TOP = 3
 """Findings named in a failure's message."""
 
 
-def failure_message(result: "TargetResult") -> str:
+def failure_message(result: TargetResult) -> str:
     """``leak at app.py:16 +380.2 MiB/h; ...``, led by regressions against the baseline."""
     parts = []
     if result.comparison is not None:
@@ -33,9 +31,7 @@ def failure_message(result: "TargetResult") -> str:
     return "; ".join(parts) or f"verdict {result.verdict}"
 
 
-def render_junit(result: "CiResult") -> str:
-    from soak.ci import ERROR, FAIL
-
+def render_junit(result: CiResult) -> str:
     suite = ET.Element("testsuite", {
         "name": "leaksoak",
         "tests": str(len(result.targets)),
@@ -51,7 +47,7 @@ def render_junit(result: "CiResult") -> str:
         })
         text = render_text(target.report) if target.report else ""
         if target.outcome == FAIL:
-            kind = "regression" if target.regressed and target.verdict not in ("leak", "suspect") else target.verdict
+            kind = "regression" if target.regressed and not fails(target.verdict, result.fail_on) else target.verdict
             ET.SubElement(case, "failure", {"message": failure_message(target), "type": kind}).text = text
         elif target.outcome == ERROR:
             message = f"run {target.status}: {target.reason}" if target.reason else f"run {target.status}"

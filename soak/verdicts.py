@@ -1,0 +1,26 @@
+"""Verdicts, ``--fail-on`` levels, and the one rule that joins them: does a verdict fail?
+
+No imports: the analyzers, the supervisor, ``soak ci``, the reports and the pytest plugin all
+stand on it, and the plugin loads in every pytest process.
+"""
+
+from __future__ import annotations
+
+LEAK, SUSPECT, CLEAN, INCONCLUSIVE = "leak", "suspect", "clean", "inconclusive"
+VERDICTS = (LEAK, SUSPECT, CLEAN, INCONCLUSIVE)
+"""A run's (or a finding's, which is a leak or a suspect) verdict, the most severe first."""
+
+NEVER = "never"
+FAILING_LEVELS = (LEAK, SUSPECT)
+"""The levels that can fail something: all that ``soak ci`` and the pytest plugin accept."""
+FAIL_ON = (*FAILING_LEVELS, NEVER)
+"""``--fail-on``: fail on a leak; on a leak or a suspect; never (``soak run`` and ``soak watch``)."""
+
+_FAILING = {LEAK: (LEAK,), SUSPECT: (LEAK, SUSPECT), NEVER: ()}
+
+
+def fails(verdict: str, fail_on: str) -> bool:
+    """True when a run, a target or a finding with ``verdict`` fails under ``--fail-on fail_on``."""
+    if fail_on not in _FAILING:
+        raise ValueError(f"fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
+    return verdict in _FAILING[fail_on]
