@@ -139,6 +139,7 @@ def merge(out_db: str, inputs: list[str]) -> "list[InputResult]":
 
 def fleet(db_path: str, *, fmt: str = "text") -> str:
     """The fleet summary of a (merged) database as ``text``, ``json`` (``leaksoak.fleet/1``), ``markdown`` or ``html``."""
-    from soak import fleet as fleets
+    from soak.fleet import summarize
+    from soak.reports.fleet import render_fleet
 
-    return fleets.render(fleets.summarize(db_path), fmt)
+    return render_fleet(summarize(db_path), fmt)

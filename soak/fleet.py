@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soak.errors import BadInput
+from soak.verdicts import LEAK, SUSPECT, VERDICTS
 from soak.reports.model import FrameInfo
 from soak.storage import open_database
 from soak.storage.fleet import fleet_findings, fleet_runs
 from soak.storage.merge import InputResult, check_input, merge_into
 
-SCHEMA = "leaksoak.fleet/1"
-VERDICT_ORDER = ("leak", "suspect", "clean", "inconclusive")
 
 
 def merge(out_path: str, inputs: list[str]) -> list[InputResult]:
@@ -157,7 +156,7 @@ def _findings(rows: list[dict[str, Any]]) -> list[FleetFinding]:
         rates = sorted(r["growth_bytes_per_hour"] for r in per_run.values() if r["growth_bytes_per_hour"] is not None)
         first = group[0]
         hosts = sorted({r["host"] or "" for r in per_run.values()})
-        verdicts = {v: sum(1 for r in per_run.values() if r["verdict"] == v) for v in ("leak", "suspect")}
+        verdicts = {v: sum(1 for r in per_run.values() if r["verdict"] == v) for v in (LEAK, SUSPECT)}
         findings.append(FleetFinding(
             id=ident, kind=first["kind"], verdict="leak" if verdicts["leak"] else "suspect",
             where=FrameInfo(first["file"], first["line"], first["function"]) if first["file"] is not None else None,
@@ -173,12 +172,5 @@ def _targets(runs: list[FleetRun]) -> list[TargetVerdicts]:
     hosts: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for run in runs:
         hosts[run.target][run.verdict].add(run.host or "")
-    return [TargetVerdicts(target, {v: sorted(by[v]) for v in VERDICT_ORDER if v in by})
+    return [TargetVerdicts(target, {v: sorted(by[v]) for v in VERDICTS if v in by})
             for target, by in sorted(hosts.items())]
-
-
-def render(fleet: Fleet, fmt: str = "text") -> str:
-    """The fleet summary as ``text``, ``json`` (schema ``leaksoak.fleet/1``), ``markdown`` or ``html``."""
-    from soak.reports.fleet import render_fleet
-
-    return render_fleet(fleet, fmt)

@@ -6,7 +6,7 @@ import typer
 
 from soak import api
 from soak.commands.options import DB, FORMATS
-from soak.commands.output import write_output
+from soak.output import write_output
 from soak.errors import BadInput
 
 

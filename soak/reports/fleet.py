@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from soak.reports.markdown import code, text
 from soak.reports.text import display_path, human_bytes
+from soak.verdicts import VERDICTS
+
+SCHEMA = "leaksoak.fleet/1"
 
 if TYPE_CHECKING:
     from soak.fleet import Fleet, FleetFinding
@@ -24,8 +27,6 @@ def render_fleet(fleet: "Fleet", fmt: str) -> str:
 
 
 def fleet_dict(fleet: "Fleet") -> dict[str, Any]:
-    from soak.fleet import SCHEMA
-
     return {
         "schema": SCHEMA,
         "findings": [{
@@ -93,7 +94,7 @@ def _markdown(fleet: "Fleet") -> str:
         lines.append("")
     lines += ["| target | leak | suspect | clean | inconclusive |", "|---|---|---|---|---|"]
     for t in fleet.targets:
-        cells = [text(", ".join(t.hosts.get(v, [])) or "-") for v in ("leak", "suspect", "clean", "inconclusive")]
+        cells = [text(", ".join(t.hosts.get(v, [])) or "-") for v in VERDICTS]
         lines.append(f"| {code(t.target, cell=True)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -107,7 +108,7 @@ def _html(fleet: "Fleet") -> str:
     )
     targets = "".join(
         f"<tr><td><code>{escape(t.target)}</code></td>"
-        + "".join(f"<td>{escape(', '.join(t.hosts.get(v, [])) or '-')}</td>" for v in ("leak", "suspect", "clean", "inconclusive"))
+        + "".join(f"<td>{escape(', '.join(t.hosts.get(v, [])) or '-')}</td>" for v in VERDICTS)
         + "</tr>"
         for t in fleet.targets
     )
