@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from soak.control import Control
+from soak.oom import lower_oom_priority
 from soak.probes.frames import DRIVER_FILES
 from soak.probes.sites import Tracer
 from soak.probes.tracer import DEFAULT_TRACER, make_tracer
@@ -77,6 +78,8 @@ def _start(args: argparse.Namespace) -> int | tuple[Channel, LoadedTarget, Trace
     """
     # Ctrl-C belongs to the supervisor, which ends the run and then stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # When memory runs out, the workload is what dies, not the supervisor that keeps its evidence.
+    lower_oom_priority()
     channel = Channel(os.fdopen(args.request_fd, "rb"), os.fdopen(args.reply_fd, "wb"))
     try:
         target = load_target(parse_target(args.target))
