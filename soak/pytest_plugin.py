@@ -160,6 +160,9 @@ def _judge(item: pytest.Function, result: "RunResult") -> None:
     if result.status == "failed":
         pytest.fail(f"soak: the worker failed, so the soak could not judge the test: {result.reason}\n\n{report}",
                     pytrace=False)
+    if result.status == "oom-killed":
+        pytest.fail(f"soak: the test ran out of memory while called over and over: {result.reason}\n\n{report}",
+                    pytrace=False)
     if result.exit_code != 0:
         pytest.fail(f"memory grows without bound while the test is called over and over "
                     f"(verdict: {result.verdict})\n\n{report}", pytrace=False)

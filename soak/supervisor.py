@@ -26,6 +26,7 @@ from soak.analyzers import Analysis, Thresholds
 from soak.attribution import Attributor
 from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
+from soak.oom import OomEvidence, peak_rss_bytes
 from soak.probes.probe import run_probes
 from soak.probes.process import external_probes, sample_process
 from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
@@ -37,6 +38,8 @@ from soak.verdicts import FAIL_ON, fails
 from soak.worker_process import SnapshotFailed, Subject, WorkerProcess
 
 MODES = ("run", "ci")
+LOST = ("failed", "oom-killed")
+"""Statuses of a run whose measured process was lost (exit code 3)."""
 
 
 @dataclass
@@ -144,7 +147,7 @@ class RunResult:
     run_id: int
     db_path: str
     status: str
-    """completed | interrupted | failed"""
+    """completed | interrupted | failed | oom-killed"""
     reason: str | None
     verdict: str
     exit_code: int
@@ -418,7 +421,22 @@ class Supervisor:
     def _watch_worker(self) -> None:
         self.subject.gone.wait()
         if not self.done.is_set():
-            self._end("failed", self._loss_reason())
+            self._end(*self._loss())
+
+    def _loss(self) -> tuple[str, str]:
+        """The status and reason of a run whose measured process is gone: ``oom-killed`` when it
+        ran out of memory (soak.oom tells), else ``failed``."""
+        oom = self.subject.exit.oom if self.subject.exit else None
+        if oom is None:
+            return "failed", self._loss_reason()
+        if self.subject.failure:  # MemoryError
+            return "oom-killed", f"{self._loss_reason()}: out of memory, {oom.summary()}"
+        return "oom-killed", f"{self.subject.noun} killed by the OOM killer: {oom.summary()}"
+
+    def _record_oom(self, oom: OomEvidence, what: str) -> None:
+        """The oom_kill event: when, the limit and where it comes from, the cgroup's counters."""
+        t_s = self.elapsed() - max(0.0, time.time() - oom.at_ts)
+        self.writer.record_event(t_s, "oom_kill", f"{what} ran out of memory: {oom.summary()}", oom.as_data())
 
     def _loss_reason(self) -> str:
         failure = self.subject.failure
@@ -441,6 +459,8 @@ class Supervisor:
         restart = self.subject.pop_restart()
         if restart is not None:  # a watched process came back under a new pid: a new segment
             self.writer.start_segment()
+            if restart.get("oom"):  # the segment ended in an OOM kill
+                self._record_oom(restart.pop("oom"), f"pid {restart['old_pid']}")
             self.writer.record_event(t_s, "restart", restart["message"], restart)
         self.requests += 1
         try:
@@ -522,7 +542,7 @@ class Supervisor:
             raise self.job_error
         if self.job_error is not None:
             raise InternalFailure(f"internal error during the run: {self.job_error}") from self.job_error
-        if status == "failed":
+        if status in LOST:
             exit_code = 3
         elif fails(analysis.verdict, self.options.fail_on):
             exit_code = 1
@@ -540,14 +560,17 @@ class Supervisor:
         if not self.subject.gone.is_set():
             self._snapshot()  # the final snapshot
             self.subject.stop()
-        if self.subject.failure and status != "failed":  # e.g. teardown raised while stopping
-            status, reason = "failed", self._loss_reason()
         exit_ = self.subject.exit
+        if status not in LOST and (self.subject.failure or (exit_ and exit_.oom)):  # e.g. teardown raised while stopping
+            status, reason = self._loss()
+        if exit_ is not None and exit_.oom is not None:
+            self._record_oom(exit_.oom, self.subject.noun)
         self.writer.record_event(
             self.elapsed(), "worker_exit",
             (f"{self.subject.noun} {exit_.cause}" if exit_ else f"{self.subject.noun} left running")
-            + (f": {reason}" if status == "failed" else ""),
-            {"returncode": exit_.returncode if exit_ else None, "failure": self.subject.failure},
+            + (f": {reason}" if status in LOST else ""),
+            {"returncode": exit_.returncode if exit_ else None, "failure": self.subject.failure,
+             "supervisor_peak_rss": peak_rss_bytes()},
         )
         analysis = self._refresh()
         self.writer.finish(status, reason, self.elapsed())

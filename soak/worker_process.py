@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from soak.oom import OomEvidence, OomWatch
 from soak.protocol import Channel, ProtocolError
 
 HELLO_TIMEOUT_S = 600.0
@@ -26,10 +27,13 @@ finds the line of each of them on every traced allocation (issue 10; see soak.wo
 class WorkerExit:
     returncode: int
     cause: str
-    """In words: 'exited with code 3', 'killed by SIGKILL (out of memory?)', 'segmentation fault'."""
+    """In words: 'exited with code 3', 'killed by SIGKILL (the OOM killer: ...)', 'segmentation fault'."""
+    oom: OomEvidence | None = None
+    """Set when the process ran out of memory: OOM-killed, or dead of MemoryError."""
 
 
-def describe_exit(returncode: int) -> str:
+def describe_exit(returncode: int, killed: str | None = None) -> str:
+    """``killed``: what is known of who sent a SIGKILL (the OOM killer, or not as far as anyone tells)."""
     if returncode >= 0:
         return f"exited with code {returncode}"
     signum = -returncode
@@ -38,7 +42,7 @@ def describe_exit(returncode: int) -> str:
     except ValueError:
         name = f"signal {signum}"
     meaning = {
-        "SIGKILL": " (killed from outside, e.g. by the out-of-memory killer)",
+        "SIGKILL": f" ({killed or 'killed from outside'})",
         "SIGSEGV": " (segmentation fault)",
         "SIGABRT": " (aborted, e.g. os.abort() or a failed C assertion)",
         "SIGBUS": " (bus error)",
@@ -98,6 +102,7 @@ class WorkerProcess:
         os.close(request_read)
         os.close(reply_write)
         self.pid = self.process.pid
+        self.oom_watch = OomWatch(self.pid)
         self.channel = Channel(os.fdopen(reply_read, "rb"), os.fdopen(request_write, "wb"))
         self._startup: queue.Queue[dict[str, Any]] = queue.Queue()
         self._snapshots: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -128,10 +133,20 @@ class WorkerProcess:
             else:
                 self._startup.put(message)
         returncode = self.process.wait()
-        self.exit = WorkerExit(returncode, describe_exit(returncode))
+        self.exit = self._exit(returncode)
         self._startup.put({"type": "exit"})
         self._snapshots.put({"type": "exit"})
         self.gone.set()
+
+    def _exit(self, returncode: int) -> WorkerExit:
+        """How the worker ended, and whether it ran out of memory (see soak.oom)."""
+        if returncode == -signal.SIGKILL:
+            oom = self.oom_watch.oom_killed()
+            note = f"the OOM killer: {oom.summary()}" if oom else self.oom_watch.explain_not()
+            return WorkerExit(returncode, describe_exit(returncode, note), oom)
+        if self.failure and str(self.failure.get("error", "")).startswith("MemoryError"):
+            return WorkerExit(returncode, describe_exit(returncode), self.oom_watch.memory_error())
+        return WorkerExit(returncode, describe_exit(returncode))
 
     def describe(self) -> str:
         return f"worker pid {self.pid} started"
@@ -142,7 +157,9 @@ class WorkerProcess:
     def wait_ready(self) -> dict[str, Any]:
         """The worker's first message: ``hello``, ``bad_target``, ``failed`` or ``exit``."""
         try:
-            return self._startup.get(timeout=HELLO_TIMEOUT_S)
+            message = self._startup.get(timeout=HELLO_TIMEOUT_S)
+            self.oom_watch.refresh_limit()  # the workload's setup may have set its own ulimit -v
+            return message
         except queue.Empty:
             self.kill()
             return {"type": "failed", "phase": "import", "error": f"no answer after {HELLO_TIMEOUT_S:.0f}s"}

@@ -87,6 +87,7 @@ def run_command(
 def finish(result: "RunResult", db: str, fmt: str) -> None:
     """Print the run's report, say why if it failed, and exit with its code."""
     sys.stdout.write(api.report(db, str(result.run_id), fmt=fmt))
-    if result.status == "failed":
-        print(f"soak: run {result.run_id} failed: {result.reason}", file=sys.stderr)
+    if result.status in ("failed", "oom-killed"):
+        print(f"soak: run {result.run_id} {'ran out of memory' if result.status == 'oom-killed' else 'failed'}: {result.reason}",
+              file=sys.stderr)
     raise typer.Exit(result.exit_code)

@@ -62,7 +62,7 @@ def render_text(report: Report) -> str:
     for number, finding in enumerate(report.findings, 1):
         lines.append("")
         lines.extend(_finding(number, finding))
-    notable = [e for e in report.events if e["kind"] in NOTABLE_EVENTS or (e["kind"] == "worker_exit" and run.status == "failed")]
+    notable = [e for e in report.events if e["kind"] in NOTABLE_EVENTS or (e["kind"] == "worker_exit" and run.status in ("failed", "oom-killed"))]
     if notable:
         lines.append("")
         lines.append("events:")
@@ -70,7 +70,7 @@ def render_text(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-NOTABLE_EVENTS = ("resume", "restart", "signal", "snapshot_timeout", "snapshot_failed")
+NOTABLE_EVENTS = ("resume", "restart", "signal", "snapshot_timeout", "snapshot_failed", "oom_kill")
 
 
 def verdict_note(report: Report) -> str:
