@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ import psutil
 
 from soak.agent import SOCKET_ENV, default_socket_path
 from soak.errors import BadInput
+from soak.oom import OomWatch
 from soak.protocol import Channel, ProtocolError
 from soak.worker_process import SnapshotFailed, WorkerExit
 
@@ -115,6 +117,7 @@ class WatchedProcess:
         self._had_agent = False
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self.oom_watch = OomWatch(pid)
         self._connect()
         threading.Thread(target=self._monitor, name="soak-watch", daemon=True).start()
 
@@ -160,8 +163,12 @@ class WatchedProcess:
             if self._stopping.is_set():
                 return
             gone_at = time.time()
+            # Not our child: its exit status is not ours to see, so an OOM kill is what its
+            # cgroup counted (or the kernel log said) since the last snapshot.
+            oom = self.oom_watch.oom_killed()
+            ended = f"was killed by the OOM killer: {oom.summary()}" if oom else "exited"
             if self.match is None:
-                self.exit = WorkerExit(0, f"(pid {self.pid}) exited")
+                self.exit = WorkerExit(-signal.SIGKILL if oom else 0, f"(pid {self.pid}) {ended}", oom)
                 self.gone.set()
                 return
             new = self._await_replacement()
@@ -169,13 +176,15 @@ class WatchedProcess:
                 return
             with self._lock:
                 old, self.pid = self.pid, new
+                self.oom_watch = OomWatch(new)
                 if self.agent is not None:
                     self.agent.close()
                 self._connect()
                 self._restart = {
-                    "message": f"pid {old} exited; pid {new} matches and is watched from now on"
+                    "message": f"pid {old} {ended}; pid {new} matches and is watched from now on"
                     + ("" if self.agent else " (process-level only)"),
                     "old_pid": old, "new_pid": new, "gap_s": round(time.time() - gone_at, 3),
+                    **({"oom": oom} if oom else {}),
                 }
 
     def _await_replacement(self) -> int | None:
@@ -197,6 +206,7 @@ class WatchedProcess:
         with self._lock:
             if not psutil.pid_exists(self.pid):
                 return None
+            self.oom_watch.rebase()
             if self.agent is None and self._had_agent and not self.gone.is_set():
                 self._connect()  # the agent dropped its connection earlier: is it back?
             if self.agent is None:
