@@ -163,13 +163,10 @@ class OomWatch:
         self.pid = pid
         self.cgroup = memory_cgroup(pid)
         self.before = self.cgroup.counters() if self.cgroup else {}
-        self.limit = self.current_limit()
+        self.address_space = self._address_space()
 
-    def current_limit(self) -> MemoryLimit | None:
-        """The cgroup's limit, else the address-space limit (ulimit -v) of the process."""
-        limit = self.cgroup.limit() if self.cgroup else None
-        if limit is not None:
-            return limit
+    def _address_space(self) -> MemoryLimit | None:
+        """The process's address-space limit (ulimit -v), read while it lives."""
         try:
             with open(f"/proc/{self.pid}/limits", encoding="ascii") as handle:
                 for line in handle:
@@ -181,8 +178,13 @@ class OomWatch:
         return None
 
     def refresh_limit(self) -> None:
-        """Read the limit again while the process lives (setup code may have set ulimit -v)."""
-        self.limit = self.current_limit() or self.limit
+        """Read the address-space limit again while the process lives (its setup may have set one)."""
+        self.address_space = self._address_space() or self.address_space
+
+    def limit(self, address_space_first: bool = False) -> MemoryLimit | None:
+        """The cgroup's limit, else the address-space limit; the other way round for a MemoryError."""
+        cgroup = self.cgroup.limit() if self.cgroup else None
+        return (self.address_space or cgroup) if address_space_first else (cgroup or self.address_space)
 
     def rebase(self) -> None:
         """Count OOM kills from now on only (a watched process's cgroup may hold others that die),
@@ -214,10 +216,12 @@ class OomWatch:
 
     def memory_error(self) -> OomEvidence:
         """Evidence of a process that died of MemoryError (an allocation refused, e.g. under ulimit -v)."""
-        return self._evidence("an allocation failed with MemoryError", self.cgroup.counters() if self.cgroup else {}, None)
+        return self._evidence("an allocation failed with MemoryError", self.cgroup.counters() if self.cgroup else {}, None,
+                              address_space_first=True)
 
-    def _evidence(self, how: str, after: dict[str, int], logged: str | None) -> OomEvidence:
-        limit = (self.cgroup.limit() if self.cgroup else None) or self.limit  # a limit set since the start
+    def _evidence(self, how: str, after: dict[str, int], logged: str | None,
+                  address_space_first: bool = False) -> OomEvidence:
+        limit = self.limit(address_space_first)
         return OomEvidence(
             pid=self.pid, how=how, limit_bytes=limit.bytes if limit else None, limit_source=limit.source if limit else None,
             cgroup=f"v{self.cgroup.version} {self.cgroup.name}" if self.cgroup else None,
