@@ -24,7 +24,8 @@ import psutil
 import pytest
 
 from conftest import TEST_WORKLOADS, db_rows, soak_command
-from soak.oom import memory_cgroup
+from soak import oom
+from soak.oom import MemoryCgroup, OomWatch, memory_cgroup
 
 LIMIT = 160 * 1024 * 1024
 GROWTH = {"LEAKSOAK_TEST_GROW_MIB_PER_S": "20"}
@@ -197,3 +198,54 @@ def test_plain_sigkill_is_not_called_an_oom_kill(db: Path) -> None:
     assert status == "failed" and "killed by SIGKILL" in reason and "OOM killer" not in reason
     assert "not an OOM kill as far as the cgroup tells" in reason or "no memory cgroup" in reason
     assert not db_rows(db, "SELECT * FROM events WHERE kind = 'oom_kill'")
+
+
+SERVICE = """
+import time
+kept = []
+while True:
+    kept.append(b"x" * (1024 * 1024))  # written: bytes(n) of a fresh mmap would stay untouched
+    time.sleep(0.05)
+"""
+
+
+def test_watched_service_oom_killed_in_its_cgroup_ends_the_run_as_oom_killed(cgroup: tuple[Cgroup, list[int]], db: Path) -> None:
+    group, started = cgroup
+    service = subprocess.Popen([sys.executable, "-c", SERVICE], preexec_fn=group.enter)  # ~20 MB/s, oom_score_adj untouched
+    started.append(service.pid)
+    threading.Thread(target=service.wait, daemon=True).start()  # its parent reaps it, as a service's would
+    watcher = subprocess.run(
+        [*soak_command(), "watch", "--pid", str(service.pid), "--tracer", "off", "--db", str(db),
+         "--duration", "90s", "--interval", "0.25s", "-q", "--format", "json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert watcher.returncode == 3, watcher.stderr
+    assert service.returncode == -signal.SIGKILL
+    report = json.loads(watcher.stdout)
+    assert report["run"]["status"] == "oom-killed" and "OOM killer" in report["run"]["status_reason"]
+    (data,), = db_rows(db, "SELECT data FROM events WHERE kind = 'oom_kill'")
+    evidence = json.loads(data)
+    assert evidence["limit_bytes"] == LIMIT and f"cgroup v{group.version}" in evidence["limit_source"]
+    counted, rows = db_rows(db, "SELECT snapshots, (SELECT count(*) FROM snapshots) FROM runs")[0]
+    assert counted == rows >= 8
+    assert report["findings"] and report["findings"][0]["kind"] == "process"
+    print(f"\nwatched OOM: {report['run']['status_reason']}; {rows} snapshots", file=sys.stderr)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_without_the_kernel_log_the_cgroups_counter_tells(version: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(oom, "KMSG", str(tmp_path / "no-kmsg"))
+    child = tmp_path / "parent" / "child"
+    child.mkdir(parents=True)
+    events, limit_file = ("memory.events", "memory.max") if version == 2 else ("memory.oom_control", "memory.limit_in_bytes")
+    (tmp_path / "parent" / limit_file).write_text(f"{LIMIT}\n")
+    (child / limit_file).write_text("max\n" if version == 2 else "9223372036854771712\n")
+    (child / events).write_text("oom 0\noom_kill 0\n" if version == 2 else "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+    watch = OomWatch(os.getpid())
+    watch.cgroup = MemoryCgroup(version, "/parent/child", str(child))
+    watch.before = watch.cgroup.counters()
+    assert watch.oom_killed() is None and "not an OOM kill" in watch.explain_not()
+    (child / events).write_text("oom 1\noom_kill 1\n" if version == 2 else "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
+    evidence = watch.oom_killed()
+    assert evidence is not None and evidence.how == "its cgroup's oom_kill rose from 0 to 1"
+    assert evidence.limit_bytes == LIMIT and evidence.limit_source == f"cgroup v{version} {limit_file} of /parent"
