@@ -56,7 +56,7 @@ class MemoryCgroup:
         best: MemoryLimit | None = None
         name, directory = self.name, self.directory
         while True:
-            value = _read_int(os.path.join(directory, file))
+            value = read_int(os.path.join(directory, file))
             if value is not None and value < UNLIMITED and (best is None or value < best.bytes):
                 best = MemoryLimit(value, f"cgroup v{self.version} {file} of {name}")
             if name in ("", "/"):
@@ -65,7 +65,7 @@ class MemoryCgroup:
 
     def usage_peak(self) -> int | None:
         """The cgroup's peak usage (v2 ``memory.peak``, Linux ≥ 5.19; v1 ``memory.max_usage_in_bytes``)."""
-        return _read_int(os.path.join(self.directory, "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"))
+        return read_int(os.path.join(self.directory, "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"))
 
     def counters(self) -> dict[str, int]:
         """``oom_kill`` (and ``oom``, ``max`` or ``failcnt``) as the cgroup counts them now."""
@@ -74,7 +74,7 @@ class MemoryCgroup:
             return {key: fields[key] for key in ("oom_kill", "oom", "max") if key in fields}
         fields = _read_fields(os.path.join(self.directory, "memory.oom_control"))
         counters = {"oom_kill": fields["oom_kill"]} if "oom_kill" in fields else {}
-        failcnt = _read_int(os.path.join(self.directory, "memory.failcnt"))
+        failcnt = read_int(os.path.join(self.directory, "memory.failcnt"))
         return counters | ({"failcnt": failcnt} if failcnt is not None else {})
 
 
@@ -269,7 +269,8 @@ def _mib(value: int | None) -> str:
     return f"{(value or 0) / (1024 * 1024):.1f} MiB"
 
 
-def _read_int(path: str) -> int | None:
+def read_int(path: str) -> int | None:
+    """A cgroup file's integer; None if unreadable or not a number (v2 writes ``max`` for no limit)."""
     try:
         with open(path, encoding="ascii") as handle:
             text = handle.read().strip()

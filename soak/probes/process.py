@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from soak.oom import UNLIMITED, read_int
 from soak.probes.probe import Probe
 from soak.probes.resources import FdProbe
 
@@ -86,21 +87,13 @@ def _cgroup_memory(pid: int) -> tuple[int | None, int | None]:
         hierarchy, controllers, path = line.split(":", 2)
         if hierarchy == "0" and controllers == "":
             base = os.path.join("/sys/fs/cgroup", path.lstrip("/"))
-            return _read_int(os.path.join(base, "memory.current")), _read_int(os.path.join(base, "memory.max"))
+            return read_int(os.path.join(base, "memory.current")), read_int(os.path.join(base, "memory.max"))
     for line in lines:
         hierarchy, controllers, path = line.split(":", 2)
         if "memory" in controllers.split(","):
             base = os.path.join("/sys/fs/cgroup/memory", path.lstrip("/"))
-            limit = _read_int(os.path.join(base, "memory.limit_in_bytes"))
-            unlimited = limit is not None and limit >= 1 << 60
-            return _read_int(os.path.join(base, "memory.usage_in_bytes")), None if unlimited else limit
+            limit = read_int(os.path.join(base, "memory.limit_in_bytes"))
+            unlimited = limit is not None and limit >= UNLIMITED
+            return read_int(os.path.join(base, "memory.usage_in_bytes")), None if unlimited else limit
     return None, None
 
-
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path, encoding="ascii") as handle:
-            text = handle.read().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None  # "max" means no limit
