@@ -27,8 +27,7 @@ from soak.attribution import Attributor
 from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
 from soak.oom import OomEvidence, peak_rss_bytes
-from soak.probes.probe import run_probes
-from soak.probes.process import external_probes, sample_process
+from soak.probes.process import read_from_outside
 from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
 from soak.storage import open_database, queries
 from soak.storage.retention import thin
@@ -472,9 +471,9 @@ class Supervisor:
             if not self.subject.gone.is_set():
                 self.writer.record_event(t_s, "snapshot_timeout", f"worker did not answer a snapshot request within {timeout:.0f}s")
             return
-        process = asdict(sample_process(self.subject.pid))
-        # Probes read from outside, for any measured process (a watched one without the agent too).
-        body = {**body, "probes": {**(body.get("probes") or {}), **run_probes(external_probes(self.subject.pid))}}
+        # Read from outside, for any measured process (a watched one without the agent too).
+        process, outside = read_from_outside(self.subject.pid)
+        body = {**body, "probes": {**(body.get("probes") or {}), **outside}}
         self.writer.record_snapshot(t_s, process, body)
         self.snapshots_taken += 1
         self._state = {

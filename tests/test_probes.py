@@ -15,6 +15,7 @@ import pytest
 from soak.analysis import analyze_run
 from soak.analyzers import Thresholds
 from soak.probes.probe import MAX_SERIES_PER_PROBE, ProbeResult, Reading, run_probes
+from soak.probes.process import read_from_outside
 from soak.probes.resources import FdProbe, TaskProbe, ThreadProbe, fd_kind
 from soak.storage import open_database, queries
 from soak.storage.retention import thin
@@ -114,6 +115,14 @@ def test_fd_probe_sees_sockets_files_and_pipes_of_a_process() -> None:
     assert [fd_kind(t) for t in ("socket:[1]", "pipe:[2]", "/tmp/x", "/dev/null", "anon_inode:[eventfd]")] == \
         ["socket", "pipe", "file", "other", "other"]
     assert "error" in run_probes([FdProbe(2**22 + 7)])["fds"]  # no such process: the probe's error, no raise
+
+
+def test_the_process_readings_count_fds_from_the_fds_probe() -> None:
+    process, probes = read_from_outside(os.getpid())
+    assert process["fds"] == sum(value for _, _, value in probes["fds"]["series"]) >= 3
+    assert process["rss"] > 0 and process["threads"] >= 1
+    gone, probes = read_from_outside(2**22 + 7)
+    assert gone["fds"] is None and gone["rss"] is None and "error" in probes["fds"]
 
 
 def _wait(stop: threading.Event) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import psutil
 
 from soak.oom import UNLIMITED, read_int
-from soak.probes.probe import Probe
+from soak.probes.probe import Probe, run_probes
 from soak.probes.resources import FdProbe
 
 
@@ -20,7 +21,6 @@ class ProcessSample:
     """Unique set size: memory freed if the process exited; None where it cannot be read."""
     pss: int | None
     """Proportional set size: shared pages divided among the processes sharing them."""
-    fds: int | None
     threads: int | None
     cgroup_bytes: int | None
     """Memory charged to the process's cgroup (a container's usage), where readable."""
@@ -34,10 +34,23 @@ def external_probes(pid: int) -> list[Probe]:
     return [FdProbe(pid)]
 
 
+def read_from_outside(pid: int) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The process readings of ``pid`` and its outside probes' entries (see ``run_probes``).
+
+    The readings' ``fds`` is the fds probe's total: ``/proc/PID/fd`` is listed once a snapshot.
+    """
+    process = asdict(sample_process(pid))
+    probes = run_probes(external_probes(pid))
+    fds = probes[FdProbe.name].get("series")
+    process["fds"] = None if fds is None else int(sum(value for _, _, value in fds))
+    return process, probes
+
+
 def sample_process(pid: int) -> ProcessSample:
-    """Read the metrics of ``pid``; fields that cannot be read are None, a gone process all None."""
+    """Read the memory and thread count of ``pid``; fields that cannot be read are None, a gone
+    process all None. Open fds are the fds probe's (:func:`read_from_outside`)."""
     started = time.perf_counter()
-    rss = uss = pss = fds = threads = None
+    rss = uss = pss = threads = None
     try:
         proc = psutil.Process(pid)
         with proc.oneshot():
@@ -49,15 +62,11 @@ def sample_process(pid: int) -> ProcessSample:
                     uss, pss = getattr(info, "uss", None), getattr(info, "pss", None)
                 except psutil.AccessDenied:
                     pass
-            try:
-                fds = proc.num_fds()
-            except (psutil.AccessDenied, AttributeError):
-                fds = None
             threads = proc.num_threads()
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         pass
     cgroup_bytes, cgroup_limit = _cgroup_memory(pid)
-    return ProcessSample(rss, uss, pss, fds, threads, cgroup_bytes, cgroup_limit, (time.perf_counter() - started) * 1000)
+    return ProcessSample(rss, uss, pss, threads, cgroup_bytes, cgroup_limit, (time.perf_counter() - started) * 1000)
 
 
 def _smaps_rollup(pid: int) -> tuple[int | None, int | None]:
