@@ -86,9 +86,9 @@ class RunWriter:
             writer._last[stack_id] = (size, count, samples)
         for type_id, count in db.execute(latest.format(key="type_id", values="count", table="type_samples"), [run_id]):
             writer._last_types[type_id] = count
+        probes = dict(db.execute("SELECT id, probe FROM probe_series").fetchall())
         for series_id, value in db.execute(latest.format(key="series_id", values="value", table="probe_values"), [run_id]):
-            (probe,) = db.execute("SELECT probe FROM probe_series WHERE id = ?", [series_id]).fetchone()
-            writer._last_probe_values.setdefault(probe, {})[series_id] = value
+            writer._last_probe_values.setdefault(probes[series_id], {})[series_id] = value
         with _writing(db), write_transaction(db):
             db.execute(
                 "UPDATE runs SET status = 'running', status_reason = NULL, ended_at = NULL, supervisor_pid = ?,"

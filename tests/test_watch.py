@@ -36,10 +36,11 @@ def _free_port() -> int:
 class Service:
     """The test service as a separate process, optionally under the agent, plus a bounded load loop."""
 
-    def __init__(self, tmp: Path, *, agent: bool, port: int | None = None) -> None:
+    def __init__(self, tmp: Path, *, agent: bool, port: int | None = None, script: Path = SERVICE) -> None:
+        """``script`` takes the port, and the agent's socket when it starts the agent itself."""
         self.port = port or _free_port()
         self.socket = tmp / "agent" / "agent.sock"
-        command = [sys.executable, str(SERVICE), str(self.port)]
+        command = [sys.executable, str(script), str(self.port)] + ([] if script == SERVICE else [str(self.socket)])
         if agent:
             command = [sys.executable, "-m", "soak.agent", "--socket", str(self.socket), "--frames", "4", "--", *command[1:]]
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -95,26 +96,21 @@ def test_agent_pins_the_leaking_endpoint_line(services: list[Service], tmp_path:
     assert "through its agent" in events[0]
 
 
-def test_a_failed_agent_snapshot_is_an_event_and_a_lost_connection_is_reconnected(tmp_path: Path, db: Path) -> None:
-    port, sock = _free_port(), tmp_path / "agent" / "agent.sock"
-    proc = subprocess.Popen([sys.executable, str(TESTS / "services" / "faulty_agent_service.py"), str(port), str(sock)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    service = Service.__new__(Service)  # the load loop of Service, on this process
-    service.port, service.proc, service.requests, service._stop = port, proc, 0, threading.Event()
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "listening", proc.stderr
-        service.load("/leak", 30)
-        result = run_soak("watch", "--pid", str(proc.pid), "--socket", str(sock), "--db", str(db), *WATCH)
-        events = db_rows(db, "SELECT kind, message FROM events WHERE kind = 'snapshot_failed' ORDER BY t_s")
-        assert [kind for kind, _ in events] == ["snapshot_failed"], events
-        assert "the agent could not take snapshot 4: snapshot failed: RuntimeError: injected failure" in events[0][1]
-        # the dropped connection was made again within the same snapshot: every other snapshot read the heap
-        assert db_rows(db, "SELECT count(*) FROM snapshots WHERE tracer IS NULL") == [(0,)]
-        assert result.returncode == 1, result.stdout + result.stderr
-        assert result.json()["findings"][0]["where"]["function"] == "Handler.do_GET"
-        assert proc.poll() is None  # the service was left running
-    finally:
-        service.close()
+def test_a_failed_agent_snapshot_is_an_event_and_a_lost_connection_is_reconnected(
+    services: list[Service], tmp_path: Path, db: Path,
+) -> None:
+    service = Service(tmp_path, agent=False, script=TESTS / "services" / "faulty_agent_service.py")  # starts its own
+    services.append(service)
+    service.load("/leak", 30)
+    result = run_soak("watch", "--pid", str(service.proc.pid), "--socket", str(service.socket), "--db", str(db), *WATCH)
+    events = db_rows(db, "SELECT kind, message FROM events WHERE kind = 'snapshot_failed' ORDER BY t_s")
+    assert [kind for kind, _ in events] == ["snapshot_failed"], events
+    assert "the agent could not take snapshot 4: snapshot failed: RuntimeError: injected failure" in events[0][1]
+    # the dropped connection was made again within the same snapshot: every other snapshot read the heap
+    assert db_rows(db, "SELECT count(*) FROM snapshots WHERE tracer IS NULL") == [(0,)]
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.json()["findings"][0]["where"]["function"] == "Handler.do_GET"
+    assert service.proc.poll() is None  # the service was left running
 
 
 def test_without_the_agent_the_process_level_verdict_is_a_leak(services: list[Service], tmp_path: Path, db: Path) -> None:

@@ -42,8 +42,8 @@ def amount(value: float | None, unit: str) -> str:
 def growth(finding: FindingInfo) -> str:
     """The headline rate: ``+1.2 MiB/hour (+41 objects/hour)``, or ``+7,200 threads/hour``."""
     if unit_of(finding) != "bytes":
-        noun = RESOURCE_NOUNS.get(finding.resource or "", finding.resource or "")
-        return f"+{amount(finding.growth_count_per_hour, 'count')} {noun}/hour".replace(" /hour", "/hour")
+        noun = RESOURCE_NOUNS.get(finding.resource or "", finding.resource or "resources")
+        return f"+{amount(finding.growth_count_per_hour, 'count')} {noun}/hour"
     text = f"+{human_bytes(finding.growth_bytes_per_hour)}/hour"
     if finding.growth_count_per_hour is not None:
         text += f" (+{finding.growth_count_per_hour:,.0f} objects/hour)"
