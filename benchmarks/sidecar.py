@@ -9,12 +9,20 @@ service's capacity beside whatever watches it. Interleaved rounds, each of:
 - ``agent-sampled``, ``agent-exact``: the service under the agent (``python -m soak.agent
   --tracer ...``) while ``soak watch --interval 1s`` snapshots it.
 
+A watcher is let reach its steady state (imports done, three snapshots and the first analysis
+stored) before the load starts, as a sidecar that runs for days is measured; ``--start-load S``
+also drives the load for S seconds across the watcher's start and prints that rate's share.
+
 Printed per configuration: median requests/s and its share of the same round's ``plain`` rate, the
-agent's pause per snapshot (the time it holds the GIL: p50, p99, max over every snapshot of every
+watcher's own CPU (share of one core while the load ran), the agent's pause per snapshot (the time it holds the GIL: p50, p99, max over every snapshot of every
 round), the verdict and the first finding's line. Then two verdict checks: the same service
 without the agent, watched (a process-level leak), and ``/ok`` under the sampled agent (clean).
 
     python benchmarks/sidecar.py [--duration 60s] [--interval 1s] [--rounds 3] [--tracers sampled,exact]
+                                 [--start-load SECONDS] [--breakdown]
+
+``--breakdown`` adds the agent unwatched and a watch without the agent, to split the cost between
+the agent's hooks, its snapshots and the watcher's own CPU.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import sqlite3
 import statistics
@@ -77,6 +86,9 @@ class Outcome:
     snapshots: int = 0
     pauses: list[float] = field(default_factory=list)
     exit_code: int | None = None
+    service_cpu_s: float = 0.0
+    watcher_cpu_s: float = 0.0
+    start_rps: float | None = None
 
 
 def start_service(port: int, tracer: str | None, sock: str) -> subprocess.Popen[str]:
@@ -89,6 +101,13 @@ def start_service(port: int, tracer: str | None, sock: str) -> subprocess.Popen[
 
 
 def one(config: str, path: str, tracer: str | None, watch: bool, args: argparse.Namespace, tmp: str) -> Outcome:
+    """One configuration: start the service (and the watcher), drive the load, read the outcome.
+
+    A watcher is first let reach its steady state (its imports done, a few snapshots stored, the
+    first analysis refresh written) before the load starts, since a sidecar runs for days and its
+    start is paid once; what that start cost the service is measured too (``start_share``), by a
+    load run across it.
+    """
     port = free_port()
     sock = os.path.join(tmp, f"agent-{port}", "a.sock")
     service = start_service(port, tracer, sock)
@@ -97,21 +116,27 @@ def one(config: str, path: str, tracer: str | None, watch: bool, args: argparse.
     try:
         if watch:
             command = [sys.executable, "-m", "soak", "watch", "--pid", str(service.pid), "--db", db,
-                       "--duration", args.duration, "--interval", args.interval, "--format", "json", "-q"]
+                       "--duration", f"{args.duration_s + 300:.0f}s", "--interval", args.interval,
+                       "--format", "json", "-q"]
             if tracer is not None:
                 command += ["--socket", sock]
             else:
                 command += ["--tracer", "off"]
             watcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(1.0)  # the watcher's imports, so that the load meets it running
-        seconds = max(1.0, args.duration_s - (2.0 if watch else 0.0))
-        loader = subprocess.run(
-            [sys.executable, __file__, "--load", str(port), path, str(seconds), str(args.connections)],
-            capture_output=True, text=True, check=True,
-        )
-        outcome = Outcome(config, path, int(loader.stdout.strip()) / seconds)
+            if args.start_load:
+                # The load meets the watcher starting: imports, first snapshots, first analysis.
+                start = drive(port, path, args.start_load, args.connections)
+            wait_for_steady_state(db, watcher)
+        watcher_cpu_before = cpu_seconds(watcher.pid) if watcher is not None else 0.0
+        service_cpu_before = cpu_seconds(service.pid)
+        outcome = Outcome(config, path, drive(port, path, args.duration_s, args.connections))
+        outcome.service_cpu_s = cpu_seconds(service.pid) - service_cpu_before
         if watcher is not None:
-            out, err = watcher.communicate(timeout=args.duration_s + 120)
+            outcome.watcher_cpu_s = cpu_seconds(watcher.pid) - watcher_cpu_before
+            if args.start_load:
+                outcome.start_rps = start
+            watcher.send_signal(signal.SIGINT)
+            out, err = watcher.communicate(timeout=120)
             outcome.exit_code = watcher.returncode
             report = json.loads(out)
             outcome.verdict = report["verdict"]
@@ -123,12 +148,51 @@ def one(config: str, path: str, tracer: str | None, watch: bool, args: argparse.
                 outcome.first = f"{first['kind']} {first.get('resource')}"
             with sqlite3.connect(db) as conn:
                 outcome.pauses = [p for (p,) in conn.execute("SELECT pause_ms FROM snapshots WHERE pause_ms IS NOT NULL")]
+        elif args.start_load:
+            outcome.start_rps = outcome.rps
         return outcome
     finally:
         if watcher is not None and watcher.poll() is None:
             watcher.kill()
         service.kill()
         service.wait()
+
+
+def drive(port: int, path: str, seconds: float, connections: int) -> float:
+    """Requests/s that the load generator, in its own process, got from the service."""
+    loader = subprocess.run(
+        [sys.executable, __file__, "--load", str(port), path, str(seconds), str(connections)],
+        capture_output=True, text=True, check=True,
+    )
+    return int(loader.stdout.strip()) / seconds
+
+
+def wait_for_steady_state(db: str, watcher: subprocess.Popen[str], timeout: float = 90.0) -> None:
+    """Until the watcher has stored 3 snapshots and its first analysis refresh (scipy loaded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if watcher.poll() is not None:
+            raise SystemExit(f"the watcher ended early: {watcher.stderr.read() if watcher.stderr else ''}")
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+                snapshots = conn.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+                analysed = conn.execute("SELECT count(*) FROM runs WHERE analysis IS NOT NULL").fetchone()[0]
+            if snapshots >= 3 and analysed:
+                return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.25)
+    raise SystemExit("the watcher did not reach a steady state in 90 s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -143,6 +207,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tracers", default="sampled,exact")
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--start-load", type=float, default=0.0, metavar="SECONDS",
+                        help="also drive the load for SECONDS across the watcher's start (its imports, first "
+                             "snapshots and analysis) and print that rate's share of plain")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also run the agent unwatched and a watch without the agent, to split the cost")
     parser.add_argument("--load", nargs=4, metavar=("PORT", "PATH", "SECONDS", "CONNECTIONS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
@@ -154,8 +223,11 @@ def main() -> None:
     args.duration_s = parse_duration(args.duration)
     tracers = [t for t in args.tracers.split(",") if t]
     configs: list[tuple[str, str | None, bool]] = [("plain", None, False)] + [(f"agent-{t}", t, True) for t in tracers]
+    if args.breakdown:
+        configs += [(f"unwatched-{t}", t, False) for t in tracers] + [("watch-no-agent", None, True)]
     results: dict[str, list[Outcome]] = {name: [] for name, _, _ in configs}
     shares: dict[str, list[float]] = {name: [] for name, _, _ in configs}
+    start_shares: dict[str, list[float]] = {name: [] for name, _, _ in configs}
     print(f"sidecar benchmark: /leak, {args.rounds} rounds of {args.duration}, soak watch --interval {args.interval}, "
           f"{args.connections} closed-loop connections; {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,18 +238,24 @@ def main() -> None:
                 outcome = one(name, "/leak", tracer, watch, args, tmp)
                 this_round[name] = outcome
                 results[name].append(outcome)
-                print(f"  round {round_no} {name:14} {outcome.rps:7.0f} requests/s"
+                print(f"  round {round_no} {name:22} {outcome.rps:7.0f} requests/s"
                       + (f"  verdict={outcome.verdict} first={outcome.first} snapshots={outcome.snapshots}"
                          f" pause p50={percentile(outcome.pauses, 0.5):.1f} ms max={max(outcome.pauses):.1f} ms"
-                         if outcome.pauses else ""), flush=True)
+                         if outcome.pauses else "")
+                      + f"  cpu service={outcome.service_cpu_s:.1f}s watcher={outcome.watcher_cpu_s:.1f}s", flush=True)
             for name in this_round:
                 shares[name].append(this_round[name].rps / this_round["plain"].rps)
+                start = this_round[name].start_rps
+                if start is not None:
+                    start_shares[name].append(start / this_round["plain"].rps)
         print()
-        print(f"{'config':15} {'requests/s':>10} {'of plain':>9} {'pause p50':>10} {'p99':>8} {'max':>8}  verdict, first finding")
+        print(f"{'config':22} {'requests/s':>10} {'of plain':>9} {'watcher cpu':>11}" + (f" {'at start':>9}" if args.start_load else "") + f" {'pause p50':>10} {'p99':>8} {'max':>8}  verdict, first finding")
         for name, _, _ in configs:
             runs = results[name]
             pauses = [p for run in runs for p in run.pauses]
-            line = f"{name:15} {statistics.median(r.rps for r in runs):10.0f} {statistics.median(shares[name]):8.1%}"
+            line = (f"{name:22} {statistics.median(r.rps for r in runs):10.0f} {statistics.median(shares[name]):8.1%}"
+                    f" {statistics.median(r.watcher_cpu_s for r in runs) / args.duration_s:10.1%}"
+                    + (f" {statistics.median(start_shares[name]):8.1%}" if start_shares[name] else ""))
             if pauses:
                 line += (f" {percentile(pauses, 0.5):8.1f}ms {percentile(pauses, 0.99):6.1f}ms {max(pauses):6.1f}ms  "
                          + ", ".join(sorted({f'{r.verdict} {r.first}' for r in runs})))
