@@ -63,6 +63,10 @@ class MemoryCgroup:
                 return best
             name, directory = os.path.dirname(name), os.path.dirname(directory)
 
+    def usage(self) -> int | None:
+        """Memory charged to the cgroup now (v2 ``memory.current``, v1 ``memory.usage_in_bytes``)."""
+        return read_int(os.path.join(self.directory, "memory.current" if self.version == 2 else "memory.usage_in_bytes"))
+
     def usage_peak(self) -> int | None:
         """The cgroup's peak usage (v2 ``memory.peak``, Linux ≥ 5.19; v1 ``memory.max_usage_in_bytes``)."""
         return read_int(os.path.join(self.directory, "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"))

@@ -26,6 +26,7 @@ import pytest
 from conftest import TEST_WORKLOADS, db_rows, soak_command
 from soak import oom
 from soak.oom import MemoryCgroup, OomWatch, memory_cgroup
+from soak.probes.process import sample_process
 
 LIMIT = 160 * 1024 * 1024
 GROWTH = {"LEAKSOAK_TEST_GROW_MIB_PER_S": "20"}
@@ -249,3 +250,23 @@ def test_without_the_kernel_log_the_cgroups_counter_tells(version: int, tmp_path
     evidence = watch.oom_killed()
     assert evidence is not None and evidence.how == "its cgroup's oom_kill rose from 0 to 1"
     assert evidence.limit_bytes == LIMIT and evidence.limit_source == f"cgroup v{version} {limit_file} of /parent"
+
+
+def test_a_process_in_a_limited_cgroup_reports_its_usage_and_limit(cgroup: tuple[Cgroup, list[int]]) -> None:
+    # The projection's limit: found in v1's memory hierarchy also where /proc/PID/cgroup lists the
+    # unified hierarchy's "0::" entry first (a mixed host) but it has no memory controller.
+    made, started = cgroup
+    child = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(8 << 20); time.sleep(30)"],
+                             preexec_fn=made.enter)
+    started.append(child.pid)
+    try:
+        deadline = time.monotonic() + 10
+        sample = sample_process(child.pid)
+        while (sample.cgroup_bytes or 0) < 8 << 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            sample = sample_process(child.pid)
+        assert sample.cgroup_limit == LIMIT
+        assert sample.cgroup_bytes is not None and 8 << 20 <= sample.cgroup_bytes < LIMIT
+    finally:
+        child.kill()
+        child.wait()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import psutil
 
-from soak.oom import UNLIMITED, read_int
+from soak.oom import memory_cgroup
 from soak.probes.probe import Probe, run_probes
 from soak.probes.resources import FdProbe
 
@@ -86,23 +85,10 @@ def _smaps_rollup(pid: int) -> tuple[int | None, int | None]:
 
 
 def _cgroup_memory(pid: int) -> tuple[int | None, int | None]:
-    """(usage, limit) of the process's cgroup v2 memory controller, or v1's, where readable."""
-    try:
-        with open(f"/proc/{pid}/cgroup", encoding="ascii") as handle:
-            lines = handle.read().splitlines()
-    except OSError:
+    """(usage, limit) of the process's memory cgroup (v2, else v1), where readable; the limit is
+    the smallest from its cgroup up to the root, the one that bites."""
+    cgroup = memory_cgroup(pid)
+    if cgroup is None:
         return None, None
-    for line in lines:
-        hierarchy, controllers, path = line.split(":", 2)
-        if hierarchy == "0" and controllers == "":
-            base = os.path.join("/sys/fs/cgroup", path.lstrip("/"))
-            return read_int(os.path.join(base, "memory.current")), read_int(os.path.join(base, "memory.max"))
-    for line in lines:
-        hierarchy, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            base = os.path.join("/sys/fs/cgroup/memory", path.lstrip("/"))
-            limit = read_int(os.path.join(base, "memory.limit_in_bytes"))
-            unlimited = limit is not None and limit >= UNLIMITED
-            return read_int(os.path.join(base, "memory.usage_in_bytes")), None if unlimited else limit
-    return None, None
-
+    limit = cgroup.limit()
+    return cgroup.usage(), None if limit is None else limit.bytes
