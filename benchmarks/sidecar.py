@@ -13,8 +13,10 @@ A watcher is let reach its steady state (imports done, three snapshots and the f
 stored) before the load starts, as a sidecar that runs for days is measured; ``--start-load S``
 also drives the load for S seconds across the watcher's start and prints that rate's share.
 
-Printed per configuration: median requests/s and its share of the same round's ``plain`` rate, the
-watcher's own CPU (share of one core while the load ran), the agent's pause per snapshot (the time it holds the GIL: p50, p99, max over every snapshot of every
+Printed per configuration: median requests/s and its share of the same round's ``plain`` rate;
+"by cpu", the same share computed from CPU seconds per request of service, watcher and load
+generator together (what the rate would be on a machine they alone saturate: steadier than the
+rate where other work shares the cores); the watcher's own CPU (share of one core while the load ran), the agent's pause per snapshot (the time it holds the GIL: p50, p99, max over every snapshot of every
 round), the verdict and the first finding's line. Then two verdict checks: the same service
 without the agent, watched (a process-level leak), and ``/ok`` under the sampled agent (clean).
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import socket
 import sqlite3
@@ -89,6 +92,12 @@ class Outcome:
     service_cpu_s: float = 0.0
     watcher_cpu_s: float = 0.0
     start_rps: float | None = None
+    loader_cpu_s: float = 0.0
+
+    def cpu_per_request(self, seconds: float) -> float:
+        """CPU seconds per request of service, watcher and load generator together: on a machine
+        that the three saturate, capacity is inversely proportional to it, whatever else runs."""
+        return (self.service_cpu_s + self.watcher_cpu_s + self.loader_cpu_s) / (self.rps * seconds)
 
 
 def start_service(port: int, tracer: str | None, sock: str) -> subprocess.Popen[str]:
@@ -125,11 +134,12 @@ def one(config: str, path: str, tracer: str | None, watch: bool, args: argparse.
             watcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             if args.start_load:
                 # The load meets the watcher starting: imports, first snapshots, first analysis.
-                start = drive(port, path, args.start_load, args.connections)
+                start, _ = drive(port, path, args.start_load, args.connections)
             wait_for_steady_state(db, watcher)
         watcher_cpu_before = cpu_seconds(watcher.pid) if watcher is not None else 0.0
         service_cpu_before = cpu_seconds(service.pid)
-        outcome = Outcome(config, path, drive(port, path, args.duration_s, args.connections))
+        rps, loader_cpu = drive(port, path, args.duration_s, args.connections)
+        outcome = Outcome(config, path, rps, loader_cpu_s=loader_cpu)
         outcome.service_cpu_s = cpu_seconds(service.pid) - service_cpu_before
         if watcher is not None:
             outcome.watcher_cpu_s = cpu_seconds(watcher.pid) - watcher_cpu_before
@@ -158,13 +168,17 @@ def one(config: str, path: str, tracer: str | None, watch: bool, args: argparse.
         service.wait()
 
 
-def drive(port: int, path: str, seconds: float, connections: int) -> float:
-    """Requests/s that the load generator, in its own process, got from the service."""
+def drive(port: int, path: str, seconds: float, connections: int) -> tuple[float, float]:
+    """Requests/s that the load generator, in its own process, got from the service, and the CPU
+    seconds the load generator used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     loader = subprocess.run(
         [sys.executable, __file__, "--load", str(port), path, str(seconds), str(connections)],
         capture_output=True, text=True, check=True,
     )
-    return int(loader.stdout.strip()) / seconds
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return int(loader.stdout.strip()) / seconds, cpu
 
 
 def wait_for_steady_state(db: str, watcher: subprocess.Popen[str], timeout: float = 90.0) -> None:
@@ -228,6 +242,7 @@ def main() -> None:
     results: dict[str, list[Outcome]] = {name: [] for name, _, _ in configs}
     shares: dict[str, list[float]] = {name: [] for name, _, _ in configs}
     start_shares: dict[str, list[float]] = {name: [] for name, _, _ in configs}
+    cpu_shares: dict[str, list[float]] = {name: [] for name, _, _ in configs}
     print(f"sidecar benchmark: /leak, {args.rounds} rounds of {args.duration}, soak watch --interval {args.interval}, "
           f"{args.connections} closed-loop connections; {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -242,18 +257,23 @@ def main() -> None:
                       + (f"  verdict={outcome.verdict} first={outcome.first} snapshots={outcome.snapshots}"
                          f" pause p50={percentile(outcome.pauses, 0.5):.1f} ms max={max(outcome.pauses):.1f} ms"
                          if outcome.pauses else "")
-                      + f"  cpu service={outcome.service_cpu_s:.1f}s watcher={outcome.watcher_cpu_s:.1f}s", flush=True)
+                      + f"  cpu service={outcome.service_cpu_s:.1f}s watcher={outcome.watcher_cpu_s:.1f}s"
+                        f" load={outcome.loader_cpu_s:.1f}s"
+                        f" ({outcome.cpu_per_request(args.duration_s) * 1e6:.0f} us/request)", flush=True)
             for name in this_round:
                 shares[name].append(this_round[name].rps / this_round["plain"].rps)
+                cpu_shares[name].append(this_round["plain"].cpu_per_request(args.duration_s)
+                                        / this_round[name].cpu_per_request(args.duration_s))
                 start = this_round[name].start_rps
                 if start is not None:
                     start_shares[name].append(start / this_round["plain"].rps)
         print()
-        print(f"{'config':22} {'requests/s':>10} {'of plain':>9} {'watcher cpu':>11}" + (f" {'at start':>9}" if args.start_load else "") + f" {'pause p50':>10} {'p99':>8} {'max':>8}  verdict, first finding")
+        print(f"{'config':22} {'requests/s':>10} {'of plain':>9} {'by cpu':>7} {'watcher cpu':>11}" + (f" {'at start':>9}" if args.start_load else "") + f" {'pause p50':>10} {'p99':>8} {'max':>8}  verdict, first finding")
         for name, _, _ in configs:
             runs = results[name]
             pauses = [p for run in runs for p in run.pauses]
             line = (f"{name:22} {statistics.median(r.rps for r in runs):10.0f} {statistics.median(shares[name]):8.1%}"
+                    f" {statistics.median(cpu_shares[name]):6.1%}"
                     f" {statistics.median(r.watcher_cpu_s for r in runs) / args.duration_s:10.1%}"
                     + (f" {statistics.median(start_shares[name]):8.1%}" if start_shares[name] else ""))
             if pauses:
