@@ -258,7 +258,8 @@ class WatchOptions:
     socket_path: str | None = None
     agent: bool = True
     duration_s: float | None = None
-    interval_s: float = 30.0
+    interval_s: float | None = None
+    """Default: as for ``soak run``, a sixtieth of the duration within 0.25-30 s."""
     db_path: str = "soak.db"
     name: str | None = None
     fail_on: str = "suspect"
@@ -311,7 +312,7 @@ def watch(options: WatchOptions, on_progress: Callable[..., None] | None = None,
     name = options.name or (psutil.Process(pid).name() if pattern is None else options.match or target)
     writer = RunWriter.create_run(
         db, name=name, target=target, mode="watch", planned_duration_s=run_options.duration_s,
-        interval_s=run_options.interval_s, options=run_options.stored() | {"agent": subject.agent is not None},
+        interval_s=run_options.interval, options=run_options.stored() | {"agent": subject.agent is not None},
         function_name=sources.function_name, started_ts=started,
     )
     supervisor = Supervisor(replace(run_options), subject, subject.hello, db, writer, started)

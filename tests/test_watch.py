@@ -301,3 +301,18 @@ def test_watch_bad_input_is_exit_2(db: Path) -> None:
         result = run_soak("watch", *args, "--db", str(db), "--duration", "2s", "--interval", "1s")
         assert result.returncode == 2 and words in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert not db.exists()
+
+
+def test_watch_without_an_interval_takes_one_that_fits_the_duration(db: Path) -> None:
+    # As for soak run: a sixtieth of --duration within 0.25-30 s, so a short watch still gets
+    # enough snapshots for a verdict (a fixed 30 s gave a 6 s watch a single snapshot).
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        result = run_soak("watch", "--pid", str(sleeper.pid), "--db", str(db), "--duration", "6s", "--tracer", "off",
+                          "--format", "json", "-q")
+        assert result.returncode in (0, 1), result.stderr
+        assert db_rows(db, "SELECT interval_s FROM runs") == [(0.25,)]
+        assert result.json()["run"]["snapshots"] >= 15
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -23,7 +23,7 @@ def watch_command(
     socket: str = typer.Option(None, "--socket", help="The agent's socket (default: from the process's SOAK_AGENT_SOCKET, else the per-user default)."),
     tracer: str = typer.Option("agent", "--tracer", help="agent: heap snapshots from the agent when one listens, with the tracer it was started with (python -m soak.agent --tracer); off: process-level only."),
     duration: str = typer.Option("10m", "--duration", "-d", help="How long to watch: 90s, 10m, 8h, 1h30m."),
-    interval: str = typer.Option("30s", "--interval", "-i", help="Time between snapshots."),
+    interval: str = typer.Option(None, "--interval", "-i", help="Time between snapshots (default: a sixtieth of --duration, between 0.25s and 30s)."),
     name: str = typer.Option(None, "--name", help="Label for the run (default: the process name or the pattern)."),
     db: str = DB,
     fail_on: str = FAIL_ON,
@@ -48,7 +48,7 @@ def watch_command(
         raise BadInput("--tracer must be agent or off (the agent's tracer is chosen where the service starts)")
     options = api.WatchOptions(
         pid=pid, match=match, socket_path=socket, agent=tracer != "off",
-        duration_s=parse_duration(duration), interval_s=parse_duration(interval, option="interval"),
+        duration_s=parse_duration(duration), interval_s=None if interval is None else parse_duration(interval, option="interval"),
         db_path=db, name=name, fail_on=fail_on,
         keep_full_s=parse_duration(keep_full, option="keep-full"), thin_every=thin_every,
         extra={"metrics_port": metrics_port, "metrics_host": metrics_host, "metrics_top": metrics_top,
@@ -62,7 +62,7 @@ def watch_command(
             def started(run_options: Any, run_id: int, how: str) -> None:
                 display.started(f"leaksoak watch, run {run_id}: {run_options.target}",
                                 f"{how}; run {run_id} for {format_duration(options.duration_s or 0)}, a snapshot every "
-                                f"{format_duration(options.interval_s)}; Ctrl-C ends early with a report. Data: {db}")
+                                f"{format_duration(run_options.interval)}; Ctrl-C ends early with a report. Data: {db}")
 
             result = api.watch(options, on_progress=display, on_start=started)
     finish(result, db, fmt)
