@@ -14,12 +14,18 @@ SECTION = "Accepted by suppression rules"
 NOTE = "known growth, not counted in the verdict"
 
 
-def accepted_by(accepted: AcceptedFinding) -> str:
-    """``accepted by 'session-cache' (leaksoak.toml:2), up to 5 MB/h``."""
-    text = f"accepted by {accepted.rule!r}" + (f" ({accepted.source})" if accepted.source else "")
+def rule_detail(accepted: AcceptedFinding) -> str:
+    """``leaksoak.toml:2, up to 5 MB/h``: where the rule is and the growth it tolerates."""
+    parts = [accepted.source] if accepted.source else []
     if accepted.max_growth_bytes_per_hour is not None:
-        text += f", up to {format_rate(accepted.max_growth_bytes_per_hour)}"
-    return text
+        parts.append(f"up to {format_rate(accepted.max_growth_bytes_per_hour)}")
+    return ", ".join(parts)
+
+
+def accepted_by(accepted: AcceptedFinding) -> str:
+    """``accepted by 'session-cache' (leaksoak.toml:2, up to 5 MB/h)``."""
+    detail = rule_detail(accepted)
+    return f"accepted by {accepted.rule!r}" + (f" ({detail})" if detail else "")
 
 
 def accepted_headline(accepted: AcceptedFinding) -> str:
