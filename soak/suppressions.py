@@ -104,7 +104,7 @@ class Rule:
         return data
 
 
-BASELINE_RULE = "baseline"
+BASELINE_RULE = "accept-baseline"
 """The id of the rule ``soak ci --accept-baseline`` makes."""
 
 
@@ -193,9 +193,8 @@ def load_rules(path: str | None = None, *, directory: str | None = None) -> list
         text = _read(path, required=True)
         return parse_rules(text or "", path, table=table)
     rules: list[Rule] = []
-    base = directory or os.getcwd()
     for name, table in ((LEAKSOAK_TOML, ("suppress",)), (PYPROJECT_TOML, ("tool", "leaksoak", "suppress"))):
-        file = os.path.join(base, name)
+        file = os.path.join(directory, name) if directory else name  # named as the user knows it
         text = _read(file, required=False)
         if text is not None:
             rules.extend(parse_rules(text, file, table=table, taken=rules))
