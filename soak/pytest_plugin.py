@@ -50,6 +50,10 @@ class BadMark(Exception):
     """A soak mark that cannot be run as given."""
 
 
+class SuppressionWarning(pytest.PytestWarning):
+    """A suppression rule needs a look: expired, unused, too broad, or a match over its max_growth."""
+
+
 MARK_KEY = pytest.StashKey[SoakMark]()
 SOAKED_KEY = pytest.StashKey[int]()
 """How many soaks of this session stored a run."""
@@ -177,6 +181,8 @@ def _judge(item: pytest.Function, result: "RunResult") -> None:
     report = api.report(result.db_path, str(result.run_id))
     if result.status == "interrupted":
         raise KeyboardInterrupt  # Ctrl-C ended the soak; let it end the session too
+    for warning in result.warnings:
+        item.warn(SuppressionWarning(warning))
     if result.status == "failed":
         pytest.fail(f"soak: the worker failed, so the soak could not judge the test: {result.reason}\n\n{report}",
                     pytrace=False)

@@ -131,7 +131,8 @@ def test_a_suppression_rule_accepts_known_growth_and_a_malformed_file_is_an_erro
     ''')
     (pytester.path / "rules.toml").write_text(
         '[[suppress]]\nid = "known-buffer"\nreason = "bounded by the deployment; TICKET-7"\n'
-        'frames = ["*test_known.py:test_known_growth", "..."]\n')
+        'frames = ["*test_known.py:test_known_growth", "..."]\n'
+        '[[suppress]]\nid = "gone"\nreason = "fixed"\nexpires = "2020-01-01"\nframes = ["*x.py:y"]\n')
     (pytester.path / "bad.toml").write_text('[[suppress]]\nid = "x"\n')
     result = pytester.runpytest_subprocess("-rP")
     result.assert_outcomes(passed=1, failed=1)
@@ -141,6 +142,7 @@ def test_a_suppression_rule_accepts_known_growth_and_a_malformed_file_is_an_erro
         "verdict: CLEAN - nothing else grows significantly; 1 accepted by suppression rules",
         "  A1. LEAK +*/hour*, accepted by 'known-buffer' (rules.toml:1)",
         "       reason: bounded by the deployment; TICKET-7",
+        "*SuppressionWarning: suppression 'gone' (rules.toml:5) expired on 2020-01-01: it no longer applies; remove it or renew it",
     ])
     # --soak-suppressions for every soak; a malformed file is an error of each test, before any soak
     bad = pytester.runpytest_subprocess("--soak-suppressions", "bad.toml", "-k", "unknown")

@@ -10,14 +10,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
+import subprocess
 import textwrap
+import time
+import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import TEST_WORKLOADS, Result, db_rows, run_soak
+from conftest import FAST_LEAKS, TEST_WORKLOADS, Result, db_rows, run_soak, soak_command
 from soak.suppressions import TODO_REASON
 
 TWO_LEAKS = TEST_WORKLOADS / "two_leaks.py"
@@ -326,3 +332,41 @@ def test_accept_baseline_needs_a_baseline(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (
         2, "soak: error: --accept-baseline accepts the findings of the --baseline run: give --baseline DB\n")
     assert not (tmp_path / "soak.db").exists()
+
+
+def test_metrics_leave_accepted_findings_out(tmp_path: Path) -> None:
+    rules = write(tmp_path / "rules.toml", CACHE_RULE)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = tmp_path / "soak.db"
+    soak = subprocess.Popen(
+        [*soak_command(), "run", TARGET, "--db", str(db), "--duration", "40s", "--interval", "0.2s", "--metrics-port", str(port),
+         "--suppressions", str(rules), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **FAST_LEAKS})
+    try:
+        exported: set[str] = set()
+        verdicts: dict[str, float] = {}
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.3)
+                continue
+            families = {f.name: f.samples for f in text_string_to_metric_families(text)}
+            verdicts = {s.labels["leaksoak_verdict"]: s.value for s in families.get("leaksoak_verdict", [])}
+            info = [s.labels for s in families.get("leaksoak_finding_info", [])]
+            exported |= {labels["finding_id"] for labels in info}
+            assert not any(labels["where"].startswith("two_leaks.py:22") for labels in info), info
+            stored = db_rows(db, "SELECT count(*) FROM accepted_findings") if db.exists() else [(0,)]
+            if verdicts.get("leak") == 1.0 and stored[0][0]:  # the logger leak counts; the cache leak was accepted
+                break
+            time.sleep(0.5)
+        assert verdicts.get("leak") == 1.0, verdicts
+    finally:
+        if soak.poll() is None:
+            soak.send_signal(signal.SIGINT)
+        soak.communicate(timeout=60)
+    accepted = {row[0] for row in db_rows(db, "SELECT finding_id FROM accepted_findings")}
+    assert accepted and exported and not accepted & exported
