@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from soak.reports.json_report import finding_dict
@@ -84,7 +84,7 @@ def judge(findings: Sequence[FindingInfo], verdict: str, rules: Sequence[Rule], 
 def judge_rows(rows: Sequence[FindingRow], frames: dict[int, list[dict[str, Any]]], verdict: str,
                rules: Sequence[Rule], *, target: str | None) -> Judgement:
     """:func:`judge` of findings as an analysis refresh is about to store them."""
-    infos = [finding_info(asdict(row), frames.get(row.stack_id, []) if row.stack_id is not None else []) for row in rows]
+    infos = [finding_info(vars(row), frames.get(row.stack_id, []) if row.stack_id is not None else []) for row in rows]
     return judge(infos, verdict, rules, target=target)
 
 

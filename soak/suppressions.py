@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import json
 import math
 import os
@@ -546,10 +547,16 @@ def frames_match(patterns: Sequence[str], traceback: Sequence[Mapping[str, Any]]
 
 def frame_matches(pattern: str, frame: Mapping[str, Any]) -> bool:
     """``FILE_GLOB[:FUNCTION]`` against a frame ``{file, line, function}``."""
-    file, _, function = pattern.rpartition(":") if ":" in pattern else (pattern, "", "")
-    if function and not fnmatchcase(str(frame.get("function") or ""), function):
+    return _frame_matches(pattern, str(frame.get("file") or ""), str(frame.get("function") or ""))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _frame_matches(pattern: str, file: str, function: str) -> bool:
+    # Cached: a run's findings share their callers' frames, and every refresh judges them again.
+    glob, _, name = pattern.rpartition(":") if ":" in pattern else (pattern, "", "")
+    if name and not fnmatchcase(function, name):
         return False
-    return path_matches(file, str(frame.get("file") or ""))
+    return path_matches(glob, file)
 
 
 def path_matches(pattern: str, path: str) -> bool:
