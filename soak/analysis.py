@@ -177,7 +177,7 @@ class Refreshed:
     """Bytes per second of RSS over the latest segment, after warm-up."""
     projection: dict[str, Any]
     """See :func:`projection`."""
-    judgement: Judgement
+    judgement: Judgement | None = None
     """What the run's suppression rules decided of its findings."""
 
 
