@@ -208,6 +208,10 @@ def test_compare_and_merge_show_the_same_decision(soaked: dict[str, Any]) -> Non
     report = run_soak("report", "--db", str(merged), "--run", "2", "--format", "json").json()
     assert [(a["id"], a["rule"]) for a in report["accepted"]] == [(accepted[0]["id"], "session-cache")]
     assert report["suppressions"]["expired"] == ["old-logger"]
+    fleet = run_soak("fleet", "--db", str(merged), "--format", "json")
+    assert fleet.returncode == 0, fleet.stderr
+    [cache] = [f for f in fleet.json()["findings"] if f["id"] == accepted[0]["id"]]
+    assert cache["runs"] == 1  # counted in run 1, which had no rules; accepted in run 2
 
 
 def test_soak_suppress_output_pasted_with_a_reason_accepts_exactly_its_findings_on_a_rerun(
