@@ -279,5 +279,14 @@ def _suppressions(db: Database) -> None:
         LEFT JOIN stack_frames sf ON sf.stack_id = f.stack_id AND sf.position = 0
         LEFT JOIN frames fr ON fr.id = sf.frame_id
         LEFT JOIN accepted_findings a ON a.run_id = f.run_id AND a.finding_id = f.finding_id;
+
+        -- library_growth over the findings that count, as the reports' growth by library
+        DROP VIEW IF EXISTS library_growth;
+        CREATE VIEW library_growth AS
+        SELECT run_id, coalesce(library, kind) AS library, count(*) AS findings,
+               round(sum(growth_bytes_per_hour) / 1048576.0, 3) AS growth_mib_per_hour
+        FROM findings f
+        WHERE NOT EXISTS (SELECT 1 FROM accepted_findings a WHERE a.run_id = f.run_id AND a.finding_id = f.finding_id)
+        GROUP BY run_id, coalesce(library, kind);
         """
     )

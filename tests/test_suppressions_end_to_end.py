@@ -155,6 +155,8 @@ def test_the_decision_is_stored_with_the_run_for_sql_and_datasette(soaked: dict[
     assert db_rows(db, "SELECT finding_id, rule_id FROM accepted_findings WHERE run_id = 2") == [(accepted["id"], "session-cache")]
     assert db_rows(db, "SELECT accepted_by FROM finding_lines WHERE run_id = 2 AND finding_id = ?", (accepted["id"],)) == [("session-cache",)]
     assert db_rows(db, "SELECT verdict FROM runs ORDER BY id") == [("leak",), ("leak",)]
+    by_library = dict(db_rows(db, "SELECT library, findings FROM library_growth WHERE run_id = 2"))
+    assert by_library.get("application", 0) == sum(f["library"] == "application" for f in soaked["ruled"].json()["findings"])
     assert db_rows(db, "SELECT count(*) FROM suppression_rules WHERE run_id = 1") == [(0,)]
 
 
