@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, replace
-from typing import Any, Hashable
+from typing import TYPE_CHECKING, Any, Hashable, Sequence
 
 import numpy as np
 from sqlite_utils import Database
@@ -14,9 +14,13 @@ from soak.analyzers import Analysis, Series, Thresholds, analyze
 from soak.analyzers.rollup import Group, roll_up
 from soak.analyzers.trend import Trend
 from soak.attribution import APPLICATION, Attributor
+from soak.judgement import Judgement, judge_rows
 from soak.storage import queries
 from soak.storage.writer import FindingRow, RunWriter
 from soak.verdicts import CLEAN, INCONCLUSIVE, LEAK, VERDICTS
+
+if TYPE_CHECKING:
+    from soak.suppressions import Rule
 
 
 def finding_id(kind: str, frames: list[dict[str, object]]) -> str:
@@ -164,14 +168,17 @@ class Refreshed:
     """One analysis refresh: what was stored, and what metrics show of it."""
 
     analysis: Analysis
+    """With the verdict and the findings that count once suppression rules have judged them."""
     findings: list[FindingRow]
-    """As stored, most severe first."""
+    """The findings that count, most severe first (every one is stored; see ``judgement``)."""
     frames: dict[int, list[dict[str, Any]]]
     """Frames of the findings' stacks, allocation frame first."""
     rss_slope: float
     """Bytes per second of RSS over the latest segment, after warm-up."""
     projection: dict[str, Any]
     """See :func:`projection`."""
+    judgement: Judgement | None = None
+    """What the run's suppression rules decided of its findings."""
 
 
 def finding_rows(
@@ -223,9 +230,10 @@ def finding_rows(
 
 def refresh(
     db: Database, writer: RunWriter, thresholds: Thresholds, attributor: Attributor, t_s: float,
-    memory_limit_bytes: int | None = None,
+    memory_limit_bytes: int | None = None, rules: "Sequence[Rule]" = (), target: str | None = None,
 ) -> Refreshed:
-    """Analyse the run so far and replace its stored findings, verdict and projection.
+    """Analyse the run so far and replace its stored findings, verdict and projection, and what
+    the suppression ``rules`` decided of the findings (for a run of ``target``).
 
     The projection is of the measured process's memory against ``memory_limit_bytes`` or, without
     one, the cgroup's limit (compared with the cgroup's usage) when the snapshots have one.
@@ -233,14 +241,18 @@ def refresh(
     snapshots = queries.snapshots(db, writer.run_id)
     result, groups = analyze_run(db, writer.run_id, thresholds, snapshots, attributor)
     rows, stacks = finding_rows(db, result, groups, attributor)
+    judged = judge_rows(rows, stacks, result.verdict, rules, target=target)
     writer.replace_findings(rows, t_s)
+    writer.replace_decision(judged.stored_rules(), judged.stored_accepted())
     slope = memory_slope(snapshots)
     summary = {
         "points": result.points, "tested": result.tested, "warmup_until_s": result.warmup_until_s,
         "needed_s": result.needed_s, "projection": projection(snapshots, slope, memory_limit_bytes),
+        "verdict": result.verdict,  # before suppressions; the run's verdict is the judged one
     }
-    writer.set_verdict(result.verdict, summary)
-    return Refreshed(result, rows, stacks, slope, summary["projection"])
+    writer.set_verdict(judged.verdict, summary)
+    counted = replace(result, verdict=judged.verdict, findings=[result.findings[i] for i in judged.counted])
+    return Refreshed(counted, [rows[i] for i in judged.counted], stacks, slope, summary["projection"], judged)
 
 
 def projection(rows: list[dict[str, Any]], slope_per_s: float, memory_limit_bytes: int | None) -> dict[str, Any]:

@@ -7,11 +7,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from soak import reports
 from soak.analyzers import Thresholds
-from soak.reports import build_report, render
+from soak.reports import render
 from soak.reports.model import Report
 from soak.storage import open_database, queries
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from soak.compare import Comparison
     from soak.storage.merge import InputResult
     from soak.supervisor import Progress, RunOptions, RunResult
+    from soak.suppressions import Rule
     from soak.watch import WatchOptions
 
 
@@ -62,7 +63,8 @@ def __getattr__(name: str) -> object:
     raise AttributeError(name)
 
 __all__ = ["CiOptions", "CiResult", "Progress", "Report", "RunOptions", "RunResult", "Thresholds", "WatchOptions",
-           "ci", "compare", "export", "fleet", "load_report", "merge", "render_comparison", "report", "run", "runs", "watch"]
+           "ci", "compare", "export", "fleet", "load_report", "merge", "render_comparison", "render_report", "report", "run", "runs",
+           "suppression_rules", "watch"]
 
 
 def ci(options: "CiOptions", on_start: "Callable[[int, int, str], None] | None" = None,
@@ -88,20 +90,34 @@ def render_comparison(comparison: "Comparison", fmt: str = "text") -> str:
     return render_it(comparison, fmt)
 
 
-def load_report(db_path: str, run: str = "latest") -> Report:
-    """The report model of a run (``run``: id, name, or ``latest``)."""
-    return reports.load_report(db_path, run)
+def load_report(db_path: str, run: str = "latest", *, rules: "Sequence[Rule] | None" = None) -> Report:
+    """The report model of a run (``run``: id, name, or ``latest``), with the decision of the
+    suppression rules it ran with, or judged afresh against ``rules`` (see :func:`suppression_rules`)."""
+    return reports.load_report(db_path, run, rules)
 
 
-def report(db_path: str, run: str = "latest", *, fmt: str = "text") -> str:
-    """A run's report rendered as ``text``, ``json``, ``markdown`` or ``html`` (a page with charts)."""
+def suppression_rules(path: str | None = None) -> "list[Rule]":
+    """The rules of a rules file, or of ``leaksoak.toml`` and ``pyproject.toml`` in the current
+    directory; raises BadInput (one line: file, line, problem) for a malformed one."""
+    from soak.suppressions import load_rules
+
+    return load_rules(path)
+
+
+def report(db_path: str, run: str = "latest", *, fmt: str = "text", rules: "Sequence[Rule] | None" = None) -> str:
+    """A run's report rendered as ``text``, ``json``, ``markdown`` or ``html`` (a page with charts),
+    judged afresh against ``rules`` when they are given."""
+    return render_report(db_path, load_report(db_path, run, rules=rules), fmt)
+
+
+def render_report(db_path: str, model: Report, fmt: str = "text") -> str:
+    """A report model rendered as ``fmt``; the ``html`` format reads its charts from ``db_path``."""
     if fmt != "html":
-        return render(load_report(db_path, run), fmt)
+        return render(model, fmt)
     from soak.reports.series import load_chart_data
 
     db = open_database(db_path, create=False)
     try:
-        model = build_report(db, run)
         return render(model, fmt, load_chart_data(db, model))
     finally:
         db.close()

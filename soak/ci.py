@@ -15,7 +15,7 @@ from soak.probes.tracer import DEFAULT_TRACER
 from soak.reports import load_report
 from soak.reports.ci_result import ERROR, FAIL, PASS, CiResult, TargetResult
 from soak.reports.model import Report
-from soak.storage import open_database
+from soak.storage import open_database, queries
 from soak.targets import parse_target
 from soak.verdicts import FAILING_LEVELS, INCONCLUSIVE, fails
 
@@ -43,17 +43,40 @@ class CiOptions:
     tracer: str = DEFAULT_TRACER
     sample_interval: int | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
+    suppressions: str | None = None
+    """A suppression rules file; None: those of the current directory (as for ``soak run``)."""
+    fail_on_unused_suppressions: bool = False
+    """Fail (exit 1) when a rule matched no finding in any target's run."""
+    accept_baseline: bool = False
+    """Accept every finding of each target's baseline run (in ``baseline_path``) as it is."""
 
     @property
     def interval(self) -> float:
         return self.interval_s if self.interval_s is not None else default_interval(self.duration_s)
 
-    def run_options(self, target: str) -> RunOptions:
+    def run_options(self, target: str, accept: tuple[list[str], str] | None = None) -> RunOptions:
+        """A target's run; ``accept``: the finding ids its baseline run had, and that run's name."""
         from soak.supervisor import RunOptions
 
-        return RunOptions(target=target, duration_s=self.duration_s, interval_s=self.interval, db_path=self.db_path,
-                          fail_on=self.fail_on, tracer=self.tracer, sample_interval=self.sample_interval,
-                          mode="ci", thresholds=self.thresholds)
+        options = RunOptions(target=target, duration_s=self.duration_s, interval_s=self.interval, db_path=self.db_path,
+                             fail_on=self.fail_on, tracer=self.tracer, sample_interval=self.sample_interval,
+                             mode="ci", thresholds=self.thresholds, suppressions=self.suppressions)
+        if accept is not None:
+            options.accept_findings, options.accept_source = accept
+        return options
+
+    def baseline_findings(self, target: str) -> tuple[list[str], str]:
+        """The ids of every finding (accepted ones too) of the newest completed run of ``target`` in
+        the baseline, and which run that is; none when the baseline has no run of it."""
+        assert self.baseline_path is not None
+        db = open_database(self.baseline_path, create=False)
+        try:
+            run = queries.latest_completed_runs(db).get(target)
+            if run is None:
+                return [], f"{self.baseline_path} (no run of this target)"
+            return [row["finding_id"] for row in queries.findings(db, run["id"])], f"baseline run {run['id']} of {self.baseline_path}"
+        finally:
+            db.close()
 
     def check(self) -> None:
         """Everything that can be checked before the first soak starts; raises BadInput."""
@@ -71,6 +94,9 @@ class CiOptions:
                 raise BadInput(f"{option} {path!r}: its directory does not exist")
         if self.baseline_path is not None:
             check_database(self.baseline_path, "baseline")
+        elif self.accept_baseline:
+            raise BadInput("--accept-baseline accepts the findings of the --baseline run: give --baseline DB")
+        self.run_options(self.targets[0], ([], "") if self.accept_baseline else None).load_rules()
         if os.path.exists(self.db_path):
             open_database(self.db_path, create=False).close()
 
@@ -91,8 +117,10 @@ def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None 
     for index, target in enumerate(options.targets, 1):
         if on_start is not None:
             on_start(index, total, target)
+        # the baseline run is read before this target's run exists (the baseline may be this database)
+        accept = options.baseline_findings(target) if options.accept_baseline else None
         try:
-            run = supervisor.run(options.run_options(target))
+            run = supervisor.run(options.run_options(target, accept))
         except BadInput as exc:  # the worker could not load it: nothing was written for it
             bad_input = bad_input or f"target {target!r}: {exc}"
             result = TargetResult(target, ERROR, None, "bad_input", str(exc), INCONCLUSIVE)
@@ -106,7 +134,8 @@ def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None 
             break
     if options.baseline_path is not None:
         results = _with_baseline(options, results)
-    outcome = CiResult(results, options.fail_on, bad_input, interrupted)
+    outcome = CiResult(results, options.fail_on, bad_input, interrupted, _unused_everywhere(results),
+                       options.fail_on_unused_suppressions)
     _write_outputs(options, outcome)
     return outcome
 
@@ -115,6 +144,17 @@ def _judge(options: CiOptions, target: str, run_id: int, status: str, reason: st
     if status != "completed":
         return TargetResult(target, ERROR, run_id, status, reason, report.verdict, report)
     return TargetResult(target, FAIL if fails(report.verdict, options.fail_on) else PASS, run_id, status, reason, report.verdict, report)
+
+
+def _unused_everywhere(results: list[TargetResult]) -> list[str]:
+    """The rules that matched no finding in any target's run (a rule may be meant for one target)."""
+    reports = [r.report for r in results if r.report is not None]
+    if not reports:
+        return []
+    unused = set(reports[0].suppressions.unused)
+    for report in reports[1:]:
+        unused &= set(report.suppressions.unused)
+    return [rule for rule in reports[0].suppressions.unused if rule in unused]
 
 
 def _with_baseline(options: CiOptions, results: list[TargetResult]) -> list[TargetResult]:

@@ -12,6 +12,9 @@ the statistics say so *and* the change matters:
   from one night to the next: the ratio keeps that from failing CI.
 - **decreased**: the mirror image.
 
+A finding of the new run that a suppression rule accepted (as stored with the run) is reported
+as ``accepted``, with its rule, and never regresses.
+
 A target *regresses* when a finding with verdict ``leak`` is new (its id is not among the base
 run's findings), or a finding's rate increased. The whole process's memory (the traced heap,
 or RSS when no tracer ran) is compared by the same rule, after the warm-up the analysis always
@@ -36,7 +39,7 @@ MIN_RATIO = 1.5
 """A rate must change by at least this factor (and significantly) to count as changed."""
 
 INCREASED, DECREASED, UNCHANGED = "increased", "decreased", "unchanged"
-NEW_LEAK, NEW_SUSPECT, GONE = "new_leak", "new_suspect", "gone"
+NEW_LEAK, NEW_SUSPECT, GONE, ACCEPTED = "new_leak", "new_suspect", "gone", "accepted"
 REGRESSION, IMPROVEMENT, NO_BASELINE = "regression", "improvement", "no_baseline"
 
 
@@ -82,13 +85,15 @@ class FindingChange:
 
     finding_id: str
     change: str
-    """new_leak | new_suspect | increased | decreased | unchanged | gone"""
+    """new_leak | new_suspect | increased | decreased | unchanged | gone | accepted"""
     finding: FindingInfo
     """The new run's finding, or the base run's for one that is gone."""
     base_verdict: str | None
     new_verdict: str | None
     base: Rate | None
     new: Rate | None
+    rule: str | None = None
+    """For an ``accepted`` finding: the suppression rule that accepted it in the new run."""
 
     @property
     def ratio(self) -> float | None:
@@ -249,8 +254,14 @@ def _compare_pair(base: Database, new: Database, new_row: dict[str, Any], base_r
     if base_row is None:
         return TargetComparison(new_row["target"], _ref(new_report), None)
     base_report = build_report(base, str(base_row["id"]))
-    base_findings = {f.finding_id: f for f in base_report.findings}
+    # a finding a rule accepted in the baseline was there all the same: it is not new now
+    base_findings = {f.finding_id: f for f in [*base_report.findings, *(a.finding for a in base_report.accepted)]}
     changes = []
+    for taken in new_report.accepted:
+        before = base_findings.pop(taken.finding.finding_id, None)
+        changes.append(FindingChange(taken.finding.finding_id, ACCEPTED, taken.finding, before.verdict if before else None,
+                                     taken.finding.verdict, finding_rate(before) if before else None,
+                                     finding_rate(taken.finding), taken.rule))
     for finding in new_report.findings:
         before = base_findings.pop(finding.finding_id, None)
         rate = finding_rate(finding)
@@ -263,7 +274,7 @@ def _compare_pair(base: Database, new: Database, new_row: dict[str, Any], base_r
         changes.append(FindingChange(finding.finding_id, change, finding, before.verdict, finding.verdict, base_rate, rate))
     for gone in base_findings.values():
         changes.append(FindingChange(gone.finding_id, GONE, gone, gone.verdict, None, finding_rate(gone), None))
-    order = {NEW_LEAK: 0, INCREASED: 1, NEW_SUSPECT: 2, UNCHANGED: 3, DECREASED: 4, GONE: 5}
+    order = {NEW_LEAK: 0, INCREASED: 1, NEW_SUSPECT: 2, UNCHANGED: 3, DECREASED: 4, GONE: 5, ACCEPTED: 6}
     changes.sort(key=lambda c: (order[c.change], -((c.new or c.base).per_hour if (c.new or c.base) else 0)))
     return TargetComparison(new_row["target"], _ref(new_report), _ref(base_report), changes,
                             _memory_change(base, new, base_row["id"], new_row["id"], min_ratio))

@@ -22,9 +22,9 @@ from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
 from soak.verdicts import FAILING_LEVELS
 
 if TYPE_CHECKING:
-    from soak.supervisor import RunResult
+    from soak.supervisor import RunOptions, RunResult
 
-MARK_OPTIONS = ("duration", "interval", "fail_on", "tracer")
+MARK_OPTIONS = ("duration", "interval", "fail_on", "tracer", "suppressions")
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,17 @@ class SoakMark:
     """``sampled``, ``exact`` or ``off`` (``tracer=`` of the mark, else ``--soak-tracer``)."""
     sample_interval: int | None
     """``--soak-sample-interval`` in bytes, or None for the sampled tracer's default."""
+    suppressions: str | None = None
+    """A suppression rules file (``suppressions=`` of the mark, else ``--soak-suppressions``); None:
+    ``leaksoak.toml`` and ``pyproject.toml`` of the current directory."""
 
 
 class BadMark(Exception):
     """A soak mark that cannot be run as given."""
+
+
+class SuppressionWarning(pytest.PytestWarning):
+    """A suppression rule needs a look: expired, unused, too broad, or a match over its max_growth."""
 
 
 MARK_KEY = pytest.StashKey[SoakMark]()
@@ -61,6 +68,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "a mark's tracer= wins")
     group.addoption("--soak-sample-interval", metavar="BYTES", default=None,
                     help="the sampled tracer's mean bytes between samples, e.g. 16KiB")
+    group.addoption("--soak-suppressions", metavar="PATH", default=None,
+                    help="suppression rules of every soak ([[suppress]] tables; default: ./leaksoak.toml and "
+                         "[[tool.leaksoak.suppress]] of ./pyproject.toml); a mark's suppressions= wins")
     group.addoption("--soak-duration-scale", metavar="FACTOR", type=float, default=1.0,
                     help="multiply every soak's duration, e.g. 0.2 for a quick run, 10 for a nightly one")
 
@@ -68,8 +78,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "soak(duration='30s', interval='1s', fail_on='leak', tracer='sampled'): call the test over and over in a leaksoak worker "
-        "and fail if its memory grows without bound (fail_on='suspect' fails on suspects too)",
+        "soak(duration='30s', interval='1s', fail_on='leak', tracer='sampled', suppressions=None): call the test over and "
+        "over in a leaksoak worker and fail if its memory grows without bound (fail_on='suspect' fails on suspects too; "
+        "findings a rule of the suppressions file accepts do not count)",
     )
 
 
@@ -112,7 +123,25 @@ def _read_mark(item: pytest.Function, marker: pytest.Mark) -> SoakMark:
         check_tracer(tracer, sample_interval=sample_interval)
     except (SoakError, BadTracer) as exc:
         raise BadMark(f"@pytest.mark.soak: {exc}") from exc
-    return SoakMark(duration_s, interval_s, fail_on, tracer, sample_interval)
+    suppressions = marker.kwargs.get("suppressions") or item.config.getoption("soak_suppressions")
+    if suppressions is not None and not isinstance(suppressions, (str, os.PathLike)):
+        raise BadMark(f"@pytest.mark.soak(suppressions=...) must be a path, not {suppressions!r}")
+    mark = SoakMark(duration_s, interval_s, fail_on, tracer, sample_interval, os.fspath(suppressions) if suppressions else None)
+    try:
+        _run_options(item, mark, "").load_rules()  # a malformed rules file is an error of the test, before any soak
+    except SoakError as exc:
+        raise BadMark(f"@pytest.mark.soak: {exc}") from exc
+    return mark
+
+
+def _run_options(item: pytest.Function, mark: SoakMark, db: str) -> "RunOptions":
+    from soak.supervisor import RunOptions
+
+    return RunOptions(
+        target=f"{item.path}:{item.originalname}", duration_s=mark.duration_s, interval_s=mark.interval_s, db_path=db,
+        name=item.nodeid, fail_on=mark.fail_on, tracer=mark.tracer, sample_interval=mark.sample_interval,
+        suppressions=mark.suppressions,
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -135,12 +164,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         return None
     from soak import api  # the scheduler and the statistics load only when a soak runs
 
-    db = _db_path(pyfuncitem.config)
-    options = api.RunOptions(
-        target=f"{pyfuncitem.path}:{pyfuncitem.originalname}", duration_s=mark.duration_s,
-        interval_s=mark.interval_s, db_path=db, name=pyfuncitem.nodeid, fail_on=mark.fail_on,
-        tracer=mark.tracer, sample_interval=mark.sample_interval,
-    )
+    options = _run_options(pyfuncitem, mark, _db_path(pyfuncitem.config))
     try:
         result = api.run(options)
     except SoakError as exc:  # bad input, or the database cannot be written
@@ -157,6 +181,8 @@ def _judge(item: pytest.Function, result: "RunResult") -> None:
     report = api.report(result.db_path, str(result.run_id))
     if result.status == "interrupted":
         raise KeyboardInterrupt  # Ctrl-C ended the soak; let it end the session too
+    for warning in result.warnings:
+        item.warn(SuppressionWarning(warning))
     if result.status == "failed":
         pytest.fail(f"soak: the worker failed, so the soak could not judge the test: {result.reason}\n\n{report}",
                     pytrace=False)

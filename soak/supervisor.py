@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -35,6 +35,10 @@ from soak.storage.writer import RunWriter
 from soak.targets import parse_target
 from soak.verdicts import FAIL_ON, fails
 from soak.worker_process import SnapshotFailed, Subject, WorkerProcess
+
+if TYPE_CHECKING:
+    from soak.judgement import Judgement
+    from soak.suppressions import Rule
 
 MODES = ("run", "ci")
 LOST = ("failed", "oom-killed")
@@ -80,6 +84,26 @@ class RunOptions:
     thresholds: Thresholds = field(default_factory=Thresholds)
     mode: str = "run"
     """Recorded in the run's row: ``run``, or ``ci`` for a target of ``soak ci``."""
+    suppressions: str | None = None
+    """A suppression rules file; None: ``leaksoak.toml`` and ``pyproject.toml`` of the current
+    directory, when they hold rules (see :mod:`soak.suppressions`)."""
+    accept_findings: list[str] | None = None
+    """Finding ids accepted as they are, by one more rule (``soak ci --accept-baseline``: the
+    findings of the baseline run)..."""
+    accept_source: str = "the baseline"
+    """...and where they come from, as that rule says."""
+
+    def load_rules(self) -> "list[Rule]":
+        """The suppression rules of the run, read and checked; raises BadInput for a malformed file."""
+        from soak.suppressions import BASELINE_RULE, baseline_rule, load_rules
+
+        rules = load_rules(self.suppressions)
+        if self.accept_findings is not None:
+            clash = next((rule for rule in rules if rule.id == BASELINE_RULE), None)
+            if clash is not None:
+                raise BadInput(f"{clash.where}: suppression id {BASELINE_RULE!r} is the one --accept-baseline uses; rename it")
+            rules.append(baseline_rule(self.accept_findings, self.accept_source))
+        return rules
 
     @property
     def interval(self) -> float:
@@ -149,7 +173,15 @@ class RunResult:
     """completed | interrupted | failed | oom-killed"""
     reason: str | None
     verdict: str
+    """Of the findings that count: suppression rules accepted the others."""
     exit_code: int
+    judgement: "Judgement | None" = None
+    """What the run's suppression rules decided in its final analysis (None before one)."""
+
+    @property
+    def warnings(self) -> list[str]:
+        """What needs a look in the rules (expired, unused, too broad...), one line each."""
+        return self.judgement.warnings if self.judgement is not None else []
 
 
 @dataclass(frozen=True)
@@ -187,9 +219,10 @@ def run(
     run early, with its report; Python lets no other thread install handlers, so off the main
     thread signals are the caller's to handle and do not end the run."""
     options.check()
+    rules = options.load_rules()  # a malformed rules file stops here: nothing started, nothing written
     # A file-size limit (ulimit -f) would otherwise kill us mid-write; as an error, it is reported.
     with _signal_handlers({signal.SIGXFSZ: signal.SIG_IGN}):
-        return _run(options, on_progress, on_start)
+        return _run(options, rules, on_progress, on_start)
 
 
 @contextmanager
@@ -221,6 +254,7 @@ def _logging_level(name: str, level: int) -> Iterator[None]:
 
 def _run(
     options: RunOptions,
+    rules: "Sequence[Rule]",
     on_progress: Callable[[Progress], None] | None,
     on_start: Callable[[RunOptions, int], None] | None,
 ) -> RunResult:
@@ -254,7 +288,7 @@ def _run(
         else:
             started = resumed["started_ts"]
             writer = RunWriter.resume(db, resumed["id"], sources.function_name, os.getpid())
-        supervisor = Supervisor(options, worker, hello, db, writer, started)
+        supervisor = Supervisor(options, worker, hello, db, writer, started, rules)
     except BaseException:
         worker.kill()
         raise
@@ -280,7 +314,7 @@ def _resumable_run(options: RunOptions) -> dict[str, Any]:
     return stored
 
 
-DECIDED_BY_THE_RESUME = ("db_path", "resume", "fail_on", "thresholds")
+DECIDED_BY_THE_RESUME = ("db_path", "resume", "fail_on", "thresholds", "suppressions", "accept_findings", "accept_source")
 """What a resumed run takes from the call that resumes it (and ``duration_s``: how much longer);
 every other option is the run's own, as stored when it started."""
 
@@ -301,9 +335,11 @@ class Supervisor:
     ``soak run`` started, or the process that ``soak watch`` watches (soak.watch)."""
 
     def __init__(self, options: RunOptions, subject: Subject, hello: dict[str, Any],
-                 db: Database, writer: RunWriter, started_ts: float) -> None:
+                 db: Database, writer: RunWriter, started_ts: float, rules: "Sequence[Rule]" = ()) -> None:
         assert options.duration_s is not None
         self.options = options
+        self.rules = tuple(rules)
+        self.judgement: "Judgement | None" = None
         self.duration_s = options.duration_s
         self.subject = subject
         self.db = db
@@ -517,7 +553,8 @@ class Supervisor:
         from soak.metrics import published_findings, seconds_until
 
         refreshed = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed(),
-                            self.options.memory_limit_bytes)
+                            self.options.memory_limit_bytes, self.rules, self.options.target)
+        self.judgement = refreshed.judgement
         # the progress display shows the top 5, whatever --metrics-top says
         published = published_findings(refreshed, max(self.options.metrics_top, 5))
         process = self._state.get("process", {})
@@ -547,7 +584,7 @@ class Supervisor:
             exit_code = 1
         else:
             exit_code = 0
-        return RunResult(self.writer.run_id, self.options.db_path, status, reason, analysis.verdict, exit_code)
+        return RunResult(self.writer.run_id, self.options.db_path, status, reason, analysis.verdict, exit_code, self.judgement)
 
     def _wind_down(self) -> tuple[str, str | None, Analysis]:
         """Final snapshot, stop the worker, record how it ended, final analysis."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import json
 import math
 import os
@@ -75,10 +76,15 @@ class Rule:
     """As written, e.g. ``"5 MB/h"``."""
     max_growth_bytes_per_hour: float | None = None
     """Growth tolerated; a finding growing faster is not accepted. None: any growth."""
+    finding_ids: frozenset[str] | None = None
+    """Not a key of a rules file: the exact findings (by stable id) that ``soak ci --accept-baseline``
+    accepts because its baseline run had them. Such a rule is never too broad nor unused."""
 
     @property
     def names_code(self) -> bool:
         """Whether the rule names code (a frame or a call site): a rule that does not is too broad."""
+        if self.finding_ids is not None:
+            return True
         patterns = [*(self.frames or ()), *([self.call_site] if self.call_site else [])]
         return any(p != ANY_FRAMES and p not in _MATCH_ALL for p in patterns)
 
@@ -88,7 +94,25 @@ class Rule:
 
     @property
     def where(self) -> str:
-        return f"{self.source}:{self.line}"
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+    def definition(self) -> dict[str, Any]:
+        """What the rule matches and tolerates, as written (stored with the runs it judged)."""
+        keys = {key: getattr(self, key) for key in (*MATCH_KEYS, "max_growth")}
+        data: dict[str, Any] = {key: list(value) if key == "frames" else value for key, value in keys.items() if value is not None}
+        if self.finding_ids is not None:
+            data["finding_ids"] = sorted(self.finding_ids)
+        return data
+
+
+BASELINE_RULE = "accept-baseline"
+"""The id of the rule ``soak ci --accept-baseline`` makes."""
+
+
+def baseline_rule(finding_ids: Sequence[str], source: str) -> Rule:
+    """A rule accepting exactly the findings ``finding_ids`` (those of a baseline run, ``source``)."""
+    return Rule(id=BASELINE_RULE, reason=f"present in the baseline ({source}); accepted by --accept-baseline",
+                source=source, line=0, finding_ids=frozenset(finding_ids))
 
 
 @dataclass(frozen=True)
@@ -147,6 +171,8 @@ class Decision:
     """Matched but growing faster than the rule tolerates (so among ``remaining``)."""
     warnings: list[str]
     """One line each, for stderr (without a ``soak: warning:`` prefix)."""
+    rule_warnings: dict[str, list[str]] = field(default_factory=dict)
+    """The same warnings by the id of the rule each is about."""
 
     def report_fields(self) -> dict[str, Any]:
         """The JSON report's ``accepted`` and ``suppressions`` (its ``findings`` are ``remaining``)."""
@@ -168,9 +194,8 @@ def load_rules(path: str | None = None, *, directory: str | None = None) -> list
         text = _read(path, required=True)
         return parse_rules(text or "", path, table=table)
     rules: list[Rule] = []
-    base = directory or os.getcwd()
     for name, table in ((LEAKSOAK_TOML, ("suppress",)), (PYPROJECT_TOML, ("tool", "leaksoak", "suppress"))):
-        file = os.path.join(base, name)
+        file = os.path.join(directory, name) if directory else name  # named as the user knows it
         text = _read(file, required=False)
         if text is not None:
             rules.extend(parse_rules(text, file, table=table, taken=rules))
@@ -440,38 +465,43 @@ def apply_rules(findings: Sequence[Mapping[str, Any]], rules: Sequence[Rule], *,
         else:
             accepted.append(taken)
             accepted_by[taken.rule] += 1
-    warnings: list[str] = []
+    notes: list[tuple[str, str]] = []  # (rule id, warning)
     expired = [rule for rule in rules if rule.expired(today)]
     for rule in expired:
         if rule.expires_text is not None:
-            warnings.append(f"suppression {rule.id!r} ({rule.where}) expires {rule.expires_text!r}, which is not a "
-                            "date YYYY-MM-DD: treated as expired, it no longer applies")
+            notes.append((rule.id, f"suppression {rule.id!r} ({rule.where}) expires {rule.expires_text!r}, which is not a "
+                                   "date YYYY-MM-DD: treated as expired, it no longer applies"))
         else:
-            warnings.append(f"suppression {rule.id!r} ({rule.where}) expired on {rule.expires}: it no longer "
-                            "applies; remove it or renew it")
+            notes.append((rule.id, f"suppression {rule.id!r} ({rule.where}) expired on {rule.expires}: it no longer "
+                                   "applies; remove it or renew it"))
     for item in over_limit:
         rate = "no byte growth rate" if item.growth_bytes_per_hour is None else f"grows {format_rate(item.growth_bytes_per_hour)}"
-        warnings.append(f"suppression {item.rule!r} matches finding {item.finding.get('id')} ({_place(item.finding)}) "
-                        f"but it {rate}, above its max_growth {format_rate(item.max_growth_bytes_per_hour)}: not accepted")
-    unused = [rule for rule in active if matched[rule.id] == 0]
+        notes.append((item.rule, f"suppression {item.rule!r} matches finding {item.finding.get('id')} ({_place(item.finding)}) "
+                                 f"but it {rate}, above its max_growth {format_rate(item.max_growth_bytes_per_hour)}: not accepted"))
+    unused = [rule for rule in active if matched[rule.id] == 0 and rule.finding_ids is None]
     for rule in unused:
-        warnings.append(f"suppression {rule.id!r} ({rule.where}) matched no finding of this run")
+        notes.append((rule.id, f"suppression {rule.id!r} ({rule.where}) matched no finding of this run"))
     too_broad = []
     for rule in active:
         count = accepted_by[rule.id]
         if not rule.names_code:
             too_broad.append(rule)
-            warnings.append(f"suppression {rule.id!r} ({rule.where}) is too broad: it names no frames or call_site")
-        elif count > 1 and count > len(findings) * TOO_BROAD_SHARE:
+            notes.append((rule.id, f"suppression {rule.id!r} ({rule.where}) is too broad: it names no frames or call_site"))
+        elif rule.finding_ids is None and count > 1 and count > len(findings) * TOO_BROAD_SHARE:
             too_broad.append(rule)
-            warnings.append(f"suppression {rule.id!r} ({rule.where}) is too broad: it accepted {count} of the "
-                            f"run's {len(findings)} findings")
+            notes.append((rule.id, f"suppression {rule.id!r} ({rule.where}) is too broad: it accepted {count} of the "
+                                   f"run's {len(findings)} findings"))
     status = SuppressionStatus([r.id for r in expired], [r.id for r in unused], [r.id for r in too_broad])
-    return Decision(accepted, remaining, status, over_limit, warnings)
+    by_rule: dict[str, list[str]] = {}
+    for ident, text in notes:
+        by_rule.setdefault(ident, []).append(text)
+    return Decision(accepted, remaining, status, over_limit, [text for _, text in notes], by_rule)
 
 
 def rule_matches(rule: Rule, finding: Mapping[str, Any], target: str | None) -> bool:
     """Whether every matching key of ``rule`` holds for ``finding`` (growth and expiry aside)."""
+    if rule.finding_ids is not None and finding.get("id") not in rule.finding_ids:
+        return False
     if rule.frames is not None and not frames_match(rule.frames, finding.get("traceback") or []):
         return False
     if rule.call_site is not None:
@@ -517,10 +547,16 @@ def frames_match(patterns: Sequence[str], traceback: Sequence[Mapping[str, Any]]
 
 def frame_matches(pattern: str, frame: Mapping[str, Any]) -> bool:
     """``FILE_GLOB[:FUNCTION]`` against a frame ``{file, line, function}``."""
-    file, _, function = pattern.rpartition(":") if ":" in pattern else (pattern, "", "")
-    if function and not fnmatchcase(str(frame.get("function") or ""), function):
+    return _frame_matches(pattern, str(frame.get("file") or ""), str(frame.get("function") or ""))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _frame_matches(pattern: str, file: str, function: str) -> bool:
+    # Cached: a run's findings share their callers' frames, and every refresh judges them again.
+    glob, _, name = pattern.rpartition(":") if ":" in pattern else (pattern, "", "")
+    if name and not fnmatchcase(function, name):
         return False
-    return path_matches(file, str(frame.get("file") or ""))
+    return path_matches(glob, file)
 
 
 def path_matches(pattern: str, path: str) -> bool:

@@ -24,3 +24,12 @@ def fails(verdict: str, fail_on: str) -> bool:
     if fail_on not in _FAILING:
         raise ValueError(f"fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
     return verdict in _FAILING[fail_on]
+
+
+def counted_verdict(verdict: str, counted: "list[str]") -> str:
+    """A run's verdict once suppressions have accepted some of its findings: the analysis'
+    ``verdict`` when it found no growth (clean, inconclusive), else the most severe verdict of the
+    findings that still count (``counted``), or clean when every finding was accepted."""
+    if verdict not in FAILING_LEVELS:
+        return verdict
+    return min(counted, key=VERDICTS.index) if counted else CLEAN

@@ -265,6 +265,8 @@ class WatchOptions:
     fail_on: str = "suspect"
     keep_full_s: float = 6 * 3600.0
     thin_every: int = 10
+    suppressions: str | None = None
+    """A suppression rules file; None: those of the current directory (as for ``soak run``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -301,9 +303,11 @@ def watch(options: WatchOptions, on_progress: Callable[..., None] | None = None,
     run_options = RunOptions(
         target=target, duration_s=options.duration_s or DEFAULT_DURATION_S, interval_s=options.interval_s,
         db_path=options.db_path, name=options.name, fail_on=options.fail_on,
-        keep_full_s=options.keep_full_s, thin_every=options.thin_every, **options.extra,
+        keep_full_s=options.keep_full_s, thin_every=options.thin_every, suppressions=options.suppressions,
+        **options.extra,
     )
     run_options.check_values()
+    rules = run_options.load_rules()
     if os.path.exists(options.db_path):
         open_database(options.db_path, create=False).close()
     subject = WatchedProcess(pid, match=pattern, socket_path=options.socket_path, use_agent=options.agent)
@@ -315,7 +319,7 @@ def watch(options: WatchOptions, on_progress: Callable[..., None] | None = None,
         interval_s=run_options.interval, options=run_options.stored() | {"agent": subject.agent is not None},
         function_name=sources.function_name, started_ts=started,
     )
-    supervisor = Supervisor(replace(run_options), subject, subject.hello, db, writer, started)
+    supervisor = Supervisor(replace(run_options), subject, subject.hello, db, writer, started, rules)
     if on_start is not None:
         on_start(run_options, writer.run_id, subject.describe())
     return supervisor.run(on_progress)

@@ -19,7 +19,10 @@ def fleet_runs(db: Database) -> list[dict[str, Any]]:
 
 
 def fleet_findings(db: Database) -> list[dict[str, Any]]:
-    """Every stored finding of every run, with the run's host and target and the allocation frame."""
+    """Every stored finding of every run that counts (no suppression rule of its run accepted
+    it), with the run's host and target and the allocation frame."""
+    counted = (" WHERE NOT EXISTS (SELECT 1 FROM accepted_findings a WHERE a.run_id = f.run_id AND a.finding_id = f.finding_id)"
+               if "accepted_findings" in db.table_names() else "")
     return _rows(
         db,
         "SELECT f.run_id, f.finding_id, f.kind, f.verdict, f.library, f.resource, f.growth_bytes_per_hour,"
@@ -27,5 +30,6 @@ def fleet_findings(db: Database) -> list[dict[str, Any]]:
         " FROM findings f JOIN runs r ON r.id = f.run_id"
         " LEFT JOIN stack_frames sf ON sf.stack_id = f.stack_id AND sf.position = 0"
         " LEFT JOIN frames fr ON fr.id = sf.frame_id"
+        f"{counted}"
         " ORDER BY f.finding_id, f.run_id, f.rank",
     )

@@ -218,6 +218,24 @@ def findings(db: Database, run_id: int) -> list[dict[str, Any]]:
     return rows
 
 
+def suppression_rules(db: Database, run_id: int) -> list[dict[str, Any]]:
+    """The suppression rules last judged against the run's findings, in their order (none before 0007)."""
+    if "suppression_rules" not in db.table_names():
+        return []
+    rows = _rows(db, "SELECT * FROM suppression_rules WHERE run_id = ? ORDER BY position", [run_id])
+    for row in rows:
+        row["definition"] = json.loads(row["definition"]) if row["definition"] else {}
+        row["warnings"] = json.loads(row["warnings"]) if row["warnings"] else []
+    return rows
+
+
+def accepted_findings(db: Database, run_id: int) -> dict[str, dict[str, Any]]:
+    """finding_id → the rule that accepted it and the growth it accepted."""
+    if "accepted_findings" not in db.table_names():
+        return {}
+    return {row["finding_id"]: row for row in _rows(db, "SELECT * FROM accepted_findings WHERE run_id = ?", [run_id])}
+
+
 def type_growth(db: Database, run_id: int, limit: int = 15) -> list[dict[str, Any]]:
     """Types whose live object count grew most from the run's first census to its last.
 

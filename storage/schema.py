@@ -233,3 +233,60 @@ def _probe_series(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@migrations(name="0007_suppressions")
+def _suppressions(db: Database) -> None:
+    # The decision of suppression rules (soak.suppressions) on a run's findings, as last judged:
+    # the findings table keeps every finding; these say which ones a rule accepted, and the
+    # run's verdict is that of the findings that still count.
+    db.executescript(
+        """
+        CREATE TABLE suppression_rules (               -- the rules judged against a run's findings
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            rule_id TEXT NOT NULL,
+            source TEXT NOT NULL,                      -- file:line it was read from
+            reason TEXT NOT NULL,
+            owner TEXT,
+            expires TEXT,                              -- as written
+            definition TEXT NOT NULL,                  -- JSON: what it matches, and its max_growth
+            state TEXT NOT NULL,                       -- applied | unused | expired
+            too_broad INTEGER NOT NULL DEFAULT 0,
+            accepted INTEGER NOT NULL DEFAULT 0,       -- findings it accepted
+            warnings TEXT,                             -- JSON: the warnings about it, one line each
+            position INTEGER NOT NULL,                 -- its order among the rules (the first match wins)
+            PRIMARY KEY (run_id, rule_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE accepted_findings (               -- a finding a rule accepted: reported apart, not counted
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            finding_id TEXT NOT NULL,
+            rule_id TEXT NOT NULL,
+            growth_bytes_per_hour REAL,                -- the growth the rule accepted
+            max_growth_bytes_per_hour REAL,            -- the rule's tolerance, NULL for any rate
+            PRIMARY KEY (run_id, finding_id)
+        ) WITHOUT ROWID;
+
+        -- finding_lines with the rule that accepted each finding (NULL: it counts)
+        DROP VIEW IF EXISTS finding_lines;
+        CREATE VIEW finding_lines AS
+        SELECT f.run_id, r.name AS run_name, f.rank, f.verdict, f.kind, f.library,
+               fr.file, fr.line, fr.function,
+               round(f.growth_bytes_per_hour / 1048576.0, 3) AS growth_mib_per_hour,
+               f.growth_count_per_hour, f.p_value, f.detected_at_s, f.finding_id,
+               a.rule_id AS accepted_by
+        FROM findings f
+        JOIN runs r ON r.id = f.run_id
+        LEFT JOIN stack_frames sf ON sf.stack_id = f.stack_id AND sf.position = 0
+        LEFT JOIN frames fr ON fr.id = sf.frame_id
+        LEFT JOIN accepted_findings a ON a.run_id = f.run_id AND a.finding_id = f.finding_id;
+
+        -- library_growth over the findings that count, as the reports' growth by library
+        DROP VIEW IF EXISTS library_growth;
+        CREATE VIEW library_growth AS
+        SELECT run_id, coalesce(library, kind) AS library, count(*) AS findings,
+               round(sum(growth_bytes_per_hour) / 1048576.0, 3) AS growth_mib_per_hour
+        FROM findings f
+        WHERE NOT EXISTS (SELECT 1 FROM accepted_findings a WHERE a.run_id = f.run_id AND a.finding_id = f.finding_id)
+        GROUP BY run_id, coalesce(library, kind);
+        """
+    )

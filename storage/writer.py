@@ -333,6 +333,17 @@ class RunWriter:
                 )
         return detected
 
+    def replace_decision(self, rules: Sequence[dict[str, Any]], accepted: Sequence[dict[str, Any]]) -> None:
+        """Store what suppression rules decided of the current findings (see soak.judgement):
+        one row per rule (``suppression_rules``' columns) and per accepted finding."""
+        with _writing(self.db), write_transaction(self.db):
+            self.db.execute("DELETE FROM suppression_rules WHERE run_id = ?", [self.run_id])
+            self.db.execute("DELETE FROM accepted_findings WHERE run_id = ?", [self.run_id])
+            for table, rows in (("suppression_rules", rules), ("accepted_findings", accepted)):
+                for row in rows:
+                    self.db.execute(f"INSERT INTO {table} (run_id, {', '.join(row)}) VALUES (?, {', '.join('?' for _ in row)})",
+                                    [self.run_id, *row.values()])
+
     def set_verdict(self, verdict: str, analysis: dict[str, Any] | None = None) -> None:
         """The run's verdict and, optionally, what the analysis said of the run as a whole."""
         with _writing(self.db), write_transaction(self.db):

@@ -29,11 +29,14 @@ EVERY_OPTION: dict[str, Any] = {
     "resume": None, "keep_full_s": 1234.0, "thin_every": 3, "metrics_port": 9471, "metrics_host": "127.0.0.2",
     "memory_limit_bytes": 3 * 1024**3, "analyze_every_s": 7.0, "snapshot_timeout_s": 90.0,
     "thresholds": Thresholds(alpha=0.02, min_points=11), "mode": "ci", "metrics_top": 3,
+    "suppressions": "first-rules.toml", "accept_findings": ["0123456789abcdef"], "accept_source": "baseline run 3 of base.db",
 }
 """A value unlike the default for every field of RunOptions (a new field must be added here)."""
 
-DECIDED_BY_THE_RESUME = {"db_path", "resume", "duration_s", "fail_on", "thresholds"}
-"""What the resuming call says: where the run is, which run, how much longer, and how to judge it."""
+DECIDED_BY_THE_RESUME = {"db_path", "resume", "duration_s", "fail_on", "thresholds", "suppressions", "accept_findings",
+                         "accept_source"}
+"""What the resuming call says: where the run is, which run, how much longer, and how to judge it
+(its suppression rules too)."""
 
 
 def test_every_option_of_a_run_survives_a_resume() -> None:

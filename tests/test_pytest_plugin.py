@@ -107,3 +107,44 @@ def test_fixtures_bad_marks_and_a_failing_worker(pytester: pytest.Pytester, tmp_
     ])
     assert "stored in" not in result.stdout.str()
     assert list(temporary.iterdir()) == []  # the default database was a temporary file, now deleted
+
+
+def test_a_suppression_rule_accepts_known_growth_and_a_malformed_file_is_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_known='''
+        import time
+
+        import pytest
+
+        _kept = []
+
+
+        @pytest.mark.soak(duration="8s", interval="0.2s", suppressions="rules.toml")
+        def test_known_growth():
+            _kept.append(bytearray(2048))  # LEAK, accepted
+            time.sleep(0.001)
+
+
+        @pytest.mark.soak(duration="8s", interval="0.2s")
+        def test_unknown_growth():
+            _kept.append(bytearray(2048))  # LEAK
+            time.sleep(0.001)
+    ''')
+    (pytester.path / "rules.toml").write_text(
+        '[[suppress]]\nid = "known-buffer"\nreason = "bounded by the deployment; TICKET-7"\n'
+        'frames = ["*test_known.py:test_known_growth", "..."]\n'
+        '[[suppress]]\nid = "gone"\nreason = "fixed"\nexpires = "2020-01-01"\nframes = ["*x.py:y"]\n')
+    (pytester.path / "bad.toml").write_text('[[suppress]]\nid = "x"\n')
+    result = pytester.runpytest_subprocess("-rP")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines_random([
+        "*_ test_unknown_growth _*",
+        "memory grows without bound while the test is called over and over (verdict: leak)",
+        "verdict: CLEAN - nothing else grows significantly; 1 accepted by suppression rules",
+        "  A1. LEAK +*/hour*, accepted by 'known-buffer' (rules.toml:1)",
+        "       reason: bounded by the deployment; TICKET-7",
+        "*SuppressionWarning: suppression 'gone' (rules.toml:5) expired on 2020-01-01: it no longer applies; remove it or renew it",
+    ])
+    # --soak-suppressions for every soak; a malformed file is an error of each test, before any soak
+    bad = pytester.runpytest_subprocess("--soak-suppressions", "bad.toml", "-k", "unknown")
+    bad.assert_outcomes(errors=1, deselected=1)
+    bad.stdout.fnmatch_lines(["*@pytest.mark.soak: bad.toml:1: suppression 'x' has no 'reason' (required)*"])

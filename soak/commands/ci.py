@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 import typer
 
 from soak import api
-from soak.commands.options import DB, SAMPLE_INTERVAL, TRACER, parse_sample_interval
+from soak.commands.options import DB, SAMPLE_INTERVAL, SUPPRESSIONS, TRACER, parse_sample_interval
 from soak.durations import format_duration, parse_duration
 from soak.errors import BadInput
 from soak.pyproject import read_config
 from soak.reports.brief import brief
+from soak.suppressions import BASELINE_RULE
 from soak.reports.text import render_text
 
 if TYPE_CHECKING:
@@ -31,6 +32,11 @@ def ci_command(
     fail_on: str = typer.Option(None, "--fail-on", help="Fail a target on: leak, or suspect (a leak or a suspect; the default)."),
     tracer: str = typer.Option(None, "--tracer", help=TRACER.help),
     sample_interval: str = SAMPLE_INTERVAL,
+    suppressions: str = SUPPRESSIONS,
+    fail_on_unused_suppressions: bool = typer.Option(
+        False, "--fail-on-unused-suppressions", help="Fail (exit 1) when a suppression rule matched no finding in any target's run: remove rules for fixed leaks."),
+    accept_baseline: bool = typer.Option(
+        False, "--accept-baseline", help="Accept every finding that the target's --baseline run had (listed as accepted, not counted); only new ones fail."),
 ) -> None:
     """Soak each TARGET in turn for --duration, in one database, and fail the ones that leak.
 
@@ -57,6 +63,9 @@ def ci_command(
         fail_on=fail_on or config.get("fail-on") or "suspect",
         tracer=tracer or config.get("tracer") or TRACER.default,
         sample_interval=parse_sample_interval(sample_interval or config.get("sample-interval")),
+        suppressions=suppressions,
+        fail_on_unused_suppressions=fail_on_unused_suppressions,
+        accept_baseline=accept_baseline,
     )
     result = api.ci(options, on_start=lambda i, n, t: _start(options, i, n, t), on_done=_done)
     for target in result.targets:
@@ -67,9 +76,17 @@ def ci_command(
 
         for line in render_annotations(result):
             print(line)
+    for target in result.targets:
+        for warning in target.report.suppression_warnings if target.report is not None else []:
+            print(f"soak: warning: {target.target}: {warning}", file=sys.stderr)
+    if result.unused_suppressions:
+        print(f"soak: {'error' if result.unused_fail else 'warning'}: suppression rule(s) matched no finding in any target's run: "
+              f"{', '.join(result.unused_suppressions)}" + ("" if result.unused_fail else " (--fail-on-unused-suppressions fails on this)"),
+              file=sys.stderr)
     failed = [t for t in result.targets if t.outcome != "pass"]
     print(f"soak ci: {len(result.targets) - len(failed)} of {len(options.targets)} target(s) passed"
-          + (f"; failing: {', '.join(t.target for t in failed)}" if failed else ""), file=sys.stderr)
+          + (f"; failing: {', '.join(t.target for t in failed)}" if failed else "")
+          + ("; unused suppression rules fail the job" if result.unused_fail else ""), file=sys.stderr)
     if result.bad_input:
         raise BadInput(result.bad_input)
     raise typer.Exit(result.exit_code)
@@ -89,3 +106,13 @@ def _done(index: int, total: int, result: "TargetResult") -> None:
         top = f" - {brief(result.report.findings[0])}" if result.report.findings else ""
         what = f"{result.outcome.upper()}: {result.verdict}{top} (run {result.run_id}, {format_duration(result.report.run.duration_s)})"
     print(f"soak ci [{index}/{total}] {result.target}: {what}", file=sys.stderr, flush=True)
+    if result.report is not None and result.report.accepted:
+        baseline = [a for a in result.report.accepted if a.rule == BASELINE_RULE]
+        if baseline:
+            print(f"soak ci [{index}/{total}] {result.target}: --accept-baseline accepted {len(baseline)} finding(s) "
+                  f"of {baseline[0].source}:", file=sys.stderr)
+            for accepted in baseline:
+                print(f"    {accepted.finding.finding_id} {brief(accepted.finding)}", file=sys.stderr)
+        others = len(result.report.accepted) - len(baseline)
+        if others:
+            print(f"soak ci [{index}/{total}] {result.target}: {others} finding(s) accepted by suppression rules", file=sys.stderr, flush=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from soak.durations import parse_size
@@ -19,6 +21,10 @@ MEMORY_LIMIT = typer.Option(None, "--memory-limit", help="Project time until mem
 KEEP_FULL = typer.Option("6h", "--keep-full", help="Keep every snapshot of the most recent window this long...")
 THIN_EVERY = typer.Option(10, "--thin-every", help="...and every k-th one before it (1 keeps all).")
 FAIL_ON = typer.Option("suspect", "--fail-on", help="Exit 1 on: leak, suspect (leak or suspect), never.")
+SUPPRESSIONS = typer.Option(
+    None, "--suppressions",
+    help="Suppression rules (\\[\\[suppress]] tables) from this file instead of ./leaksoak.toml and \\[\\[tool.leaksoak.suppress]] of ./pyproject.toml: findings a rule accepts are reported apart and do not count.",
+)
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress on stderr (neither the live panel nor the progress lines).")
 TRACER = typer.Option(
     DEFAULT_TRACER, "--tracer",
@@ -28,6 +34,12 @@ SAMPLE_INTERVAL = typer.Option(
     None, "--sample-interval",
     help=f"The sampled tracer's mean bytes between two samples (default {DEFAULT_SAMPLE_INTERVAL // 1024}KiB): smaller is more precise and costs more.",
 )
+
+
+def print_warnings(warnings: list[str]) -> None:
+    """What the suppression rules need looked at, one ``soak: warning:`` line each on stderr."""
+    for warning in warnings:
+        print(f"soak: warning: {warning}", file=sys.stderr)
 
 
 def parse_sample_interval(text: str | None) -> int | None:

@@ -11,7 +11,7 @@ import typer
 from soak import api
 from soak.commands.options import (
     DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, METRICS_TOP, QUIET, SAMPLE_INTERVAL,
-    THIN_EVERY, TRACER, parse_sample_interval,
+    SUPPRESSIONS, THIN_EVERY, TRACER, parse_sample_interval, print_warnings,
 )
 from soak.durations import format_duration, parse_duration, parse_size
 from soak.errors import BadInput
@@ -45,6 +45,7 @@ def run_command(
     metrics_host: str = METRICS_HOST,
     metrics_top: int = METRICS_TOP,
     memory_limit: str = MEMORY_LIMIT,
+    suppressions: str = SUPPRESSIONS,
     fmt: str = FORMAT,
     quiet: bool = QUIET,
 ) -> None:
@@ -72,6 +73,7 @@ def run_command(
         metrics_host=metrics_host,
         metrics_top=metrics_top,
         memory_limit_bytes=parse_size(memory_limit) if memory_limit else None,
+        suppressions=suppressions,
     )
     if quiet:
         result = api.run(options)
@@ -85,8 +87,9 @@ def run_command(
 
 
 def finish(result: "RunResult", db: str, fmt: str) -> None:
-    """Print the run's report, say why if it failed, and exit with its code."""
+    """Print the run's report, say why if it failed, warn of its suppression rules, and exit with its code."""
     sys.stdout.write(api.report(db, str(result.run_id), fmt=fmt))
+    print_warnings(result.warnings)
     if result.status in ("failed", "oom-killed"):
         print(f"soak: run {result.run_id} {'ran out of memory' if result.status == 'oom-killed' else 'failed'}: {result.reason}",
               file=sys.stderr)

@@ -8,7 +8,7 @@ import typer
 
 from soak import api
 from soak.commands.options import (
-    DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, METRICS_TOP, QUIET, THIN_EVERY,
+    DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, METRICS_TOP, QUIET, SUPPRESSIONS, THIN_EVERY,
 )
 from soak.commands.run import finish
 from soak.durations import format_duration, parse_duration, parse_size
@@ -33,6 +33,7 @@ def watch_command(
     metrics_host: str = METRICS_HOST,
     metrics_top: int = METRICS_TOP,
     memory_limit: str = MEMORY_LIMIT,
+    suppressions: str = SUPPRESSIONS,
     fmt: str = FORMAT,
     quiet: bool = QUIET,
 ) -> None:
@@ -50,7 +51,7 @@ def watch_command(
         pid=pid, match=match, socket_path=socket, agent=tracer != "off",
         duration_s=parse_duration(duration), interval_s=None if interval is None else parse_duration(interval, option="interval"),
         db_path=db, name=name, fail_on=fail_on,
-        keep_full_s=parse_duration(keep_full, option="keep-full"), thin_every=thin_every,
+        keep_full_s=parse_duration(keep_full, option="keep-full"), thin_every=thin_every, suppressions=suppressions,
         extra={"metrics_port": metrics_port, "metrics_host": metrics_host, "metrics_top": metrics_top,
                "memory_limit_bytes": parse_size(memory_limit) if memory_limit else None},
     )

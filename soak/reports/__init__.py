@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from soak.reports.model import Report, build_report
 
 if TYPE_CHECKING:
+    from sqlite_utils import Database
+
     from soak.reports.series import ChartData
+    from soak.suppressions import Rule
 
 __all__ = ["FORMATS", "Report", "build_report", "load_report", "render"]
 
 FORMATS = ("text", "json", "html", "markdown")
 
 
-def load_report(db_path: str, run: str = "latest") -> Report:
-    """The report model of a run (``run``: id, name, or ``latest``) in the database at ``db_path``."""
+def load_report(db_path: str, run: str = "latest", rules: "Sequence[Rule] | None" = None) -> Report:
+    """The report model of a run (``run``: id, name, or ``latest``) in the database at ``db_path``:
+    with the decision its suppression rules made as stored, or judged afresh against ``rules``."""
     from soak.storage import open_database
 
     db = open_database(db_path, create=False)
     try:
-        return build_report(db, run)
+        return judged_report(db, run, rules)
     finally:
         db.close()
+
+
+def judged_report(db: "Database", run: str = "latest", rules: "Sequence[Rule] | None" = None) -> Report:
+    """:func:`build_report`, judged afresh against ``rules`` unless they are None."""
+    report = build_report(db, run)
+    if rules is None:
+        return report
+    from soak.judgement import rejudge
+    from soak.storage import queries
+
+    return rejudge(report, [row["finding_id"] for row in queries.findings(db, report.run.id)], rules)
 
 
 def render(report: Report, fmt: str, charts: "ChartData | None" = None) -> str:

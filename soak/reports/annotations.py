@@ -2,7 +2,8 @@
 application line of each finding (the call into a library when the allocation is inside one).
 
 At most :data:`MAX_ANNOTATIONS`, the most severe first (leaks before suspects, faster growth
-first). Findings that fail the job are errors, the others warnings. Escaping follows GitHub's
+first). Findings that fail the job are errors, the others warnings; findings a suppression rule
+accepted come after them all, as notices naming the rule. Escaping follows GitHub's
 workflow-command rules: ``%``, CR and LF in the message; those and ``:`` and ``,`` in properties.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from soak.reports.accepted import accepted_by
 from soak.reports.brief import application_frame, display_path, place, rate, workspace_root
 from soak.verdicts import LEAK, fails
 
@@ -35,21 +37,26 @@ def render_annotations(result: "CiResult", root: str | None = None, limit: int =
         if target.report is None:
             continue
         for finding in target.report.findings:
-            candidates.append((finding.verdict != LEAK, -(finding.growth_bytes_per_hour or 0.0), target.target, finding,
-                               fails(finding.verdict, result.fail_on)))
-    candidates.sort(key=lambda c: (c[0], c[1]))
+            candidates.append((False, finding.verdict != LEAK, -(finding.growth_bytes_per_hour or 0.0), target.target, finding,
+                               fails(finding.verdict, result.fail_on), None))
+        for taken in target.report.accepted:
+            finding = taken.finding
+            candidates.append((True, finding.verdict != LEAK, -(finding.growth_bytes_per_hour or 0.0), target.target, finding,
+                               False, accepted_by(taken)))
+    candidates.sort(key=lambda c: (c[0], c[1], c[2]))
     lines = []
-    for _, _, target, finding, failing in candidates[:limit]:
+    for _, _, _, target, finding, failing, accepted in candidates[:limit]:
         frame = application_frame(finding)
         properties = []
         if frame is not None:
             path = display_path(frame.file, root)
             if not os.path.isabs(path):  # GitHub can only place a file inside the workspace
                 properties += [f"file={escape_property(path)}", f"line={frame.line}"]
-        title = f"memory {finding.verdict}: {rate(finding.growth_bytes_per_hour)}"
+        title = f"memory {finding.verdict}{' (accepted)' if accepted else ''}: {rate(finding.growth_bytes_per_hour)}"
         properties.append(f"title={escape_property(title)}")
         message = (f"{finding.verdict} at {place(finding, root)} growing {rate(finding.growth_bytes_per_hour)}"
-                   f" in soak of {target}" + (f" (p={finding.p_value:.1e})" if finding.p_value is not None else ""))
-        command = "error" if failing else "warning"
+                   f" in soak of {target}" + (f" (p={finding.p_value:.1e})" if finding.p_value is not None else "")
+                   + (f"; {accepted}" if accepted else ""))
+        command = "notice" if accepted else "error" if failing else "warning"
         lines.append(f"::{command} {','.join(properties)}::{escape_data(message)}")
     return lines

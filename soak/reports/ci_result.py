@@ -4,7 +4,7 @@ Built by :mod:`soak.ci`, rendered by the JUnit, Markdown-summary and annotation 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from soak.reports.model import Report
@@ -42,12 +42,22 @@ class CiResult:
     bad_input: str | None = None
     """The first target that could not be loaded, as a one-line message."""
     interrupted: bool = False
+    unused_suppressions: list[str] = field(default_factory=list)
+    """Suppression rules that matched no finding in any target's run."""
+    fail_on_unused_suppressions: bool = False
+    """``--fail-on-unused-suppressions``: an unused rule fails the job."""
+
+    @property
+    def unused_fail(self) -> bool:
+        """Whether unused suppression rules fail the job."""
+        return self.fail_on_unused_suppressions and bool(self.unused_suppressions)
 
     @property
     def exit_code(self) -> int:
-        """2 if a target was bad input, 3 if a run failed or was interrupted, 1 if one failed, else 0."""
+        """2 if a target was bad input, 3 if a run failed or was interrupted, 1 if one failed (or
+        a suppression rule went unused, with ``--fail-on-unused-suppressions``), else 0."""
         if self.bad_input:
             return 2
         if self.interrupted or any(t.outcome == ERROR for t in self.targets):
             return 3
-        return 1 if any(t.outcome == FAIL for t in self.targets) else 0
+        return 1 if any(t.outcome == FAIL for t in self.targets) or self.unused_fail else 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from soak.durations import format_duration
+from soak.reports.accepted import accepted_by
 from soak.reports.brief import place, rate
 from soak.reports.comparison import change_text
 from soak.sources import source_line
@@ -106,8 +107,26 @@ def render_summary(result: "CiResult", max_bytes: int = MAX_BYTES) -> str:
         blocks.append(f"**Bad input:** {result.bad_input}\n\n")
     if result.interrupted:
         blocks.append("**Interrupted:** the remaining targets did not run.\n\n")
+    if result.unused_suppressions:
+        blocks.append(f"**Unused suppressions** (matched no finding in any target's run"
+                      f"{'; they fail the job' if result.unused_fail else ''}): "
+                      + ", ".join(_code(rule) for rule in result.unused_suppressions) + "\n\n")
     blocks.extend(_details(t) for t in failed)
+    blocks.extend(_accepted(t) for t in result.targets if t.report is not None and t.report.accepted)
     return _capped(blocks, max_bytes)
+
+
+def _accepted(target: "TargetResult") -> str:
+    """The findings of a target that suppression rules accepted, each with its rule and reason."""
+    assert target.report is not None
+    lines = [f"### {_code(target.target)}: accepted by suppression rules (not counted)", ""]
+    for number, taken in enumerate(target.report.accepted[:TOP], 1):
+        finding = taken.finding
+        lines.append(f"{number}. {finding.verdict} {rate(finding.growth_bytes_per_hour)} at {_code(place(finding))}, "
+                     f"{_cell(accepted_by(taken))}" + (f": {_cell(taken.reason)}" if taken.reason else ""))
+    if len(target.report.accepted) > TOP:
+        lines.append(f"\n...and {len(target.report.accepted) - TOP} more.")
+    return "\n".join(lines) + "\n\n"
 
 
 def _capped(blocks: list[str], max_bytes: int) -> str:

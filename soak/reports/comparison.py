@@ -12,7 +12,7 @@ SCHEMA = "leaksoak.compare/1"
 
 LABELS = {
     "new_leak": "NEW LEAK", "new_suspect": "new suspect", "increased": "INCREASED", "decreased": "decreased",
-    "unchanged": "unchanged", "gone": "gone",
+    "unchanged": "unchanged", "gone": "gone", "accepted": "accepted",
 }
 
 
@@ -61,7 +61,8 @@ def _target_lines(target: TargetComparison) -> list[str]:
     if target.memory is not None:
         lines.append(f"  memory: {memory_text(target.memory)}")
     for change in target.findings:
-        lines.append(f"  {LABELS[change.change]:<11} {place(change.finding)}  {change_text(change)}")
+        lines.append(f"  {LABELS[change.change]:<11} {place(change.finding)}  {change_text(change)}"
+                     + (f"  (by suppression {change.rule!r})" if change.rule else ""))
     if not target.findings:
         lines.append("  no findings in either run")
     return lines
@@ -108,6 +109,7 @@ def _target(target: TargetComparison) -> dict[str, Any]:
                 "base": _rate(c.base),
                 "new": _rate(c.new),
                 "ratio": c.ratio,
+                "rule": c.rule,
             }
             for c in target.findings
         ],

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from soak import __version__
 from soak.durations import format_duration
+from soak.reports.accepted import NOTE, SECTION, rule_detail
 from soak.reports.model import FindingInfo, FrameInfo, Report
 from soak.reports.series import ChartData, FindingChart
 from soak.reports.svg import Styled, line_chart
@@ -102,6 +103,7 @@ def render_html(report: Report, charts: ChartData | None = None) -> str:
     if charts is not None:
         body.extend(_memory(charts))
     body.extend(_findings(report, charts))
+    body.extend(_accepted(report))
     body.extend(_libraries(report))
     if charts is not None and charts.types:
         body.extend(_types(charts.types))
@@ -198,6 +200,29 @@ def _findings(report: Report, charts: ChartData | None) -> list[str]:
     if len(report.findings) > len(shown):
         out.append(f'<p class="muted">{len(report.findings) - len(shown):,} more findings are not shown; '
                    "<code>soak report --format json</code> lists them all.</p>")
+    return out
+
+
+def _accepted(report: Report) -> list[str]:
+    """The accepted findings, each with its rule and reason, and the warnings about the rules."""
+    out = []
+    if report.accepted:
+        out += [f"<h2>{escape(SECTION)}</h2>", f'<p class="muted">{escape(NOTE[0].upper() + NOTE[1:])}.</p>',
+                '<table class="accepted"><tr><th>#</th><th>verdict</th><th>where</th><th>growth</th><th>rule</th><th>reason</th></tr>']
+        for number, accepted in enumerate(report.accepted[:MAX_FINDINGS], 1):
+            finding = accepted.finding
+            where = _where(finding.where) if finding.where else escape(label(finding) or finding.kind)
+            if finding.call_site and finding.call_site != finding.where:
+                where += f" called from {_where(finding.call_site)}"
+            out.append(f'<tr id="accepted-{number}"><td>A{number}</td><td><span class="badge v-{escape(finding.verdict)}">'
+                       f"{escape(finding.verdict.upper())}</span></td><td>{where}</td><td class=\"num\">{escape(growth(finding))}</td>"
+                       f"<td><code>{escape(accepted.rule)}</code> {escape(rule_detail(accepted))}</td>"
+                       f"<td>{escape(accepted.reason or '')}</td></tr>")
+        out.append("</table>")
+    if report.suppression_warnings:
+        out += ["<h2>Suppression rules</h2>", '<ul class="warnings">']
+        out += [f"<li>warning: {escape(warning)}</li>" for warning in report.suppression_warnings]
+        out.append("</ul>")
     return out
 
 

@@ -27,11 +27,15 @@ def report_dict(report: Report) -> dict[str, Any]:
         },
         "verdict": report.verdict,
         "analysis": report.analysis,
-        "findings": [_finding(f) for f in report.findings],
+        "findings": [finding_dict(f) for f in report.findings],
+        "accepted": [{**finding_dict(a.finding), "rule": a.rule, "reason": a.reason,
+                      "max_growth_bytes_per_hour": a.max_growth_bytes_per_hour} for a in report.accepted],
+        "suppressions": {**report.suppressions.as_dict(), "warnings": list(report.suppression_warnings)},
     }
 
 
-def _finding(finding: FindingInfo) -> dict[str, Any]:
+def finding_dict(finding: FindingInfo) -> dict[str, Any]:
+    """A finding as the JSON report gives it: what suppression rules are matched against."""
     where = finding.where
     data: dict[str, Any] = {
         "id": finding.finding_id,

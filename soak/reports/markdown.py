@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from soak.durations import format_duration
+from soak.reports.accepted import NOTE, SECTION, accepted_by
 from soak.reports.model import FindingInfo, FrameInfo, Report
 from soak.reports.presenter import growth, human_bytes, label, subject, unit_of, why
 from soak.reports.text import NOTABLE_EVENTS, display_path, format_confidence, projection_note, tracing_note, verdict_note
@@ -84,6 +85,7 @@ def render_markdown(report: Report) -> str:
                         "`soak report --format json` has them all.*"]
         for number, finding in enumerate(shown, 1):
             out += ["", *_details(number, finding)]
+    out += _accepted(report)
     notable = [e for e in report.events if e["kind"] in NOTABLE_EVENTS or (e["kind"] == "worker_exit" and run.status in ("failed", "oom-killed"))]
     if notable:
         out += ["", "### Events", ""]
@@ -91,6 +93,26 @@ def render_markdown(report: Report) -> str:
         if len(notable) > MAX_EVENTS:
             out.append(f"- *{len(notable) - MAX_EVENTS:,} more not shown*")
     return "\n".join(out) + "\n"
+
+
+def _accepted(report: Report) -> list[str]:
+    """A table of the accepted findings with the rule of each, and the warnings about the rules."""
+    out = []
+    shown = report.accepted[:MAX_FINDINGS]
+    if shown:
+        out += ["", f"### {SECTION}", "", f"*{NOTE}*", "",
+                "| # | verdict | where | library | growth | rule | reason |", "|---|---|---|---|---:|---|---|"]
+        for number, accepted in enumerate(shown, 1):
+            finding = accepted.finding
+            cells = [f"A{number}", finding.verdict.upper(), _where(finding, cell=True), text(finding.library or finding.kind),
+                     text(growth(finding)), text(accepted_by(accepted)), text(accepted.reason or "")]
+            out.append("| " + " | ".join(cells) + " |")
+        if len(report.accepted) > len(shown):
+            out += ["", f"*{len(report.accepted) - len(shown):,} more accepted findings not shown.*"]
+    if report.suppression_warnings:
+        out += ["", "**Suppression rules:**", ""]
+        out += [f"- warning: {text(warning)}" for warning in report.suppression_warnings]
+    return out
 
 
 def _where(finding: FindingInfo, *, cell: bool = False) -> str:

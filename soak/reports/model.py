@@ -9,6 +9,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from soak.storage import queries
+from soak.suppressions import SuppressionStatus
 
 SCHEMA = "leaksoak.report/1"
 
@@ -53,6 +54,21 @@ class FindingInfo:
 
 
 @dataclass(frozen=True)
+class AcceptedFinding:
+    """A finding a suppression rule accepted: shown in its own section, not counted in the verdict."""
+
+    finding: FindingInfo
+    rule: str
+    """The id of the rule that accepted it."""
+    reason: str | None
+    """The rule's reason."""
+    source: str | None
+    """Where the rule was read from (``file:line``)."""
+    max_growth_bytes_per_hour: float | None
+    """The rule's tolerance; None when it accepts any rate. The growth accepted is the finding's."""
+
+
+@dataclass(frozen=True)
 class RunInfo:
     id: int
     name: str
@@ -81,7 +97,14 @@ class Report:
     last_snapshot: dict[str, Any] | None
     analysis: dict[str, Any] = field(default_factory=dict)
     """The latest refresh's view of the whole run: ``points``, ``tested``, ``needed_s`` (for an
-    inconclusive verdict) and ``projection`` (memory against its limit)."""
+    inconclusive verdict), ``projection`` (memory against its limit) and ``verdict`` (the
+    analysis' own, before suppressions)."""
+    accepted: list[AcceptedFinding] = field(default_factory=list)
+    """Findings suppression rules accepted; ``findings`` and ``verdict`` leave them out."""
+    suppressions: SuppressionStatus = field(default_factory=SuppressionStatus)
+    """Rules that expired, matched nothing, or are too broad."""
+    suppression_warnings: list[str] = field(default_factory=list)
+    """One line each: what needs a look in the rules."""
 
     @property
     def tracer(self) -> str | None:
@@ -96,34 +119,51 @@ class Report:
         return self.last_snapshot.get("sample_interval")
 
 
+def finding_info(row: dict[str, Any], frames: list[dict[str, Any]]) -> FindingInfo:
+    """A finding as stored (a ``findings`` row, or a FindingRow as a dict) with its stack's frames."""
+    call_site = row["evidence"].get("call_site")
+    return FindingInfo(
+        finding_id=row["finding_id"],
+        kind=row["kind"],
+        verdict=row["verdict"],
+        traceback=[FrameInfo(**f) for f in frames],
+        library=row["library"],
+        call_site=FrameInfo(**call_site) if call_site else None,
+        growth_bytes_per_hour=row["growth_bytes_per_hour"],
+        growth_count_per_hour=row["growth_count_per_hour"],
+        p_value=row["p_value"],
+        q_value=row["q_value"],
+        confidence=row["confidence"],
+        detected_at_s=row.get("detected_at_s"),
+        resource=row["resource"],
+        evidence=row["evidence"],
+        stack_id=row["stack_id"],
+    )
+
+
 def build_report(db: Database, selector: str = "latest") -> Report:
+    """The report of a run as stored, with the decision its suppression rules made."""
     run = queries.find_run(db, selector)
     status, reason = queries.effective_status(run)
     rows = queries.findings(db, run["id"])
     frames = queries.stack_frames(db, [row["stack_id"] for row in rows if row["stack_id"] is not None])
-    findings = []
+    accepted_rows = queries.accepted_findings(db, run["id"])
+    rules = {rule["rule_id"]: rule for rule in queries.suppression_rules(db, run["id"])}
+    findings, accepted = [], []
     for row in rows:
-        traceback = [FrameInfo(**f) for f in frames.get(row["stack_id"], [])]
-        call_site = row["evidence"].get("call_site")
-        findings.append(
-            FindingInfo(
-                finding_id=row["finding_id"],
-                kind=row["kind"],
-                verdict=row["verdict"],
-                traceback=traceback,
-                library=row["library"],
-                call_site=FrameInfo(**call_site) if call_site else None,
-                growth_bytes_per_hour=row["growth_bytes_per_hour"],
-                growth_count_per_hour=row["growth_count_per_hour"],
-                p_value=row["p_value"],
-                q_value=row["q_value"],
-                confidence=row["confidence"],
-                detected_at_s=row["detected_at_s"],
-                resource=row["resource"],
-                evidence=row["evidence"],
-                stack_id=row["stack_id"],
-            )
-        )
+        info = finding_info(row, frames.get(row["stack_id"], []))
+        taken = accepted_rows.get(row["finding_id"])
+        if taken is None:
+            findings.append(info)
+        else:
+            rule = rules.get(taken["rule_id"], {})
+            accepted.append(AcceptedFinding(info, taken["rule_id"], rule.get("reason"), rule.get("source"),
+                                            taken["max_growth_bytes_per_hour"]))
+    status_lists = SuppressionStatus(
+        [r["rule_id"] for r in rules.values() if r["state"] == "expired"],
+        [r["rule_id"] for r in rules.values() if r["state"] == "unused"],
+        [r["rule_id"] for r in rules.values() if r["too_broad"]],
+    )
     snaps = queries.snapshots(db, run["id"])
     verdict = run["verdict"] or "inconclusive"
     return Report(
@@ -148,4 +188,7 @@ def build_report(db: Database, selector: str = "latest") -> Report:
         first_snapshot=snaps[0] if snaps else None,
         last_snapshot=snaps[-1] if snaps else None,
         analysis=json.loads(run["analysis"]) if run.get("analysis") else {},
+        accepted=accepted,
+        suppressions=status_lists,
+        suppression_warnings=[w for r in rules.values() for w in r["warnings"]],
     )

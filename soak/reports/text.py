@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from soak.durations import format_duration
+from soak.reports.accepted import NOTE, SECTION, accepted_headline, accepted_note
 from soak.reports.model import FindingInfo, FrameInfo, Report
 from soak.reports.presenter import growth, human_bytes, subject, why
 from soak.sources import source_line
@@ -62,6 +63,7 @@ def render_text(report: Report) -> str:
     for number, finding in enumerate(report.findings, 1):
         lines.append("")
         lines.extend(_finding(number, finding))
+    lines.extend(_accepted(report))
     notable = [e for e in report.events if e["kind"] in NOTABLE_EVENTS or (e["kind"] == "worker_exit" and run.status in ("failed", "oom-killed"))]
     if notable:
         lines.append("")
@@ -74,16 +76,40 @@ NOTABLE_EVENTS = ("resume", "restart", "signal", "snapshot_timeout", "snapshot_f
 
 
 def verdict_note(report: Report) -> str:
-    """What follows the verdict: how many leaks and suspects, or why there are none."""
+    """What follows the verdict: how many leaks and suspects, or why there are none, and how
+    many findings suppression rules accepted."""
     if report.verdict == "clean":
-        return " - nothing grows significantly"
+        return (" - nothing else grows significantly" if report.accepted else " - nothing grows significantly") + accepted_note(report)
     if report.verdict == "inconclusive":
         needed = report.analysis.get("needed_s")
         longer = f"run for at least {format_duration(needed)}" if needed else "run longer"
         return f" - too few snapshots after warm-up to judge; {longer} or snapshot more often"
     leaks = sum(f.verdict == "leak" for f in report.findings)
     suspects = len(report.findings) - leaks
-    return f" - {leaks} leaking, {suspects} suspect"
+    return f" - {leaks} leaking, {suspects} suspect" + accepted_note(report)
+
+
+def _accepted(report: Report) -> list[str]:
+    """The accepted findings, each with its rule, and the warnings about the rules."""
+    out = []
+    if report.accepted:
+        out += ["", f"{SECTION.lower()} ({NOTE}):"]
+        for number, accepted in enumerate(report.accepted, 1):
+            finding = accepted.finding
+            out.append(f"  A{number}. {accepted_headline(accepted)}")
+            what = subject(finding)
+            if what:
+                out.append(f"       {what}")
+            if finding.where:
+                out.append(f"       {_frame(finding.where)}" + (f"  [{finding.library}]" if finding.library != "application" else ""))
+            if finding.call_site:
+                out.append(f"       called from {_frame(finding.call_site)}")
+            if accepted.reason:
+                out.append(f"       reason: {accepted.reason}")
+    if report.suppression_warnings:
+        out += ["", "suppression rules:"]
+        out.extend(f"  warning: {warning}" for warning in report.suppression_warnings)
+    return out
 
 
 def _finding(number: int, finding: FindingInfo) -> list[str]:

@@ -13,7 +13,7 @@ def step() -> None:
     global _calls
     _calls += 1
     _cache_response()
-    if _calls % 4 == 0:
+    if _calls % 2 == 0:
         _session_logger(_calls)
     time.sleep(0.0005)
 
