@@ -1,0 +1,235 @@
+"""Event-loop health: how late the loop runs a heartbeat, and what blocked it while it was late.
+
+A heartbeat callback is scheduled on the measured loop every ``heartbeat_s``; how late it runs is
+the loop's scheduling lag. A watchdog thread checks the heartbeat and, once it is later than
+``block_s``, reads the loop thread's Python stack (``sys._current_frames``) *while the block is
+still going on*, so the finding names the blocking call rather than whatever ran after it.
+leaksoak's own snapshot pauses are not the workload's blocks: the host brackets them with
+:meth:`LoopLagProbe.pausing`, and their time is taken out of the lag.
+
+Series per snapshot (kind ``async``, unit seconds): ``lag_p50``, ``lag_p99``, ``lag_max``,
+``blocked_s`` (time the loop was late beyond ``block_s``) and ``wall_s`` (the time they cover).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from soak.probes.frames import FrameFilter
+from soak.probes.probe import ProbeResult, Reading
+
+DEFAULT_HEARTBEAT_S = 0.01
+"""Time between two heartbeats: lag is measured at this resolution."""
+DEFAULT_BLOCK_S = 0.05
+"""A heartbeat later than this is a block: its time counts as blocked and its stack is read
+(asyncio's debug mode calls a callback slow from 0.1 s; a request's budget is often less)."""
+MAX_STACK_FRAMES = 30
+MAX_BLOCK_SITES = 5
+"""Blocking stacks kept as evidence, most blocked time first."""
+IDLE_FILES = ("selectors.py",)
+"""A loop thread found here is waiting for I/O, not blocked: a late heartbeat then is the OS's
+scheduling (or the GIL held elsewhere), and no blocking call is named."""
+
+StackFrame = tuple[str, int, str]
+"""(file, line, function) of one frame, innermost first."""
+
+
+@dataclass
+class BlockSite:
+    """Blocks that had the same stack on the loop thread."""
+
+    frames: tuple[StackFrame, ...]
+    count: int = 0
+    total_s: float = 0.0
+    max_s: float = 0.0
+
+    def as_evidence(self) -> dict[str, Any]:
+        return {"frames": [{"file": f, "line": n, "function": fn} for f, n, fn in self.frames],
+                "count": self.count, "total_s": round(self.total_s, 4), "max_s": round(self.max_s, 4)}
+
+
+@dataclass
+class _Period:
+    """What the heartbeat saw since the last snapshot."""
+
+    lags: list[float] = field(default_factory=list)
+    blocked_s: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    paused_mark: float = 0.0
+    """leaksoak's pause time up to ``started``: the period's own pauses are not its wall time."""
+
+
+def read_stack(frame: Any, limit: int = MAX_STACK_FRAMES) -> tuple[StackFrame, ...]:
+    """(file, line, function) of ``frame`` and its callers, innermost first."""
+    frames: list[StackFrame] = []
+    while frame is not None and len(frames) < limit:
+        code = frame.f_code
+        frames.append((code.co_filename, frame.f_lineno or 0, getattr(code, "co_qualname", code.co_name)))
+        frame = frame.f_back
+    return tuple(frames)
+
+
+class LoopLagProbe:
+    """Scheduling lag of one event loop, and the stacks that blocked it."""
+
+    name = "event_loop"
+    kind = "async"
+
+    def __init__(self, block_s: float = DEFAULT_BLOCK_S, heartbeat_s: float = DEFAULT_HEARTBEAT_S) -> None:
+        self.block_s = block_s
+        self.heartbeat_s = heartbeat_s
+        self._filter = FrameFilter()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._period = _Period()
+        self._due = 0.0
+        self._paused_total = 0.0
+        self._paused_at_due = 0.0
+        self._pause_started: float | None = None
+        self._pause_ended = 0.0
+        self._pending: tuple[float, tuple[StackFrame, ...]] | None = None
+        """The block going on: the heartbeat it holds back, and the stack read during it."""
+        self._idle_due = -1.0
+        """A heartbeat that was late while the loop thread sat in its selector: not a block."""
+        self._sites: dict[tuple[StackFrame, ...], BlockSite] = {}
+        self._stop = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # The loop side -------------------------------------------------------------------------
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the heartbeat on ``loop`` and the watchdog; call from the loop's own thread."""
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._period = _Period(paused_mark=self._paused_total)
+        self._stop.clear()
+        self._schedule(loop.time())
+        self._watchdog = threading.Thread(target=self._watch, name="soak-loop-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def detach(self) -> None:
+        """Stop the heartbeat and the watchdog (from the loop's thread, or once it has stopped)."""
+        self._stop.set()
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.join(timeout=1.0)
+        self._watchdog = None
+        self._loop = None
+
+    def _schedule(self, now: float) -> None:
+        assert self._loop is not None
+        self._due = now + self.heartbeat_s
+        self._paused_at_due = self._paused_total
+        self._handle = self._loop.call_at(self._due, self._beat)
+
+    def _beat(self) -> None:
+        try:
+            loop = self._loop
+            if loop is None or self._stop.is_set():
+                return
+            now = loop.time()
+            # leaksoak's own pauses since this beat was scheduled are not the loop's lag
+            lag = max(0.0, now - self._due - (self._paused_total - self._paused_at_due))
+            with self._lock:
+                period = self._period
+                period.lags.append(lag)
+                if lag > self.block_s and self._idle_due != self._due:
+                    period.blocked_s += lag
+                pending, self._pending = self._pending, None
+                if pending is not None and lag > self.block_s and pending[0] == self._due:
+                    self._record_block(pending[1], lag)
+            self._schedule(now)
+        except Exception:  # noqa: BLE001 - a probe never raises into the workload's loop
+            self._handle = None
+
+    def _record_block(self, frames: tuple[StackFrame, ...], lag: float) -> None:
+        site = self._sites.get(frames)
+        if site is None:
+            site = self._sites[frames] = BlockSite(frames)
+        site.count += 1
+        site.total_s += lag
+        site.max_s = max(site.max_s, lag)
+
+    # The watchdog ---------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        tick = max(0.005, min(self.block_s / 4, 0.05))
+        while not self._stop.wait(tick):
+            try:
+                self._check()
+            except Exception:  # noqa: BLE001 - the watchdog must outlive any surprise
+                continue
+
+    def _check(self) -> None:
+        due, thread = self._due, self._loop_thread
+        if self._pause_started is not None or thread is None:
+            return
+        late = time.monotonic() - max(due, self._pause_ended)
+        if late <= self.block_s or (self._pending is not None and self._pending[0] == due):
+            return
+        frame = sys._current_frames().get(thread)
+        if frame is None:
+            return
+        if frame.f_code.co_filename.endswith(IDLE_FILES):
+            self._idle_due = due
+            return
+        stack = self.blocking_stack(read_stack(frame))
+        if stack:
+            with self._lock:
+                if self._due == due:
+                    self._pending = (due, stack)
+
+    def blocking_stack(self, stack: tuple[StackFrame, ...]) -> tuple[StackFrame, ...]:
+        """The workload's part of a stack read on the loop thread (innermost first); () when the
+        loop was idle in its selector or running leaksoak's own code (see soak.probes.frames)."""
+        if not stack or stack[0][0].endswith(IDLE_FILES):
+            return ()
+        kept = self._filter.workload_frames(tuple((f, n) for f, n, _ in stack))
+        return stack[: len(kept)]
+
+    # The host side ---------------------------------------------------------------------------
+
+    @contextmanager
+    def pausing(self) -> Iterator[None]:
+        """Bracket leaksoak's own pause (a snapshot): its time is not counted as lag."""
+        started = time.monotonic()
+        self._pause_started = started
+        try:
+            yield
+        finally:
+            ended = time.monotonic()
+            self._paused_total += ended - started
+            self._pause_ended = ended
+            self._pause_started = None
+
+    def collect(self) -> ProbeResult:
+        if self._loop is None:
+            return ProbeResult([])
+        now = time.monotonic()
+        paused = self._paused_total + (now - self._pause_started if self._pause_started is not None else 0.0)
+        with self._lock:
+            period, self._period = self._period, _Period(started=now, paused_mark=paused)
+            sites = sorted(self._sites.values(), key=lambda s: -s.total_s)[:MAX_BLOCK_SITES]
+        wall = max(0.0, now - period.started - (paused - period.paused_mark))
+        lags = np.array(period.lags or [0.0])
+        readings = [
+            Reading("lag_p50", "seconds", float(np.percentile(lags, 50))),
+            Reading("lag_p99", "seconds", float(np.percentile(lags, 99))),
+            Reading("lag_max", "seconds", float(lags.max())),
+            Reading("blocked_s", "seconds", min(period.blocked_s, wall)),
+            Reading("wall_s", "seconds", wall),
+        ]
+        evidence = {"blocked_s": {"block_s": self.block_s, "heartbeat_s": self.heartbeat_s,
+                                  "blocks": [site.as_evidence() for site in sites]}}
+        return ProbeResult(readings, evidence)
