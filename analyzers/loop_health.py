@@ -15,6 +15,9 @@ import numpy as np
 
 from soak.analyzers.growth import Finding, Thresholds
 
+MIN_PERIODS = 4
+"""Snapshot periods needed after the warm-up (two per half): a share of time is measured, not a
+trend fitted, and a loop blocked throughout gives few snapshots (each waits for the loop)."""
 SUSPECT = "suspect"
 """Async findings are not leaks: they are reported, and fail a run, as suspects."""
 
@@ -40,7 +43,7 @@ def _share(part: np.ndarray, whole: np.ndarray, index: np.ndarray) -> float:
 
 
 def window_of(times: np.ndarray, thresholds: Thresholds) -> np.ndarray | None:
-    """Snapshots after the warm-up, or None when too few to judge (as for growth)."""
+    """Snapshots after the warm-up (the growth analysis' warm-up), or None when too few to judge."""
     if len(times) == 0:
         return None
     start = times[0] + (times[-1] - times[0]) * thresholds.warmup_fraction
@@ -48,7 +51,7 @@ def window_of(times: np.ndarray, thresholds: Thresholds) -> np.ndarray | None:
     # a period's values arrive with the snapshot that ends it: the first one in the window
     # covers time before the window, so it is left out
     window = window[1:]
-    return window if len(window) >= thresholds.min_points else None
+    return window if len(window) >= MIN_PERIODS else None
 
 
 def blocked_loop(times: np.ndarray, data: ProbeData, thresholds: Thresholds) -> list[Finding]:

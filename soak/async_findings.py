@@ -16,7 +16,7 @@ from sqlite_utils import Database
 
 from soak.analyzers import Analysis, Thresholds
 from soak.analyzers.growth import Finding
-from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools
+from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools, window_of
 from soak.attribution import APPLICATION, Attributor
 from soak.probes.loop_lag import LoopLagProbe
 from soak.probes.thread_pools import ExecutorProbe
@@ -47,7 +47,7 @@ def analyze_async(db: Database, run_id: int, rows: list[dict[str, Any]], thresho
         if judge is not None:
             findings += judge(times, ProbeData(probe, values, evidence), thresholds)
     tested = sum(1 for values, _ in probes.values() for _, unit in values if unit == "seconds")
-    verdict = findings[0].verdict if findings else CLEAN if len(times) > thresholds.min_points else INCONCLUSIVE
+    verdict = findings[0].verdict if findings else CLEAN if window_of(times, thresholds) is not None else INCONCLUSIVE
     return Analysis(verdict, findings, 0.0, len(times), tested)
 
 

@@ -8,4 +8,4 @@ EXPECTED = "blocked loop"
 
 async def step() -> None:
     await asyncio.sleep(0.01)
-    time.sleep(0.1)  # BLOCKS
+    time.sleep(0.08)  # BLOCKS
