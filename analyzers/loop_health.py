@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from soak.analyzers.growth import Finding, Thresholds
+from soak.probes.loop_lag import BLOCK_PREFIX
 
 MIN_PERIODS = 4
 """Snapshot periods needed after the warm-up (two per half): a share of time is measured, not a
@@ -55,28 +56,36 @@ def window_of(times: np.ndarray, thresholds: Thresholds) -> np.ndarray | None:
 
 
 def blocked_loop(times: np.ndarray, data: ProbeData, thresholds: Thresholds) -> list[Finding]:
-    """The loop was blocked (heartbeat later than its block threshold) for at least
-    ``max_blocked_share`` of the time, in both halves of the window."""
+    """Stacks that held the loop (a heartbeat later than its block threshold) for at least
+    ``max_blocked_share`` of the time, in both halves of the window: one finding per blocking
+    line, most blocked first. The loop's lag and its blocked time from every cause go with it."""
     window = window_of(times, thresholds)
-    blocked, wall = data.values.get(("blocked_s", "seconds")), data.values.get(("wall_s", "seconds"))
-    if window is None or blocked is None or wall is None:
+    wall = data.values.get(("wall_s", "seconds"))
+    if window is None or wall is None:
         return []
-    shares = [_share(blocked, wall, half) for half in _halves(window)]
-    share = _share(blocked, wall, window)
-    if min(shares) < thresholds.max_blocked_share:
-        return []
-    evidence = dict(data.evidence.get("blocked_s", {}))
-    blocks = evidence.get("blocks") or []
     lag = {name: data.values.get((name, "seconds")) for name in ("lag_p50", "lag_p99", "lag_max")}
-    evidence.update(
-        measure="blocked_share", share=share, share_halves=shares, threshold_share=thresholds.max_blocked_share,
-        window_s=[float(times[window[0]]), float(times[window[-1]])], warmup_until_s=float(times[window[0]]),
-        lag_p50_s=float(np.median(lag["lag_p50"][window])) if lag["lag_p50"] is not None else None,
-        lag_p99_s=float(np.median(lag["lag_p99"][window])) if lag["lag_p99"] is not None else None,
-        lag_max_s=float(np.max(lag["lag_max"][window])) if lag["lag_max"] is not None else None,
-        frames=blocks[0]["frames"] if blocks else [],
-    )
-    return [_finding((data.probe, "blocked_s", "seconds"), evidence)]
+    blocked = data.values.get(("blocked_s", "seconds"))
+    loop = {
+        "loop_share": _share(blocked, wall, window) if blocked is not None else None,
+        "lag_p50_s": float(np.median(lag["lag_p50"][window])) if lag["lag_p50"] is not None else None,
+        "lag_p99_s": float(np.median(lag["lag_p99"][window])) if lag["lag_p99"] is not None else None,
+        "lag_max_s": float(np.max(lag["lag_max"][window])) if lag["lag_max"] is not None else None,
+    }
+    findings = []
+    for (name, unit), seconds in data.values.items():
+        if unit != "seconds" or not name.startswith(BLOCK_PREFIX):
+            continue
+        shares = [_share(seconds, wall, half) for half in _halves(window)]
+        if min(shares) < thresholds.max_blocked_share:
+            continue
+        evidence = {**data.evidence.get(name, {}), **loop}
+        evidence.update(
+            measure="blocked_share", share=_share(seconds, wall, window), share_halves=shares,
+            threshold_share=thresholds.max_blocked_share,
+            window_s=[float(times[window[0]]), float(times[window[-1]])], warmup_until_s=float(times[window[0]]),
+        )
+        findings.append(_finding((data.probe, name, "seconds"), evidence))
+    return sorted(findings, key=lambda f: -f.evidence["share"])
 
 
 def hidden_pools(times: np.ndarray, data: ProbeData, thresholds: Thresholds) -> list[Finding]:

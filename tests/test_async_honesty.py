@@ -35,12 +35,12 @@ def test_time_sleep_in_a_coroutine_is_a_blocked_loop_at_its_line(concurrency: st
     assert finding["where"]["line"] == _marked(ASYNC / "blocking_sleep.py", "BLOCKS")
     evidence = finding["evidence"]
     assert evidence["share"] > 0.3 and min(evidence["share_halves"]) > evidence["threshold_share"]
-    assert evidence["lag_max_s"] >= evidence["block_s"] and evidence["blocks"][0]["count"] > 5
+    assert evidence["lag_max_s"] >= evidence["block_s"] and evidence["count"] > 5 and evidence["loop_share"] > 0.3
     # the series are stored like any probe's
     names = {name for (name,) in db_rows(db, "SELECT name FROM probe_series WHERE probe = 'event_loop'")}
     assert {"lag_p50", "lag_p99", "lag_max", "blocked_s", "wall_s"} <= names
     text = run_soak("report", "--db", str(db)).stdout
-    assert "event loop blocked" in text and "time.sleep(0.08)  # BLOCKS" in text
+    assert "blocked the event loop" in text and "time.sleep(0.08)  # BLOCKS" in text
 
 
 @pytest.mark.parametrize("concurrency", ["1", "10"])

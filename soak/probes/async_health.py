@@ -15,7 +15,8 @@ from soak.probes.thread_pools import ExecutorProbe
 
 
 class AsyncProbes:
-    def __init__(self, block_s: float = DEFAULT_BLOCK_S, callers: Callable[[], int] = lambda: 1) -> None:
+    def __init__(self, block_s: float = DEFAULT_BLOCK_S, callers: Callable[[], int] | None = None) -> None:
+        """``callers``: the workload's concurrent callers (see ExecutorProbe); None in a service."""
         self.lag = LoopLagProbe(block_s)
         self.pools = ExecutorProbe(callers)
         self.probes: list[Probe] = [self.lag, self.pools]

@@ -8,20 +8,23 @@ leaksoak's own snapshot pauses are not the workload's blocks: the host brackets 
 :meth:`LoopLagProbe.pausing`, and their time is taken out of the lag.
 
 Series per snapshot (kind ``async``, unit seconds): ``lag_p50``, ``lag_p99``, ``lag_max``,
-``blocked_s`` (time the loop was late beyond ``block_s``) and ``wall_s`` (the time they cover).
+``blocked_s`` (time the loop was late beyond ``block_s``), ``wall_s`` (the time they cover, less
+leaksoak's pauses), and per blocking stack ``block <site>``: the blocked time the watchdog found
+that stack on the loop thread. A call that blocks the loop blocks it at the same line again and
+again; a loop starved of the CPU or the GIL by other threads is caught at a different line each
+time, so it shows in ``blocked_s`` and the lag but is no one line's finding.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
-
-import numpy as np
 
 from soak.probes.frames import FrameFilter
 from soak.probes.probe import ProbeResult, Reading
@@ -33,7 +36,9 @@ DEFAULT_BLOCK_S = 0.05
 (asyncio's debug mode calls a callback slow from 0.1 s; a request's budget is often less)."""
 MAX_STACK_FRAMES = 30
 MAX_BLOCK_SITES = 5
-"""Blocking stacks kept as evidence, most blocked time first."""
+"""Blocking stacks listed in ``blocked_s``'s evidence, most blocked time first."""
+BLOCK_PREFIX = "block "
+"""Series of one blocking stack: ``block rag.py:27 <- rag.py:53``."""
 IDLE_FILES = ("selectors.py",)
 """A loop thread found here is waiting for I/O, not blocked: a late heartbeat then is the OS's
 scheduling (or the GIL held elsewhere), and no blocking call is named."""
@@ -51,6 +56,10 @@ class BlockSite:
     total_s: float = 0.0
     max_s: float = 0.0
 
+    @property
+    def label(self) -> str:
+        return BLOCK_PREFIX + site_label(self.frames)
+
     def as_evidence(self) -> dict[str, Any]:
         return {"frames": [{"file": f, "line": n, "function": fn} for f, n, fn in self.frames],
                 "count": self.count, "total_s": round(self.total_s, 4), "max_s": round(self.max_s, 4)}
@@ -62,9 +71,23 @@ class _Period:
 
     lags: list[float] = field(default_factory=list)
     blocked_s: float = 0.0
+    by_site: dict[tuple[StackFrame, ...], float] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     paused_mark: float = 0.0
     """leaksoak's pause time up to ``started``: the period's own pauses are not its wall time."""
+
+
+def site_label(frames: tuple[StackFrame, ...]) -> str:
+    """``client.py:120 <- rag.py:44``: a stack's first line and the one that called it."""
+    return " <- ".join(f"{os.path.basename(f)}:{n}" for f, n, _ in frames[:2])
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted values, by linear interpolation (numpy's default)."""
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def read_stack(frame: Any, limit: int = MAX_STACK_FRAMES) -> tuple[StackFrame, ...]:
@@ -117,11 +140,12 @@ class LoopLagProbe:
         self._watchdog.start()
 
     def detach(self) -> None:
-        """Stop the heartbeat and the watchdog (from the loop's thread, or once it has stopped)."""
+        """Stop the heartbeat and the watchdog. From another thread than the loop's, the next
+        heartbeat sees the stop and does not come back (a handle is not cancelled across threads)."""
         self._stop.set()
-        if self._handle is not None:
+        if self._handle is not None and threading.get_ident() == self._loop_thread:
             self._handle.cancel()
-            self._handle = None
+        self._handle = None
         if self._watchdog is not None and self._watchdog is not threading.current_thread():
             self._watchdog.join(timeout=1.0)
         self._watchdog = None
@@ -149,6 +173,7 @@ class LoopLagProbe:
                 pending, self._pending = self._pending, None
                 if pending is not None and lag > self.block_s and pending[0] == self._due:
                     self._record_block(pending[1], lag)
+                    period.by_site[pending[1]] = period.by_site.get(pending[1], 0.0) + lag
             self._schedule(now)
         except Exception:  # noqa: BLE001 - a probe never raises into the workload's loop
             self._handle = None
@@ -172,9 +197,9 @@ class LoopLagProbe:
                 continue
 
     def _check(self) -> None:
-        due, thread = self._due, self._loop_thread
-        if self._pause_started is not None or thread is None:
-            return
+        due, thread, loop = self._due, self._loop_thread, self._loop
+        if self._pause_started is not None or thread is None or loop is None or not loop.is_running():
+            return  # a loop that has stopped is not blocked; its thread does something else now
         late = time.monotonic() - max(due, self._pause_ended)
         if late <= self.block_s or (self._pending is not None and self._pending[0] == due):
             return
@@ -221,15 +246,19 @@ class LoopLagProbe:
         with self._lock:
             period, self._period = self._period, _Period(started=now, paused_mark=paused)
             sites = sorted(self._sites.values(), key=lambda s: -s.total_s)[:MAX_BLOCK_SITES]
+            blocking = [(self._sites[frames], seconds) for frames, seconds in period.by_site.items()]
         wall = max(0.0, now - period.started - (paused - period.paused_mark))
-        lags = np.array(period.lags or [0.0])
+        lags = sorted(period.lags or [0.0])
         readings = [
-            Reading("lag_p50", "seconds", float(np.percentile(lags, 50))),
-            Reading("lag_p99", "seconds", float(np.percentile(lags, 99))),
-            Reading("lag_max", "seconds", float(lags.max())),
+            Reading("lag_p50", "seconds", percentile(lags, 0.50)),
+            Reading("lag_p99", "seconds", percentile(lags, 0.99)),
+            Reading("lag_max", "seconds", lags[-1]),
             Reading("blocked_s", "seconds", min(period.blocked_s, wall)),
             Reading("wall_s", "seconds", wall),
         ]
         evidence = {"blocked_s": {"block_s": self.block_s, "heartbeat_s": self.heartbeat_s,
                                   "blocks": [site.as_evidence() for site in sites]}}
+        for site, seconds in blocking:
+            readings.append(Reading(site.label, "seconds", seconds))
+            evidence[site.label] = {**site.as_evidence(), "block_s": self.block_s, "heartbeat_s": self.heartbeat_s}
         return ProbeResult(readings, evidence)

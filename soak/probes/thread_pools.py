@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from soak.probes.frames import FrameFilter
-from soak.probes.loop_lag import StackFrame, read_stack
+from soak.probes.loop_lag import StackFrame, read_stack, site_label
 from soak.probes.probe import ProbeResult, Reading
 
 _POOL_MACHINERY = tuple(os.path.join(os.path.dirname(os.path.abspath(module.__file__ or "")), "")
@@ -60,12 +60,6 @@ def submitting_frames(stack: tuple[StackFrame, ...], frame_filter: FrameFilter) 
     return stack[: len(kept)]
 
 
-def site_label(frames: tuple[StackFrame, ...]) -> str:
-    """``client.py:120 <- rag.py:44``: the submitting line and the one that called it."""
-    parts = [f"{os.path.basename(f)}:{n}" for f, n, _ in frames[:2]]
-    return " <- ".join(parts)
-
-
 def _function_name(fn: Any) -> str:
     """What was submitted; ``asyncio.to_thread`` submits ``partial(context.run, func, ...)``."""
     target = fn
@@ -81,9 +75,10 @@ class ExecutorProbe:
     name = "thread_pools"
     kind = "async"
 
-    def __init__(self, callers: Callable[[], int] = lambda: 1) -> None:
+    def __init__(self, callers: Callable[[], int] | None = None) -> None:
         """``callers``: how many callers of the workload run at once (the async driver's
-        concurrency; 1 for a service, whose share is then of wall time)."""
+        concurrency); None for a service, whose pool time is then a share of wall time (above
+        100% when several requests wait in the pool at once)."""
         self._callers = callers
         self._filter = FrameFilter()
         self._sites: dict[tuple[StackFrame, ...], PoolSite] = {}
@@ -163,7 +158,8 @@ class ExecutorProbe:
             sites = list(self._sites.values())
         if not self._originals:
             return ProbeResult([])
-        readings = [Reading("caller_s", "seconds", wall * max(1, self._callers()))]
+        readings = [Reading("caller_s", "seconds", wall * (max(1, self._callers()) if self._callers else 1))]
+        share_of = "the callers' time" if self._callers else "wall time"
         evidence: dict[str, Any] = {}
         for site in sites:
             site.submits += submits.get(site.frames, 0)
@@ -173,6 +169,6 @@ class ExecutorProbe:
             evidence[site.label] = {
                 "frames": [{"file": f, "line": n, "function": fn} for f, n, fn in site.frames],
                 "executor": site.executor, "submitted": site.function,
-                "submits_total": site.submits, "pool_s_total": round(site.pool_s, 4),
+                "submits_total": site.submits, "pool_s_total": round(site.pool_s, 4), "share_of": share_of,
             }
         return ProbeResult(readings, evidence)

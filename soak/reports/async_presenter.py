@@ -16,13 +16,14 @@ def _blocked(finding: FindingInfo) -> bool:
 
 
 def growth(finding: FindingInfo) -> str:
-    """The headline: ``event loop blocked 85% of the time (lag p99 101 ms)`` or
+    """The headline: ``a call blocked the event loop 85% of the time (lag p99 101 ms)`` or
     ``82% of the callers' time waiting in a thread pool``."""
     evidence = finding.evidence
     share = float(evidence.get("share") or 0.0)
     if _blocked(finding):
-        return f"event loop blocked {share:.0%} of the time (lag p99 {milliseconds(evidence.get('lag_p99_s'))})"
-    return f"{share:.0%} of the callers' time waiting in a thread pool"
+        return f"a call blocked the event loop {share:.0%} of the time (lag p99 {milliseconds(evidence.get('lag_p99_s'))})"
+    of = evidence.get("share_of") or "the callers' time"
+    return f"{share:.0%} of {of} waiting in a thread pool"
 
 
 def subject(finding: FindingInfo) -> str:
@@ -30,14 +31,10 @@ def subject(finding: FindingInfo) -> str:
     evidence = finding.evidence
     where = finding.where
     if _blocked(finding):
-        blocks = evidence.get("blocks") or []
-        top = blocks[0] if blocks else None
-        text = f"a call blocks the event loop for more than {milliseconds(evidence.get('block_s'))}"
-        if top:
-            text += (f": {top['count']:,} blocks at this line so far, {milliseconds(top['max_s'])} the longest"
-                     f" ({len(blocks)} blocking line{'s' if len(blocks) != 1 else ''} seen)")
-        else:
-            text += "; its stack could not be read while it blocked (code that holds the GIL)"
+        text = (f"a call blocks the event loop for more than {milliseconds(evidence.get('block_s'))}:"
+                f" {evidence.get('count', 0):,} blocks at this line so far, {milliseconds(evidence.get('max_s'))} the longest")
+        if evidence.get("loop_share") is not None:
+            text += f"; the loop was blocked {evidence['loop_share']:.0%} of the time in all"
         return text
     function = f"{where.function}()" if where else "a call"
     executor = evidence.get("executor") or "a thread pool"
@@ -46,9 +43,9 @@ def subject(finding: FindingInfo) -> str:
 
 
 def label(finding: FindingInfo) -> str:
-    """A short name: ``event loop blocked`` or ``thread pool: client.py:15 <- app.py:13``."""
+    """A short name: ``event loop block rag.py:27 <- rag.py:53`` or ``thread pool: client.py:15 <- app.py:13``."""
     if _blocked(finding):
-        return "event loop blocked"
+        return f"event loop {finding.evidence.get('series')}"
     return f"thread pool: {finding.evidence.get('series')}"
 
 

@@ -14,7 +14,9 @@ from llmclient import LLMClient
 
 DIMENSIONS = 256
 DOCUMENTS = [
-    f"Document {n}: {topic} is handled by the {team} team; see runbook section {n % 17}."
+    f"Document {n}: {topic} is handled by the {team} team; see runbook section {n % 17}. "
+    f"When {topic} misbehaves, page the {team} on-call, check the {topic} dashboard for error rates and"
+    f" saturation, and roll back the last {topic} deploy if it went out within the hour."
     for n, (topic, team) in enumerate(
         (t, m) for t in ("billing", "search", "login", "uploads", "exports", "alerts", "quotas", "webhooks")
         for m in ("platform", "payments", "identity", "storage", "growth")

@@ -43,6 +43,12 @@ async def handle(assistant: Assistant, reader: asyncio.StreamReader, writer: asy
 
 
 async def serve(llm_url: str, port: int) -> None:
+    try:  # under leaksoak's agent (python -m soak.agent -- app/server.py ...), let it watch this loop
+        import soak.agent
+    except ImportError:
+        pass
+    else:
+        soak.agent.watch_loop()
     assistant = Assistant(LLMClient(llm_url), Index(DOCUMENTS))
     server = await asyncio.start_server(lambda r, w: handle(assistant, r, w), "127.0.0.1", port)
     print(f"listening on {server.sockets[0].getsockname()[1]}", flush=True)
