@@ -1,8 +1,8 @@
 """Cost of the async probes: an async workload's throughput with the probes on vs. off.
 
-Each round runs each workload for ``--seconds`` in a fresh process, per configuration, in
-interleaved order (off, lag, all; then the next round), so that machine load drifts across all
-three alike:
+Each workload runs in a fresh process, one event loop, for ``--rounds`` rounds; a round runs it
+for ``--seconds`` in each configuration, interleaved (off, lag, all; then all, lag, off), the
+probes started and stopped between slices, so that machine load drifts across all three alike:
 
 - ``off``: the workload alone on its event loop;
 - ``lag``: with the event-loop lag probe attached (a heartbeat every 10 ms and its watchdog
@@ -21,7 +21,7 @@ Workloads, each with ``--concurrency`` callers on one loop:
 Printed per workload: median calls/s per configuration and the median of each round's ratio to
 ``off`` in the same round.
 
-    python benchmarks/loop_lag.py [--seconds 3] [--rounds 5] [--concurrency 10]
+    python benchmarks/loop_lag.py [--seconds 1] [--rounds 15] [--concurrency 10]
 """
 
 from __future__ import annotations
@@ -72,13 +72,12 @@ async def _workload(name: str) -> Callable[[], Awaitable[None]]:
     return call
 
 
-async def _measure(workload: str, config: str, seconds: float, concurrency: int) -> float:
-    from soak.probes.async_health import AsyncProbes
-
-    call = await _workload(workload)
-    probes = AsyncProbes()
+async def _slice(call: Callable[[], Awaitable[None]], probes: Any, config: str, seconds: float,
+                 concurrency: int) -> float:
+    """Calls/s of ``concurrency`` callers for ``seconds``, with the probes of ``config`` on."""
+    loop = asyncio.get_running_loop()
     if config != "off":
-        probes.start(asyncio.get_running_loop())
+        probes.start(loop)
         if config == "lag":
             probes.pools.uninstall()
     calls = 0
@@ -101,46 +100,52 @@ async def _measure(workload: str, config: str, seconds: float, concurrency: int)
     started = time.monotonic()
     await asyncio.gather(collector(), *(caller() for _ in range(concurrency)))
     elapsed = time.monotonic() - started
-    probes.stop()
+    probes.stop()  # and put back: the next slice may be "off"
     return calls / elapsed
 
 
+async def _rounds(workload: str, rounds: int, seconds: float, concurrency: int) -> dict[str, list[float]]:
+    from soak.probes.async_health import AsyncProbes
+
+    call = await _workload(workload)
+    rates: dict[str, list[float]] = {config: [] for config in CONFIGS}
+    for round_no in range(rounds):
+        for config in CONFIGS if round_no % 2 == 0 else tuple(reversed(CONFIGS)):
+            rates[config].append(await _slice(call, AsyncProbes(), config, seconds, concurrency))
+    return rates
+
+
 def _child(args: argparse.Namespace) -> None:
-    rate = asyncio.run(_measure(args.workload, args.config, args.seconds, args.concurrency))
-    print(json.dumps({"rate": rate}))
+    print(json.dumps(asyncio.run(_rounds(args.workload, args.rounds, args.seconds, args.concurrency))))
 
 
-def _run_child(workload: str, config: str, seconds: float, concurrency: int) -> float:
+def _run_child(workload: str, rounds: int, seconds: float, concurrency: int) -> dict[str, list[float]]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", "--workload", workload, "--config", config,
+        [sys.executable, __file__, "--child", "--workload", workload, "--rounds", str(rounds),
          "--seconds", str(seconds), "--concurrency", str(concurrency)],
         capture_output=True, text=True, check=True,
     )
-    return float(json.loads(out.stdout)["rate"])
+    return json.loads(out.stdout)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--workload", default="sockets")
-    parser.add_argument("--config", default="off")
     args = parser.parse_args()
     if args.child:
         _child(args)
         return
     workloads = args.workloads.split(",")
-    rates: dict[str, dict[str, list[float]]] = {w: {c: [] for c in CONFIGS} for w in workloads}
-    for round_no in range(args.rounds):
-        for workload in workloads:
-            order = CONFIGS if round_no % 2 == 0 else tuple(reversed(CONFIGS))
-            for config in order:
-                rates[workload][config].append(_run_child(workload, config, args.seconds, args.concurrency))
-        print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
-    print(f"async probes' cost: {args.rounds} interleaved rounds of {args.seconds:g}s, --concurrency {args.concurrency}")
+    rates = {}
+    for workload in workloads:
+        rates[workload] = _run_child(workload, args.rounds, args.seconds, args.concurrency)
+        print(f"{workload} done", file=sys.stderr)
+    print(f"async probes' cost: {args.rounds} interleaved rounds of {args.seconds:g}s per configuration, --concurrency {args.concurrency}")
     print(f"{'workload':<10} {'off calls/s':>12} {'lag calls/s':>12} {'lag/off':>8} {'all calls/s':>12} {'all/off':>8}")
     for workload in workloads:
         r: dict[str, Any] = rates[workload]

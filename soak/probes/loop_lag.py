@@ -189,31 +189,39 @@ class LoopLagProbe:
     # The watchdog ---------------------------------------------------------------------------
 
     def _watch(self) -> None:
-        tick = max(0.005, min(self.block_s / 4, 0.05))
-        while not self._stop.wait(tick):
+        # Wakes when the heartbeat would be a block if it has not run by then, not on a fixed
+        # tick: each wake-up takes the GIL from the loop's thread, so fewer is cheaper.
+        timeout = self.block_s
+        while not self._stop.wait(timeout):
             try:
-                self._check()
+                timeout = self._check()
             except Exception:  # noqa: BLE001 - the watchdog must outlive any surprise
-                continue
+                timeout = self.block_s
 
-    def _check(self) -> None:
+    def _check(self) -> float:
+        """Read the loop thread's stack if the heartbeat is late beyond ``block_s``; the time
+        until the next check."""
         due, thread, loop = self._due, self._loop_thread, self._loop
         if self._pause_started is not None or thread is None or loop is None or not loop.is_running():
-            return  # a loop that has stopped is not blocked; its thread does something else now
-        late = time.monotonic() - max(due, self._pause_ended)
-        if late <= self.block_s or (self._pending is not None and self._pending[0] == due):
-            return
+            return self.block_s  # a loop that has stopped is not blocked; its thread does something else now
+        deadline = max(due, self._pause_ended) + self.block_s
+        now = time.monotonic()
+        if now < deadline:
+            return max(0.002, deadline - now)
+        if self._pending is not None and self._pending[0] == due:
+            return self.block_s  # this block's stack is read already
         frame = sys._current_frames().get(thread)
         if frame is None:
-            return
+            return self.block_s
         if frame.f_code.co_filename.endswith(IDLE_FILES):
             self._idle_due = due
-            return
+            return self.block_s
         stack = self.blocking_stack(read_stack(frame))
         if stack:
             with self._lock:
                 if self._due == due:
                     self._pending = (due, stack)
+        return self.block_s
 
     def blocking_stack(self, stack: tuple[StackFrame, ...]) -> tuple[StackFrame, ...]:
         """The workload's part of a stack read on the loop thread (innermost first); () when the
