@@ -20,6 +20,8 @@ MIN_PERIODS = 4
 """Snapshot periods needed after the warm-up (two per half): a share of time is measured, not a
 trend fitted, and a loop blocked throughout gives few snapshots (each waits for the loop)."""
 SUSPECT = "suspect"
+POOL_TOTALS = ("caller_s", "own_s")
+"""The thread-pool probe's series that are not a call site's."""
 """Async findings are not leaks: they are reported, and fail a run, as suspects."""
 
 
@@ -97,7 +99,7 @@ def hidden_pools(times: np.ndarray, data: ProbeData, thresholds: Thresholds) -> 
         return []
     findings = []
     for (name, unit), pool_s in data.values.items():
-        if unit != "seconds" or name == "caller_s":
+        if unit != "seconds" or name in POOL_TOTALS:
             continue
         shares = [_share(pool_s, callers, half) for half in _halves(window)]
         if min(shares) < thresholds.max_pool_share:

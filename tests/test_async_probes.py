@@ -51,7 +51,7 @@ def test_a_block_is_named_at_its_line_and_leaksoaks_own_pause_is_not_a_block() -
     assert after_pause[("blocked_s", "seconds")] == 0.0 and after_pause[("lag_max", "seconds")] < 0.05
     blocked = out["blocked"]["event_loop"]
     series = _series(blocked)
-    assert series[("blocked_s", "seconds")] >= 0.3
+    assert series[("blocked_s", "seconds")] >= 0.3 and 0 < series[("own_s", "seconds")] < 0.05
     sites = [name for name, _ in series if name.startswith(BLOCK_PREFIX)]
     assert len(sites) == 1 and sites[0].startswith(f"{BLOCK_PREFIX}test_async_probes.py:{_line('time.sleep(0.15)')} <- ")
     frames = blocked["evidence"][sites[0]]["frames"]

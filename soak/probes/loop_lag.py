@@ -9,7 +9,8 @@ leaksoak's own snapshot pauses are not the workload's blocks: the host brackets 
 
 Series per snapshot (kind ``async``, unit seconds): ``lag_p50``, ``lag_p99``, ``lag_max``,
 ``blocked_s`` (time the loop was late beyond ``block_s``), ``wall_s`` (the time they cover, less
-leaksoak's pauses), and per blocking stack ``block <site>``: the blocked time the watchdog found
+leaksoak's pauses), ``own_s`` (the probe's own cost between snapshots, beside the pause that
+``run_probes`` measures of its collection), and per blocking stack ``block <site>``: the blocked time the watchdog found
 that stack on the loop thread. A call that blocks the loop blocks it at the same line again and
 again; a loop starved of the CPU or the GIL by other threads is caught at a different line each
 time, so it shows in ``blocked_s`` and the lag but is no one line's finding.
@@ -72,6 +73,8 @@ class _Period:
     lags: list[float] = field(default_factory=list)
     blocked_s: float = 0.0
     by_site: dict[tuple[StackFrame, ...], float] = field(default_factory=dict)
+    own_s: float = 0.0
+    """The probe's own time: in its heartbeat on the loop and its watchdog's checks."""
     started: float = field(default_factory=time.monotonic)
     paused_mark: float = 0.0
     """leaksoak's pause time up to ``started``: the period's own pauses are not its wall time."""
@@ -158,6 +161,7 @@ class LoopLagProbe:
         self._handle = self._loop.call_at(self._due, self._beat)
 
     def _beat(self) -> None:
+        started = time.perf_counter()
         try:
             loop = self._loop
             if loop is None or self._stop.is_set():
@@ -177,6 +181,7 @@ class LoopLagProbe:
             self._schedule(now)
         except Exception:  # noqa: BLE001 - a probe never raises into the workload's loop
             self._handle = None
+        self._period.own_s += time.perf_counter() - started
 
     def _record_block(self, frames: tuple[StackFrame, ...], lag: float) -> None:
         site = self._sites.get(frames)
@@ -193,10 +198,12 @@ class LoopLagProbe:
         # tick: each wake-up takes the GIL from the loop's thread, so fewer is cheaper.
         timeout = self.block_s
         while not self._stop.wait(timeout):
+            started = time.perf_counter()
             try:
                 timeout = self._check()
             except Exception:  # noqa: BLE001 - the watchdog must outlive any surprise
                 timeout = self.block_s
+            self._period.own_s += time.perf_counter() - started
 
     def _check(self) -> float:
         """Read the loop thread's stack if the heartbeat is late beyond ``block_s``; the time
@@ -263,6 +270,7 @@ class LoopLagProbe:
             Reading("lag_max", "seconds", lags[-1]),
             Reading("blocked_s", "seconds", min(period.blocked_s, wall)),
             Reading("wall_s", "seconds", wall),
+            Reading("own_s", "seconds", period.own_s),
         ]
         evidence = {"blocked_s": {"block_s": self.block_s, "heartbeat_s": self.heartbeat_s,
                                   "blocks": [site.as_evidence() for site in sites]}}

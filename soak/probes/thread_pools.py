@@ -9,7 +9,8 @@ pool. The time from submission to completion is summed per call site.
 
 Series per snapshot (kind ``async``), per call site: ``<site>`` in seconds (time in the pool) and
 in count (submissions); and ``caller_s``, the time the workload's callers had in the period
-(callers × wall time), which a share of pool time is taken of.
+(callers × wall time), which a share of pool time is taken of; and ``own_s``, the wrapper's own
+cost in the period.
 The wrapper never raises into the workload: its own bookkeeping is guarded, and the original
 ``submit`` is always what runs. :meth:`ExecutorProbe.uninstall` puts the originals back.
 """
@@ -86,6 +87,8 @@ class ExecutorProbe:
         self._period_s: dict[tuple[StackFrame, ...], float] = {}
         self._period_submits: dict[tuple[StackFrame, ...], int] = {}
         self._period_started = time.monotonic()
+        self._own_s = 0.0
+        """The wrapper's own time since the last snapshot (the pool's time is not counted)."""
         self._originals: dict[type, Any] = {}
         self._lock = threading.Lock()
 
@@ -107,18 +110,22 @@ class ExecutorProbe:
         probe = self
 
         def submit(executor: Any, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-            site = None
+            began = time.perf_counter()
             try:
                 site = probe._site(executor, fn, sys._getframe(1))
             except Exception:  # noqa: BLE001 - bookkeeping never costs the workload its call
                 site = None
+            cost = time.perf_counter() - began
             future = original(executor, fn, *args, **kwargs)
             if site is not None:
+                began = time.perf_counter()
                 try:
                     started = time.monotonic()
                     future.add_done_callback(lambda _: probe._done(site, started))
                 except Exception:  # noqa: BLE001
                     pass
+                cost += time.perf_counter() - began
+            probe._own_s += cost
             return future
 
         submit.__wrapped__ = original  # type: ignore[attr-defined]
@@ -145,9 +152,11 @@ class ExecutorProbe:
         return frames
 
     def _done(self, frames: tuple[StackFrame, ...], started: float) -> None:
+        began = time.perf_counter()
         elapsed = time.monotonic() - started
         with self._lock:
             self._period_s[frames] = self._period_s.get(frames, 0.0) + elapsed
+        self._own_s += time.perf_counter() - began
 
     def collect(self) -> ProbeResult:
         now = time.monotonic()
@@ -155,10 +164,12 @@ class ExecutorProbe:
             seconds, self._period_s = self._period_s, {}
             submits, self._period_submits = self._period_submits, {}
             wall, self._period_started = now - self._period_started, now
+            own, self._own_s = self._own_s, 0.0
             sites = list(self._sites.values())
         if not self._originals:
             return ProbeResult([])
         readings = [Reading("caller_s", "seconds", wall * (max(1, self._callers()) if self._callers else 1))]
+        readings.append(Reading("own_s", "seconds", own))
         share_of = "the callers' time" if self._callers else "wall time"
         evidence: dict[str, Any] = {}
         for site in sites:
