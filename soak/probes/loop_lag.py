@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from soak.probes.frames import FrameFilter
+from soak.probes.frames import DRIVER_FILES, FrameFilter
 from soak.probes.probe import ProbeResult, Reading
 
 DEFAULT_HEARTBEAT_S = 0.01
@@ -93,12 +93,33 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+_FRAME_CACHE: dict[tuple[int, int], tuple[Any, StackFrame]] = {}
+"""(id of code, instruction offset) → (code, (file, line, function)): a frame's line costs a scan
+of its code's line table (``f_lineno``), which a submission made thousands of times a second
+cannot pay each time. Keyed by id, as hashing a code object hashes its bytecode and constants;
+the code kept beside it tells a reused id from the same code."""
+_FRAME_CACHE_MAX = 50_000
+
+
 def read_stack(frame: Any, limit: int = MAX_STACK_FRAMES) -> tuple[StackFrame, ...]:
-    """(file, line, function) of ``frame`` and its callers, innermost first."""
+    """(file, line, function) of ``frame`` and its callers, innermost first, up to the frame
+    where leaksoak's driver called the workload (soak.probes.frames) or ``limit`` frames."""
     frames: list[StackFrame] = []
+    cache = _FRAME_CACHE
     while frame is not None and len(frames) < limit:
         code = frame.f_code
-        frames.append((code.co_filename, frame.f_lineno or 0, getattr(code, "co_qualname", code.co_name)))
+        key = (id(code), frame.f_lasti)
+        cached = cache.get(key)
+        if cached is not None and cached[0] is code:
+            entry = cached[1]
+        else:
+            if len(cache) >= _FRAME_CACHE_MAX:
+                cache.clear()
+            entry = (code.co_filename, frame.f_lineno or 0, getattr(code, "co_qualname", code.co_name))
+            cache[key] = (code, entry)
+        frames.append(entry)
+        if entry[0] in DRIVER_FILES:
+            break
         frame = frame.f_back
     return tuple(frames)
 

@@ -35,6 +35,9 @@ from soak.probes.probe import ProbeResult, Reading
 _POOL_MACHINERY = tuple(os.path.join(os.path.dirname(os.path.abspath(module.__file__ or "")), "")
                         for module in (asyncio, concurrent.futures))
 """Frames here are how a submission reaches the pool, not who made it."""
+SUBMIT_FRAMES = 12
+"""Frames read of a submission's stack: the pool machinery's one or two, then the library's call
+and the application's above it (reading each costs, and a service may submit thousands a second)."""
 _POOLS: tuple[type, ...] = (concurrent.futures.ThreadPoolExecutor, concurrent.futures.ProcessPoolExecutor)
 
 
@@ -84,6 +87,7 @@ class ExecutorProbe:
         self._filter = FrameFilter()
         self._sites: dict[tuple[StackFrame, ...], PoolSite] = {}
         self._labels: dict[str, tuple[StackFrame, ...]] = {}
+        self._known: dict[tuple[int, int, int, int], tuple[Any, Any, tuple[StackFrame, ...]]] = {}
         self._period_s: dict[tuple[StackFrame, ...], float] = {}
         self._period_submits: dict[tuple[StackFrame, ...], int] = {}
         self._period_started = time.monotonic()
@@ -136,7 +140,7 @@ class ExecutorProbe:
         loop = asyncio._get_running_loop()
         if loop is None:
             return None  # plain threaded code: a pool in the open, not one hidden behind an await
-        frames = submitting_frames(read_stack(caller), self._filter)
+        frames = self._frames(caller)
         if not frames:
             return None
         with self._lock:
@@ -149,6 +153,24 @@ class ExecutorProbe:
                 self._sites[frames] = PoolSite(label, frames, kind, _function_name(fn))
                 self._labels[label] = frames
             self._period_submits[frames] = self._period_submits.get(frames, 0) + 1
+        return frames
+
+    def _frames(self, caller: Any) -> tuple[StackFrame, ...]:
+        """The submission's frames (see :func:`submitting_frames`), read in full only the first
+        time its two innermost lines outside the pool machinery are seen: a site is those two
+        lines (its label), and reading a whole stack on every submission costs more than most."""
+        frame = caller
+        while frame is not None and frame.f_code.co_filename.startswith(_POOL_MACHINERY):
+            frame = frame.f_back
+        if frame is None:
+            return ()
+        outer = frame.f_back
+        key = (id(frame.f_code), frame.f_lasti, id(outer.f_code) if outer else 0, outer.f_lasti if outer else -1)
+        known = self._known.get(key)
+        if known is not None and known[0] is frame.f_code and known[1] is (outer.f_code if outer else None):
+            return known[2]
+        frames = submitting_frames(read_stack(caller, SUBMIT_FRAMES), self._filter)
+        self._known[key] = (frame.f_code, outer.f_code if outer else None, frames)
         return frames
 
     def _done(self, frames: tuple[StackFrame, ...], started: float) -> None:
