@@ -18,8 +18,10 @@ Workloads, each with ``--concurrency`` callers on one loop:
   schedule (the heartbeat's worst case);
 - ``pool``: ``await loop.run_in_executor(None, f)`` of a trivial ``f`` (the wrapper's worst case).
 
-Printed per workload: median calls/s per configuration and the median of each round's ratio to
-``off`` in the same round.
+Printed per workload: the median calls/s with the probes off; per configuration, the median of
+each round's ratio to ``off`` in the same round with its quartiles (how much a shared machine
+moves it), and the probes' own time as they measure it (``own_s``: the heartbeat and watchdog,
+the submit wrapper) as a share of wall time, which load on the machine does not blur.
 
     python benchmarks/loop_lag.py [--seconds 1] [--rounds 15] [--concurrency 10]
 """
@@ -73,14 +75,16 @@ async def _workload(name: str) -> Callable[[], Awaitable[None]]:
 
 
 async def _slice(call: Callable[[], Awaitable[None]], probes: Any, config: str, seconds: float,
-                 concurrency: int) -> float:
-    """Calls/s of ``concurrency`` callers for ``seconds``, with the probes of ``config`` on."""
+                 concurrency: int) -> tuple[float, float]:
+    """Calls/s of ``concurrency`` callers for ``seconds``, with the probes of ``config`` on, and
+    the share of the time the probes measured as their own cost (``own_s``)."""
     loop = asyncio.get_running_loop()
     if config != "off":
         probes.start(loop)
         if config == "lag":
             probes.pools.uninstall()
     calls = 0
+    own_s = 0.0
     end = time.monotonic() + seconds
 
     async def caller() -> None:
@@ -89,29 +93,35 @@ async def _slice(call: Callable[[], Awaitable[None]], probes: Any, config: str, 
             await call()
             calls += 1
 
+    def collect() -> None:
+        nonlocal own_s
+        with probes.pausing():
+            for probe in probes.probes:
+                own_s += sum(r.value for r in probe.collect().readings if r.series == "own_s")
+
     async def collector() -> None:
         while time.monotonic() < end:
             await asyncio.sleep(COLLECT_EVERY_S)
             if config != "off":
-                with probes.pausing():
-                    for probe in probes.probes:
-                        probe.collect()
+                collect()
 
     started = time.monotonic()
     await asyncio.gather(collector(), *(caller() for _ in range(concurrency)))
+    if config != "off":
+        collect()
     elapsed = time.monotonic() - started
     probes.stop()  # and put back: the next slice may be "off"
-    return calls / elapsed
+    return calls / elapsed, own_s / elapsed
 
 
-async def _rounds(workload: str, rounds: int, seconds: float, concurrency: int) -> dict[str, list[float]]:
+async def _rounds(workload: str, rounds: int, seconds: float, concurrency: int) -> dict[str, list[list[float]]]:
     from soak.probes.async_health import AsyncProbes
 
     call = await _workload(workload)
-    rates: dict[str, list[float]] = {config: [] for config in CONFIGS}
+    rates: dict[str, list[list[float]]] = {config: [] for config in CONFIGS}
     for round_no in range(rounds):
         for config in CONFIGS if round_no % 2 == 0 else tuple(reversed(CONFIGS)):
-            rates[config].append(await _slice(call, AsyncProbes(), config, seconds, concurrency))
+            rates[config].append(list(await _slice(call, AsyncProbes(), config, seconds, concurrency)))
     return rates
 
 
@@ -119,7 +129,7 @@ def _child(args: argparse.Namespace) -> None:
     print(json.dumps(asyncio.run(_rounds(args.workload, args.rounds, args.seconds, args.concurrency))))
 
 
-def _run_child(workload: str, rounds: int, seconds: float, concurrency: int) -> dict[str, list[float]]:
+def _run_child(workload: str, rounds: int, seconds: float, concurrency: int) -> dict[str, list[list[float]]]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", "--workload", workload, "--rounds", str(rounds),
          "--seconds", str(seconds), "--concurrency", str(concurrency)],
@@ -146,12 +156,19 @@ def main() -> None:
         rates[workload] = _run_child(workload, args.rounds, args.seconds, args.concurrency)
         print(f"{workload} done", file=sys.stderr)
     print(f"async probes' cost: {args.rounds} interleaved rounds of {args.seconds:g}s per configuration, --concurrency {args.concurrency}")
-    print(f"{'workload':<10} {'off calls/s':>12} {'lag calls/s':>12} {'lag/off':>8} {'all calls/s':>12} {'all/off':>8}")
+    print("ratio: the median of each round's calls/s over the same round's off (its quartiles beside it);"
+          " own: the probes' own time (own_s) as a share of wall time")
+    print(f"{'workload':<10} {'off calls/s':>12} {'lag/off':>8} {'quartiles':>13} {'own':>7}"
+          f" {'all/off':>8} {'quartiles':>13} {'own':>7}")
     for workload in workloads:
         r: dict[str, Any] = rates[workload]
-        ratios = {c: statistics.median(on / off for on, off in zip(r[c], r["off"])) for c in ("lag", "all")}
-        print(f"{workload:<10} {statistics.median(r['off']):>12,.0f} {statistics.median(r['lag']):>12,.0f} "
-              f"{ratios['lag']:>8.3f} {statistics.median(r['all']):>12,.0f} {ratios['all']:>8.3f}")
+        row = f"{workload:<10} {statistics.median(x[0] for x in r['off']):>12,.0f}"
+        for config in ("lag", "all"):
+            ratios = sorted(on[0] / off[0] for on, off in zip(r[config], r["off"]))
+            q1, _, q3 = statistics.quantiles(ratios, n=4)
+            own = statistics.median(x[1] for x in r[config])
+            row += f" {statistics.median(ratios):>8.3f} {f'{q1:.2f}-{q3:.2f}':>13} {own:>7.2%}"
+        print(row)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ class Control:
         async_probes = None
         if isinstance(driver, AsyncDriver):
             event_loop = lambda: (driver.loop, driver.own_tasks)  # noqa: E731
-            async_probes = AsyncProbes(*(() if loop_block_s is None else (loop_block_s,)), callers=lambda: driver.concurrency)
+            async_probes = AsyncProbes(loop_block_s, callers=lambda: driver.concurrency)
             driver.on_loop.append(async_probes.watch)
         self.probes = InProcessProbes(tracer, lambda: driver.iterations, event_loop, collect_garbage=True,
                                       async_probes=async_probes)

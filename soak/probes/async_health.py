@@ -15,9 +15,10 @@ from soak.probes.thread_pools import ExecutorProbe
 
 
 class AsyncProbes:
-    def __init__(self, block_s: float = DEFAULT_BLOCK_S, callers: Callable[[], int] | None = None) -> None:
-        """``callers``: the workload's concurrent callers (see ExecutorProbe); None in a service."""
-        self.lag = LoopLagProbe(block_s)
+    def __init__(self, block_s: float | None = None, callers: Callable[[], int] | None = None) -> None:
+        """``block_s``: the lag that counts as blocked (default 50 ms); ``callers``: the
+        workload's concurrent callers (see ExecutorProbe), None in a service."""
+        self.lag = LoopLagProbe(DEFAULT_BLOCK_S if block_s is None else block_s)
         self.pools = ExecutorProbe(callers)
         self.probes: list[Probe] = [self.lag, self.pools]
         self._lock = threading.Lock()
