@@ -149,3 +149,17 @@ def test_a_pool_share_above_its_threshold_in_both_halves_is_a_hidden_pool() -> N
     assert finding.key[2] == "c.py:3 <- d.py:4" and finding.evidence["share"] == pytest.approx(0.5)
     assert finding.evidence["submits_per_s"] == pytest.approx(40.0)
     assert hidden_pools(T[:4], data, Thresholds()) == []  # too few periods after warm-up
+
+
+def test_metrics_name_an_async_finding_by_its_line() -> None:
+    from soak.analysis import Refreshed
+    from soak.analyzers import Analysis
+    from soak.metrics import published_findings
+    from soak.storage.writer import FindingRow
+
+    frames = [{"file": "/app/llmclient/client.py", "line": 28, "function": "LLMClient.complete"}]
+    row = FindingRow("f1", "async", "suspect", None, "application", "thread_pools", 0.0, 0.0, None, None, None,
+                     {"frames": frames, "share": 0.9})
+    published = published_findings(Refreshed(Analysis("suspect", [], 0.0, 10, 1), [row], {}, 0.0, {}), 5)
+    assert published["findings"][0]["where"] == "client.py:28"
+    assert published["findings"][0]["function"] == "LLMClient.complete"
