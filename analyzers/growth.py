@@ -97,6 +97,10 @@ class Thresholds:
     """Longer series are thinned evenly before fitting (Theil–Sen is quadratic)."""
     count_materiality: Materiality = COUNT_MATERIALITY
     """Materiality of series counted in ``count`` or ``objects`` (the three above are for bytes)."""
+    max_blocked_share: float = 0.02
+    """An event loop blocked (beyond ``--loop-block``) this share of the time is an ``async`` finding."""
+    max_pool_share: float = 0.2
+    """Work of one call site waiting in a thread pool this share of the callers' time is one too."""
 
     def materiality(self, unit: str) -> Materiality:
         if unit == "bytes":

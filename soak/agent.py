@@ -19,7 +19,10 @@ import stat
 import struct
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 SOCKET_ENV = "SOAK_AGENT_SOCKET"
 MAX_REQUEST_BYTES = 4096
@@ -47,6 +50,10 @@ class Agent:
             self.tracer = make_tracer(tracer, frames, sample_interval)
         except BadTracer as exc:
             raise AgentError(str(exc)) from exc
+        from soak.probes.async_health import AsyncProbes
+
+        self.async_probes = AsyncProbes()
+        """Started on the service's event loop by :func:`watch_loop`; until then they report nothing."""
         self._collect_lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._closed = threading.Event()
@@ -73,6 +80,7 @@ class Agent:
 
     def stop(self) -> None:
         self._closed.set()
+        self.async_probes.stop()
         if self._listener is not None:
             self._listener.close()
         try:
@@ -100,7 +108,7 @@ class Agent:
                 if peer_uid not in (os.getuid(), 0):
                     channel.send("error", message="refused: the client runs as another user")
                     return
-                probes = InProcessProbes(self.tracer)  # tracebacks are numbered per connection
+                probes = InProcessProbes(self.tracer, async_probes=self.async_probes)  # tracebacks are numbered per connection
                 while True:
                     try:
                         request = channel.receive()
@@ -202,6 +210,28 @@ def start(
             return None
         _agent = agent
         return agent
+
+
+def watch_loop(loop: "asyncio.AbstractEventLoop | None" = None, *, block_s: float | None = None) -> bool:
+    """Measure the service's event loop: its lag, what blocks it, and the work it hands to
+    thread pools (soak.probes.async_health). Call on the loop's thread, e.g. first thing in the
+    service's main coroutine; ``loop`` defaults to the running one, ``block_s`` (the lag that
+    counts as blocked) to 50 ms. Returns whether the loop is watched: False without an agent, or
+    when it cannot be; like the agent, it never raises into the service."""
+    import asyncio
+
+    agent = _agent
+    if agent is None:
+        return False
+    try:
+        target = loop or asyncio.get_running_loop()
+        if block_s is not None:
+            agent.async_probes.lag.block_s = float(block_s)
+        agent.async_probes.start(target)
+        return agent.async_probes.loop is target
+    except Exception as exc:  # noqa: BLE001 - the agent's promise
+        print(f"leaksoak agent: event loop not watched: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return False
 
 
 def stop() -> None:

@@ -13,6 +13,7 @@ from sqlite_utils import Database
 from soak.analyzers import Analysis, Series, Thresholds, analyze
 from soak.analyzers.rollup import Group, roll_up
 from soak.analyzers.trend import Trend
+from soak.async_findings import KIND as ASYNC_KIND, analyze_async, is_async, place
 from soak.attribution import APPLICATION, Attributor
 from soak.judgement import Judgement, judge_rows
 from soak.storage import queries
@@ -62,6 +63,8 @@ def _analyze_segment(
     Keys are ``("site", stack_id)``, ``("library", library, (file, line))`` or ``("process", "rss")``.
     """
     probes = _analyze_probes(db, run_id, rows, thresholds)
+    if (loop := analyze_async(db, run_id, rows, thresholds)) is not None:
+        probes.append(loop)
     if not any(row["tracer"] for row in rows):
         times = np.array([row["t_s"] for row in rows], dtype=float)
         rss = np.array([row["rss"] or 0 for row in rows], dtype=float)
@@ -94,6 +97,8 @@ def _analyze_probes(db: Database, run_id: int, rows: list[dict[str, Any]], thres
     by_unit: dict[str, list[Series]] = {}
     described: dict[Hashable, dict[str, Any]] = {}
     for probe in queries.probe_series(db, run_id, seqs):
+        if probe.kind == ASYNC_KIND:
+            continue  # shares of time, judged against thresholds (soak.async_findings), not trends
         key = (probe.kind, probe.probe, probe.name, probe.unit)
         by_unit.setdefault(probe.unit, []).append(Series(key, probe.values))
         described[key] = {"series": probe.name, "unit": probe.unit, **probe.evidence}
@@ -199,6 +204,9 @@ def finding_rows(
             library: str | None = group.library
             evidence["sites"] = len(group.members)
             ident = finding_id(kind, [{"file": group.library, "line": 0}, call_site])
+        elif is_async(finding.key):
+            library, call_site = place(finding.evidence.get("frames") or [], attributor)
+            ident = finding_id(kind, [{"file": "/".join(finding.key[1:3]), "line": 0}, *finding.evidence.get("frames", [])[:1]])  # type: ignore[index]
         elif kind not in MEMORY_KINDS:  # a probe's series: (kind, probe, series name, unit)
             _, probe, name, _unit = finding.key  # type: ignore[misc]
             call_site, library = None, None
@@ -221,7 +229,7 @@ def finding_rows(
                 growth_count_per_hour=finding.growth_bytes_per_hour if counted else finding.growth_count_per_hour,
                 p_value=finding.p_value,
                 q_value=finding.q_value,
-                confidence=finding.confidence,
+                confidence=None if finding.q_value is None else finding.confidence,
                 evidence={**evidence, "call_site": call_site},
             )
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from soak.probes.async_health import AsyncProbes
 from soak.probes.inprocess import InProcessProbes
 from soak.probes.sites import Tracer
 from soak.protocol import Channel, ProtocolError
@@ -15,14 +16,19 @@ BOUNDARY_WAIT_S = 2.0
 
 
 class Control:
-    def __init__(self, channel: Channel, driver: Driver, tracer: Tracer | None) -> None:
+    def __init__(self, channel: Channel, driver: Driver, tracer: Tracer | None, loop_block_s: float | None = None) -> None:
+        """``loop_block_s``: the lag beyond which an async target's loop counts as blocked."""
         self.channel = channel
         self.driver = driver
         self.supervisor_gone = False
         event_loop = None
+        async_probes = None
         if isinstance(driver, AsyncDriver):
             event_loop = lambda: (driver.loop, driver.own_tasks)  # noqa: E731
-        self.probes = InProcessProbes(tracer, lambda: driver.iterations, event_loop, collect_garbage=True)
+            async_probes = AsyncProbes(loop_block_s, callers=lambda: driver.concurrency)
+            driver.on_loop.append(async_probes.watch)
+        self.probes = InProcessProbes(tracer, lambda: driver.iterations, event_loop, collect_garbage=True,
+                                      async_probes=async_probes)
         self._thread = threading.Thread(target=self._serve, name="soak-control", daemon=True)
 
     def start(self) -> None:

@@ -58,3 +58,13 @@ def parse_size(text: str, *, option: str = "memory-limit") -> int:
     if not match or match.group(2) not in _SIZE_UNITS or float(match.group(1)) <= 0:
         raise BadInput(f"--{option} {text!r} is not a size; use e.g. 512MiB, 2GiB or a number of bytes")
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+def parse_share(text: str, *, option: str) -> float:
+    """A share of time in ``5%`` or ``0.05``, between 0 and 1. Raises BadInput on anything else."""
+    raw = text.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%?)", raw)
+    value = float(match.group(1)) / (100 if match.group(2) else 1) if match else -1.0
+    if not 0 < value <= 1:
+        raise BadInput(f"--{option} {text!r} is not a share of time; use e.g. 5% or 0.05 (more than 0, at most 100%)")
+    return value

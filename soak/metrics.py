@@ -41,7 +41,9 @@ def published_findings(refreshed: "Refreshed", top: int) -> dict[str, Any]:
     severe findings, described, and how many findings there are in all."""
     findings = []
     for finding in refreshed.findings[:top]:
-        frames = refreshed.frames.get(finding.stack_id, []) if finding.stack_id is not None else []
+        # a probe's finding with a stack of its own (an async one) carries it in its evidence
+        frames = (refreshed.frames.get(finding.stack_id, []) if finding.stack_id is not None
+                  else finding.evidence.get("frames") or [])
         where = frames[0] if frames else {}
         findings.append({
             "finding_id": finding.finding_id, "kind": finding.kind, "verdict": finding.verdict,

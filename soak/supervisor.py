@@ -27,6 +27,7 @@ from soak.attribution import Attributor
 from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
 from soak.oom import OomEvidence, peak_rss_bytes
+from soak.probes.loop_lag import DEFAULT_BLOCK_S
 from soak.probes.process import read_from_outside
 from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
 from soak.storage import open_database, queries
@@ -59,6 +60,8 @@ class RunOptions:
     name: str | None = None
     frames: int = 10
     concurrency: int = 1
+    loop_block_s: float = DEFAULT_BLOCK_S
+    """An async target's event loop counts as blocked when a heartbeat is later than this."""
     tracer: str = DEFAULT_TRACER
     sample_interval: int | None = None
     """The sampled tracer's mean bytes between samples (None: its default)."""
@@ -133,6 +136,8 @@ class RunOptions:
             raise BadInput(str(exc)) from exc
         if self.concurrency < 1:
             raise BadInput("--concurrency must be at least 1")
+        if self.loop_block_s <= 0:
+            raise BadInput("--loop-block must be longer than zero")
         if self.fail_on not in FAIL_ON:
             raise BadInput(f"--fail-on must be one of {', '.join(FAIL_ON)}")
         if self.mode not in MODES:
@@ -270,7 +275,8 @@ def _run(
     if os.path.exists(options.db_path):
         open_database(options.db_path, create=False).close()  # fail fast on a wrong file
     worker = WorkerProcess(spec.text, frames=options.frames, tracer=options.tracer,
-                           sample_interval=options.sample_interval, concurrency=options.concurrency)
+                           sample_interval=options.sample_interval, concurrency=options.concurrency,
+                           loop_block_s=options.loop_block_s)
     try:
         hello = worker.wait_ready()
         if hello["type"] == "bad_target":

@@ -35,6 +35,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tracer", default=DEFAULT_TRACER)
     parser.add_argument("--sample-interval", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--loop-block", type=float, default=None)
     return parser.parse_args(argv)
 
 
@@ -98,7 +99,7 @@ def _start(args: argparse.Namespace) -> int | tuple[Channel, LoadedTarget, Trace
 
     tracer = make_tracer(args.tracer, args.frames, args.sample_interval)
     driver = make_driver(target.function, is_async=target.is_async, concurrency=args.concurrency)
-    control = Control(channel, driver, tracer)
+    control = Control(channel, driver, tracer, args.loop_block)
     if tracer is not None:
         tracer.start()
     channel.send(

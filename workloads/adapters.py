@@ -114,6 +114,9 @@ class AsyncDriver(Driver):
         self.concurrency = concurrency
         self.loop: asyncio.AbstractEventLoop | None = None
         self.own_tasks: set[asyncio.Task[Any]] = set()
+        self.on_loop: list[Callable[[asyncio.AbstractEventLoop], Callable[[], None]]] = []
+        """Called on the loop's thread once it runs (probes that watch it); each returns what
+        to call when the workload stops, on the same thread."""
         self._ready = threading.Event()
 
     def run(self) -> None:
@@ -124,6 +127,7 @@ class AsyncDriver(Driver):
         callers = [asyncio.create_task(self._caller(), name=f"soak-caller-{i}") for i in range(self.concurrency)]
         main = asyncio.current_task()
         self.own_tasks = {*callers, *([main] if main else [])}
+        stops = [hook(self.loop) for hook in self.on_loop]
         self._ready.set()
         try:
             await asyncio.gather(*callers)
@@ -132,6 +136,9 @@ class AsyncDriver(Driver):
                 task.cancel()
             await asyncio.gather(*callers, return_exceptions=True)
             raise
+        finally:
+            for stop in stops:
+                stop()
 
     async def _caller(self) -> None:
         function = self.function

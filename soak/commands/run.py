@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import typer
@@ -13,7 +14,9 @@ from soak.commands.options import (
     DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, METRICS_TOP, QUIET, SAMPLE_INTERVAL,
     SUPPRESSIONS, THIN_EVERY, TRACER, parse_sample_interval, print_warnings,
 )
-from soak.durations import format_duration, parse_duration, parse_size
+from soak.analyzers import Thresholds
+from soak.durations import format_duration, parse_duration, parse_share, parse_size
+from soak.probes.loop_lag import DEFAULT_BLOCK_S
 from soak.errors import BadInput
 from soak.progress import ProgressDisplay
 
@@ -35,6 +38,9 @@ def run_command(
     db: str = DB,
     frames: int = typer.Option(10, "--frames", help="Traceback depth of each allocation site."),
     concurrency: int = typer.Option(1, "--concurrency", help="Concurrent callers of an async def target."),
+    loop_block: str = typer.Option(f"{DEFAULT_BLOCK_S * 1000:g}ms", "--loop-block", help="An async target's event loop is blocked when a heartbeat runs later than this; its stack is read then."),
+    blocked_share: str = typer.Option(f"{Thresholds().max_blocked_share:.0%}", "--blocked-share", help="A loop blocked this share of the time (after warm-up, in each half) is an async finding."),
+    pool_share: str = typer.Option(f"{Thresholds().max_pool_share:.0%}", "--pool-share", help="A call site whose work waits in a thread pool this share of the callers' time is an async finding."),
     tracer: str = TRACER,
     sample_interval: str = SAMPLE_INTERVAL,
     fail_on: str = FAIL_ON,
@@ -63,6 +69,9 @@ def run_command(
         name=name,
         frames=frames,
         concurrency=concurrency,
+        loop_block_s=parse_duration(loop_block, option="loop-block"),
+        thresholds=replace(Thresholds(), max_blocked_share=parse_share(blocked_share, option="blocked-share"),
+                           max_pool_share=parse_share(pool_share, option="pool-share")),
         tracer=tracer,
         sample_interval=parse_sample_interval(sample_interval),
         fail_on=fail_on,

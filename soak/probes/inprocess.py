@@ -9,6 +9,7 @@ import time
 from typing import Any, Callable, Collection
 
 from soak.probes import heap
+from soak.probes.async_health import AsyncProbes
 from soak.probes.frames import Frame
 from soak.probes.probe import Probe, run_probes
 from soak.probes.resources import TaskProbe, ThreadProbe
@@ -30,9 +31,13 @@ class InProcessProbes:
         iterations: Callable[[], int | None] = lambda: None,
         event_loop: Callable[[], tuple[asyncio.AbstractEventLoop | None, Collection[asyncio.Task[Any]]]] | None = None,
         collect_garbage: bool = False,
+        async_probes: AsyncProbes | None = None,
     ) -> None:
         """``collect_garbage``: run a full collection before each snapshot (the worker does; the
-        agent does not, as that would be a full collection a snapshot in the user's service)."""
+        agent does not, as that would be a full collection a snapshot in the user's service).
+        ``async_probes``: an event loop's lag and thread pools; the snapshot's own pause is
+        bracketed for them, so that it is not taken for the loop's."""
+        self.async_probes = async_probes
         self.tracer = tracer
         self.collect_garbage = collect_garbage
         self._iterations = iterations
@@ -42,8 +47,16 @@ class InProcessProbes:
         self.probes: list[Probe] = [ThreadProbe()]
         if event_loop is not None:
             self.probes.append(TaskProbe(event_loop))
+        if async_probes is not None:
+            self.probes.extend(async_probes.probes)
 
     def collect(self) -> dict[str, Any]:
+        if self.async_probes is None:
+            return self._collect()
+        with self.async_probes.pausing():
+            return self._collect()
+
+    def _collect(self) -> dict[str, Any]:
         pauses: dict[str, float] = {}
         body: dict[str, Any] = {"iterations": self._iterations(), "pid": os.getpid()}
         paused_at = time.perf_counter()

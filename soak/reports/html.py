@@ -17,12 +17,13 @@ from soak.durations import format_duration
 from soak.reports.accepted import NOTE, SECTION, rule_detail
 from soak.reports.model import FindingInfo, FrameInfo, Report
 from soak.reports.series import ChartData, FindingChart
-from soak.reports.svg import Styled, line_chart
-from soak.reports.presenter import growth, human_bytes, label, subject, why
+from soak.reports.svg import Styled, line_chart, seconds_ticks
+from soak.reports.presenter import first_frame, growth, human_bytes, label, subject, why
 from soak.reports.text import display_path, format_confidence, projection_note, tracing_note, verdict_note
 from soak.sources import source_line
 
-COLORS = {"rss": "#1f6fd1", "uss": "#8e44ad", "traced": "#e8730c", "site": "#c62828", "fit": "#1b8a3a"}
+COLORS = {"rss": "#1f6fd1", "uss": "#8e44ad", "traced": "#e8730c", "site": "#c62828", "fit": "#1b8a3a",
+          "lag p99": "#00838f", "lag max": "#9e9d24"}
 MAX_FINDINGS = 200
 MAX_EVENTS = 500
 
@@ -181,6 +182,12 @@ def _memory(charts: ChartData) -> list[str]:
         out.append('<p class="muted">No snapshots were stored.</p>')
     else:
         out.append('<p class="muted">The shaded part is the warm-up the analysis set aside.</p>')
+    if charts.loop_lag:
+        lines = [Styled(line, COLORS[line.label]) for line in charts.loop_lag]
+        out.append(line_chart("chart-loop-lag", "event loop lag over time", lines, from_zero=True,
+                              value_ticks=seconds_ticks, **marks))
+        out.append('<p class="muted">Event loop lag: how late a heartbeat on the loop ran, per snapshot'
+                   " (leaksoak's own pauses left out).</p>")
     return out
 
 
@@ -279,11 +286,12 @@ def _traceback(finding: FindingInfo) -> str:
     items = []
     for position, frame in enumerate(finding.traceback):
         role = "alloc" if position == 0 else ("caller" if frame == finding.call_site else "")
-        note = " (allocation)" if position == 0 else (" (your call into the library)" if role == "caller" else "")
+        note = f" ({first_frame(finding)})" if position == 0 else (" (your call into the library)" if role == "caller" else "")
         text = source_line(frame.file, frame.line)
         code = f"<pre>{escape(text)}</pre>" if text else ""
         items.append(f'<li class="{role}">{_where(frame)}{escape(note)}{code}</li>')
-    return '<p class="muted">Traceback, allocation frame first:</p>\n<ol class="tb">\n' + "\n".join(items) + "\n</ol>"
+    return (f'<p class="muted">Traceback, {escape(first_frame(finding))} frame first:</p>\n<ol class="tb">\n'
+            + "\n".join(items) + "\n</ol>")
 
 
 def library_growth(report: Report) -> list[tuple[str, int, float]]:

@@ -12,7 +12,7 @@ import re
 from soak.durations import format_duration
 from soak.reports.accepted import NOTE, SECTION, accepted_by
 from soak.reports.model import FindingInfo, FrameInfo, Report
-from soak.reports.presenter import growth, human_bytes, label, subject, unit_of, why
+from soak.reports.presenter import first_frame, growth, human_bytes, label, subject, unit_of, why
 from soak.reports.text import NOTABLE_EVENTS, display_path, format_confidence, projection_note, tracing_note, verdict_note
 from soak.sources import source_line
 
@@ -150,7 +150,7 @@ def _details(number: int, finding: FindingInfo) -> list[str]:
     if finding.call_site:
         out += ["", f"called from {code(_frame(finding.call_site))}"]
     if finding.traceback:
-        lines = ["Traceback (allocation frame first):"]
+        lines = [f"Traceback ({first_frame(finding)} frame first):"]
         for frame in finding.traceback[:MAX_FRAMES]:
             lines.append(f"  {_frame(frame)}")
             source = source_line(frame.file, frame.line)

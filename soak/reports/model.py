@@ -122,11 +122,13 @@ class Report:
 def finding_info(row: dict[str, Any], frames: list[dict[str, Any]]) -> FindingInfo:
     """A finding as stored (a ``findings`` row, or a FindingRow as a dict) with its stack's frames."""
     call_site = row["evidence"].get("call_site")
+    # a probe's finding with a stack of its own (a blocked loop's, say) carries it in its evidence
+    traceback = frames or row["evidence"].get("frames") or []
     return FindingInfo(
         finding_id=row["finding_id"],
         kind=row["kind"],
         verdict=row["verdict"],
-        traceback=[FrameInfo(**f) for f in frames],
+        traceback=[FrameInfo(**f) for f in traceback],
         library=row["library"],
         call_site=FrameInfo(**call_site) if call_site else None,
         growth_bytes_per_hour=row["growth_bytes_per_hour"],

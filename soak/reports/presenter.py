@@ -2,13 +2,15 @@
 
 A finding's growth is in its series' unit: bytes for ``site``, ``library`` and ``process``
 findings, a count for ``resource`` findings (open fds of a kind, threads running a function,
-asyncio tasks of a coroutine). Text, Markdown and HTML all take their headline rate, the line
+asyncio tasks of a coroutine); ``async`` findings are shares of time, not growth, and read as
+soak.reports.async_presenter says. Text, Markdown and HTML all take their headline rate, the line
 saying what grows, and the evidence line from here.
 """
 
 from __future__ import annotations
 
 from soak.durations import format_duration
+from soak.reports import async_presenter
 from soak.reports.model import FindingInfo
 
 RESOURCE_NOUNS = {"fds": "open file descriptors", "threads": "threads", "asyncio_tasks": "asyncio tasks"}
@@ -41,6 +43,8 @@ def amount(value: float | None, unit: str) -> str:
 
 def growth(finding: FindingInfo) -> str:
     """The headline rate: ``+1.2 MiB/hour (+41 objects/hour)``, or ``+7,200 threads/hour``."""
+    if finding.kind == "async":
+        return async_presenter.growth(finding)
     if unit_of(finding) != "bytes":
         noun = RESOURCE_NOUNS.get(finding.resource or "", finding.resource or "resources")
         return f"+{amount(finding.growth_count_per_hour, 'count')} {noun}/hour"
@@ -52,6 +56,8 @@ def growth(finding: FindingInfo) -> str:
 
 def subject(finding: FindingInfo) -> str | None:
     """What grows, for a finding with no allocation line: a process's memory or a resource."""
+    if finding.kind == "async":
+        return async_presenter.subject(finding)
     if finding.kind == "process":
         return (f"the worker's {finding.resource.upper() if finding.resource else 'memory'} grows "
                 "(no allocation tracer ran, so no line can be named)")
@@ -67,6 +73,8 @@ def subject(finding: FindingInfo) -> str | None:
 
 def label(finding: FindingInfo) -> str | None:
     """A short name for a finding with no allocation line: ``worker RSS``, ``fds: socket``."""
+    if finding.kind == "async":
+        return async_presenter.label(finding)
     if finding.kind == "process":
         return f"worker {finding.resource.upper() if finding.resource else 'memory'}"
     if finding.kind == "resource":
@@ -75,9 +83,19 @@ def label(finding: FindingInfo) -> str | None:
     return None
 
 
+def first_frame(finding: FindingInfo) -> str:
+    """What a finding's first frame is: ``allocation``, or for an async finding the
+    ``blocking`` call or the ``submitting`` one (into a pool)."""
+    if finding.kind == "async":
+        return async_presenter.first_frame(finding)
+    return "allocation"
+
+
 def why(finding: FindingInfo) -> str | None:
     """The evidence in one line: the slope of the series' floor and its interval, where the
     analysed window starts and why, and that growth goes on lately (with the early rate beside it)."""
+    if finding.kind == "async":
+        return async_presenter.why(finding)
     evidence, q_value = finding.evidence, finding.q_value
     if "slope_interval" not in evidence:
         return None

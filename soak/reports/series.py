@@ -65,6 +65,8 @@ class ChartData:
     """One per finding of the report, in its order; None past the charted ones."""
     types: list[dict[str, Any]] = field(default_factory=list)
     """Types whose live object count grew most: name, first, last, change."""
+    loop_lag: list[Line] = field(default_factory=list)
+    """An async target's event-loop lag per snapshot (p99 and max, in seconds), when measured."""
 
 
 def thin(values: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
@@ -148,7 +150,22 @@ def load_chart_data(db: Database, report: Report) -> ChartData:
         segment_starts=starts,
         findings=findings,
         types=queries.type_growth(db, run_id),
+        loop_lag=_loop_lag(db, run_id, rows, times, segments),
     )
+
+
+LAG_LINES = (("lag_p99", "lag p99"), ("lag_max", "lag max"))
+
+
+def _loop_lag(db: Database, run_id: int, rows: list[dict[str, Any]], times: np.ndarray, segments: np.ndarray) -> list[Line]:
+    from soak.probes.loop_lag import LoopLagProbe
+
+    seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
+    series = {s.name: s.values for s in queries.probe_series(db, run_id, seqs)
+              if s.probe == LoopLagProbe.name and s.unit == "seconds"}
+    lines = [make_line(label, times, list(series[name]), segments, MAX_POINTS // 2)
+             for name, label in LAG_LINES if name in series]
+    return [line for line in lines if line is not None]
 
 
 def _finding_chart(db: Database, run_id: int, finding: FindingInfo, rows: list[dict[str, Any]],

@@ -54,6 +54,18 @@ def byte_ticks(low: float, high: float) -> tuple[list[float], Callable[[float], 
     return values, label
 
 
+def seconds_ticks(low: float, high: float) -> tuple[list[float], Callable[[float], str]]:
+    """Tick values in seconds between low and high, labelled in milliseconds (an event loop's lag)."""
+    step = nice_step((high - low) * 1000) / 1000
+    first = math.ceil(low / step) * step
+    values = [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+
+    def label(value: float) -> str:
+        return f"{value * 1000:.{_decimals(step * 1000)}f} ms"
+
+    return values, label
+
+
 def time_ticks(end: float) -> list[float]:
     step = next((s for s in _TIME_STEPS if end / s <= 8), _TIME_STEPS[-1])
     return [i * step for i in range(int(end / step + 1e-9) + 1)]
@@ -75,8 +87,9 @@ def line_chart(
     fit_color: str = "#000000",
     detected_at_s: float | None = None,
     from_zero: bool = False,
+    value_ticks: Callable[[float, float], tuple[list[float], Callable[[float], str]]] = byte_ticks,
 ) -> str:
-    """An SVG line chart of bytes over seconds since the run started."""
+    """An SVG line chart of bytes (or what ``value_ticks`` labels) over seconds since the run started."""
     values = [y for styled in lines for run in styled.line.runs for _, y in run]
     if fit:
         values += [fit.y0, fit.y1]
@@ -84,7 +97,7 @@ def line_chart(
     if from_zero:
         low = min(low, 0.0)
     if high - low <= 0:
-        high = low + max(abs(low) * 0.1, 1024.0)
+        high = low + max(abs(low) * 0.1, 1024.0 if value_ticks is byte_ticks else 1e-3)
     pad = (high - low) * 0.06
     low, high = (low if from_zero and low == 0 else low - pad), high + pad
     end_s = max(end_s, 1e-3)
@@ -101,7 +114,7 @@ def line_chart(
         f"<title>{escape(title)}</title>",
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="plot"/>',
     ]
-    ticks, label = byte_ticks(low, high)
+    ticks, label = value_ticks(low, high)
     for value in ticks:
         out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>')
         out.append(f'<text class="ylab" x="{LEFT - 6}" y="{y(value) + 4:.1f}">{escape(label(value))}</text>')

@@ -8,7 +8,7 @@ from typing import Any
 from soak.durations import format_duration
 from soak.reports.accepted import NOTE, SECTION, accepted_headline, accepted_note
 from soak.reports.model import FindingInfo, FrameInfo, Report
-from soak.reports.presenter import growth, human_bytes, subject, why
+from soak.reports.presenter import first_frame, growth, human_bytes, subject, why
 from soak.sources import source_line
 
 
@@ -134,7 +134,7 @@ def _finding(number: int, finding: FindingInfo) -> list[str]:
         if text:
             out.append(f"       {text}")
     if len(finding.traceback) > 1:
-        out.append("   traceback (allocation first):")
+        out.append(f"   traceback ({first_frame(finding)} first):")
         out.extend(f"     {_frame(frame)}" for frame in finding.traceback)
     reason = why(finding)
     if reason:
