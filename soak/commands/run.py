@@ -39,7 +39,7 @@ def run_command(
     frames: int = typer.Option(10, "--frames", help="Traceback depth of each allocation site."),
     concurrency: int = typer.Option(1, "--concurrency", help="Concurrent callers of an async def target."),
     loop_block: str = typer.Option(f"{DEFAULT_BLOCK_S * 1000:g}ms", "--loop-block", help="An async target's event loop is blocked when a heartbeat runs later than this; its stack is read then."),
-    blocked_share: str = typer.Option(f"{Thresholds().max_blocked_share:.0%}", "--blocked-share", help="A loop blocked this share of the time (after warm-up, in each half) is an async finding."),
+    blocked_share: str = typer.Option(f"{Thresholds().max_blocked_share:.0%}", "--blocked-share", help="A call that blocks the event loop this share of the time (after warm-up, in each half) is an async finding."),
     pool_share: str = typer.Option(f"{Thresholds().max_pool_share:.0%}", "--pool-share", help="A call site whose work waits in a thread pool this share of the callers' time is an async finding."),
     tracer: str = TRACER,
     sample_interval: str = SAMPLE_INTERVAL,
