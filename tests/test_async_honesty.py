@@ -5,11 +5,15 @@ non-blocking sockets on 127.0.0.1) none, at ``--concurrency`` 1 and 10."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO, db_rows, run_soak
+
+DEFAULT_WORKERS = min(32, (os.cpu_count() or 1) + 4)
+"""concurrent.futures' default for a ThreadPoolExecutor, the loop's default executor among them."""
 
 ASYNC = REPO / "workloads" / "async_"
 SHORT = ("--duration", "6s", "--interval", "0.25s", "--format", "json")
@@ -56,7 +60,7 @@ def test_an_async_client_on_a_thread_pool_is_a_hidden_pool_at_its_line_and_the_c
     assert (finding["call_site"]["file"], finding["call_site"]["line"]) == (
         str(ASYNC / "hidden_pool.py"), _marked(ASYNC / "hidden_pool.py", "CALLS THE POOL"))
     evidence = finding["evidence"]
-    assert evidence["executor"] == "ThreadPoolExecutor (the loop's default executor)"
+    assert evidence["executor"] == f"ThreadPoolExecutor (the loop's default executor, {DEFAULT_WORKERS} workers)"
     assert evidence["submitted"].endswith("SlowClient._request_blocking")
     assert evidence["share"] > evidence["threshold_share"]
     # blocking in a pool thread does not block the loop

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 import time
 from typing import Any
@@ -18,6 +19,9 @@ from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools
 from soak.probes.async_health import AsyncProbes
 from soak.probes.loop_lag import BLOCK_PREFIX
 from soak.probes.probe import run_probes
+
+DEFAULT_WORKERS = min(32, (os.cpu_count() or 1) + 4)
+"""concurrent.futures' default for a ThreadPoolExecutor, the loop's default executor among them."""
 
 
 def _readings(probes: AsyncProbes) -> dict[str, Any]:
@@ -95,7 +99,7 @@ def test_submit_is_wrapped_while_watched_never_raises_into_the_workload_and_is_p
     assert submitted == {"builtins.sum", "time.sleep"}  # to_thread's partial(context.run, ...) unwrapped
     lines = {e["frames"][0]["line"] for e in evidence.values()}
     assert lines == {_line("assert await asyncio.to_thread(sum, [1, 2])"), _line("assert await loop.run_in_executor")}
-    assert all(e["executor"] == "ThreadPoolExecutor (the loop's default executor)" for e in evidence.values())
+    assert all(e["executor"] == f"ThreadPoolExecutor (the loop's default executor, {DEFAULT_WORKERS} workers)" for e in evidence.values())
 
 
 def test_a_pool_used_from_plain_threads_is_not_recorded() -> None:

@@ -149,7 +149,10 @@ class ExecutorProbe:
                 while label in self._labels:  # two stacks through the same two lines
                     label += "'"
                 default = executor is getattr(loop, "_default_executor", None)
-                kind = f"{type(executor).__name__}" + (" (the loop's default executor)" if default else "")
+                workers = getattr(executor, "_max_workers", None)
+                notes = [*(["the loop's default executor"] if default else []),
+                         *([f"{workers} workers"] if isinstance(workers, int) else [])]
+                kind = type(executor).__name__ + (f" ({', '.join(notes)})" if notes else "")
                 self._sites[frames] = PoolSite(label, frames, kind, _function_name(fn))
                 self._labels[label] = frames
             self._period_submits[frames] = self._period_submits.get(frames, 0) + 1
