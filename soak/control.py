@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Sequence
 
 from soak.probes.inprocess import InProcessProbes
+from soak.probes.probe import Probe
 from soak.probes.sites import Tracer
 from soak.protocol import Channel, ProtocolError
 from soak.workloads.adapters import AsyncDriver, Driver
@@ -15,14 +16,15 @@ BOUNDARY_WAIT_S = 2.0
 
 
 class Control:
-    def __init__(self, channel: Channel, driver: Driver, tracer: Tracer | None) -> None:
+    def __init__(self, channel: Channel, driver: Driver, tracer: Tracer | None, probes: Sequence[Probe] = ()) -> None:
         self.channel = channel
         self.driver = driver
         self.supervisor_gone = False
         event_loop = None
         if isinstance(driver, AsyncDriver):
             event_loop = lambda: (driver.loop, driver.own_tasks)  # noqa: E731
-        self.probes = InProcessProbes(tracer, lambda: driver.iterations, event_loop, collect_garbage=True)
+        self.probes = InProcessProbes(tracer, lambda: driver.iterations, event_loop, collect_garbage=True,
+                                      extra_probes=probes)
         self._thread = threading.Thread(target=self._serve, name="soak-control", daemon=True)
 
     def start(self) -> None:

@@ -27,6 +27,7 @@ from soak.attribution import Attributor
 from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
 from soak.oom import OomEvidence, peak_rss_bytes
+from soak.probes.native import native_unavailable
 from soak.probes.process import read_from_outside
 from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
 from soak.storage import open_database, queries
@@ -58,6 +59,8 @@ class RunOptions:
     tracer: str = DEFAULT_TRACER
     sample_interval: int | None = None
     """The sampled tracer's mean bytes between samples (None: its default)."""
+    native: bool = False
+    """Track native allocations (C extensions, the C allocator) with memray: ``--native``."""
     fail_on: str = "suspect"
     resume: str | None = None
     """A killed or interrupted run (id or name) to continue in a new segment."""
@@ -107,6 +110,8 @@ class RunOptions:
             check_tracer(self.tracer, self.frames, self.sample_interval)
         except BadTracer as exc:
             raise BadInput(str(exc)) from exc
+        if self.native and (reason := native_unavailable()) is not None:
+            raise BadInput(f"--native cannot run here: {reason}")
         if self.concurrency < 1:
             raise BadInput("--concurrency must be at least 1")
         if self.fail_on not in FAIL_ON:
@@ -236,7 +241,8 @@ def _run(
     if os.path.exists(options.db_path):
         open_database(options.db_path, create=False).close()  # fail fast on a wrong file
     worker = WorkerProcess(spec.text, frames=options.frames, tracer=options.tracer,
-                           sample_interval=options.sample_interval, concurrency=options.concurrency)
+                           sample_interval=options.sample_interval, concurrency=options.concurrency,
+                           native=options.native)
     try:
         hello = worker.wait_ready()
         if hello["type"] == "bad_target":

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import os
 import time
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, Sequence
 
 from soak.probes import heap
 from soak.probes.frames import Frame
@@ -30,9 +30,11 @@ class InProcessProbes:
         iterations: Callable[[], int | None] = lambda: None,
         event_loop: Callable[[], tuple[asyncio.AbstractEventLoop | None, Collection[asyncio.Task[Any]]]] | None = None,
         collect_garbage: bool = False,
+        extra_probes: Sequence[Probe] = (),
     ) -> None:
         """``collect_garbage``: run a full collection before each snapshot (the worker does; the
-        agent does not, as that would be a full collection a snapshot in the user's service)."""
+        agent does not, as that would be a full collection a snapshot in the user's service).
+        ``extra_probes``: probes the host started itself (the native probe of ``--native``)."""
         self.tracer = tracer
         self.collect_garbage = collect_garbage
         self._iterations = iterations
@@ -42,6 +44,7 @@ class InProcessProbes:
         self.probes: list[Probe] = [ThreadProbe()]
         if event_loop is not None:
             self.probes.append(TaskProbe(event_loop))
+        self.probes.extend(extra_probes)
 
     def collect(self) -> dict[str, Any]:
         pauses: dict[str, float] = {}

@@ -103,7 +103,8 @@ def build_report(db: Database, selector: str = "latest") -> Report:
     frames = queries.stack_frames(db, [row["stack_id"] for row in rows if row["stack_id"] is not None])
     findings = []
     for row in rows:
-        traceback = [FrameInfo(**f) for f in frames.get(row["stack_id"], [])]
+        # a native site has no stored stack: its frames come with its probe's evidence
+        traceback = [FrameInfo(**f) for f in frames.get(row["stack_id"], row["evidence"].get("traceback", []))]
         call_site = row["evidence"].get("call_site")
         findings.append(
             FindingInfo(
