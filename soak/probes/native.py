@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from typing import IO, Any, Callable
 
 from soak.probes.native_reader import READER_MAIN
@@ -123,9 +124,13 @@ def _free_port() -> int:
 
 
 def _unblock_if_reader_dies(reader: subprocess.Popen[bytes], port: int, connected: threading.Event) -> None:
-    """memray's tracker waits in ``accept`` for its reader; if the reader dies first, connect
-    once ourselves so that the tracker returns (and is then stopped) instead of waiting forever."""
+    """memray's tracker waits in ``accept`` for its reader; if the reader dies first, or has not
+    connected within ``START_TIMEOUT_S``, connect once ourselves so that the tracker returns (and
+    is then stopped) instead of waiting forever."""
+    deadline = time.monotonic() + START_TIMEOUT_S
     while not connected.wait(0.2):
+        if time.monotonic() > deadline:
+            reader.kill()
         if reader.poll() is not None:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=5):

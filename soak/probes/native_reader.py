@@ -180,6 +180,8 @@ class Sites:
         owner: tuple[str, str] | None = None
         through_ctypes = False
         for function, source, line in hybrid[:first_python]:
+            if function == "<unknown>":
+                continue  # an address no symbol table names: nothing to show or attribute
             path = self.objects.defining(function) or ""
             role = object_role(path, self.objects.interpreter) if path else "unknown"
             native.append([function, source, line, path or None])
@@ -211,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         sites = Sites(LoadedObjects(reader.pid or os.getppid()), frames)
         out.write(json.dumps({"ready": True, "native_traces": reader.has_native_traces}) + "\n")
         out.flush()
+        # Symbol tables and memray's first symbol resolution (seconds, with debug information) are
+        # read now, while the workload runs, rather than in the first snapshot it waits for.
+        sites.collect(reader.get_current_snapshot(merge_threads=True))
         for line in sys.stdin:
             if not line.strip():
                 continue
