@@ -153,20 +153,26 @@ class Sites:
         self.objects = objects
         self.frames = frames
         self.filter = FrameFilter()
+        self._by_stack: dict[tuple[int, int, int], NativeSite | None] = {}
+        """What each of memray's (Python stack, native stack) pairs was found to be: a stack keeps
+        its frames, so each is resolved and attributed once, not at every snapshot."""
 
     def collect(self, records: Iterable[Any]) -> list[NativeSite]:
         self.objects.refresh()
         sites: dict[tuple[Any, ...], NativeSite] = {}
         for record in records:
-            site = self._site(record)
-            if site is None:
+            stack = (record.stack_id, record.native_stack_id, record.native_segment_generation)
+            if stack not in self._by_stack:
+                self._by_stack[stack] = self._site(record)
+            found = self._by_stack[stack]
+            if found is None:
                 continue
-            key = (site.object, site.symbol, tuple(map(tuple, site.python)))
-            known = sites.get(key)
-            if known is None:
-                known = sites[key] = site
-            known.size += record.size
-            known.count += record.n_allocations
+            key = (found.object, found.symbol, tuple(map(tuple, found.python)))
+            site = sites.get(key)
+            if site is None:
+                site = sites[key] = NativeSite(found.object, found.symbol, found.native, found.python)
+            site.size += record.size
+            site.count += record.n_allocations
         return sorted(sites.values(), key=lambda s: -s.size)
 
     def _site(self, record: Any) -> NativeSite | None:
