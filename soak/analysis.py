@@ -12,11 +12,11 @@ from sqlite_utils import Database
 
 from soak.analyzers import Analysis, Series, Thresholds, analyze
 from soak.analyzers.rollup import Group, roll_up
-from soak.analyzers.unexplained import unexplained_growth
 from soak.analyzers.trend import Trend
+from soak.analyzers.unexplained import unexplained_growth
 from soak.attribution import APPLICATION, Attributor
-from soak.probes.native import NativeProbe
 from soak.native_attribution import native_attribution
+from soak.probes.native import NativeProbe
 from soak.storage import queries
 from soak.storage.writer import FindingRow, RunWriter
 from soak.verdicts import CLEAN, INCONCLUSIVE, LEAK, VERDICTS
