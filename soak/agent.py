@@ -42,10 +42,15 @@ class AgentError(Exception):
 
 
 class Agent:
-    def __init__(self, path: str, frames: int = 10, tracer: str = "sampled", sample_interval: int | None = None) -> None:
+    def __init__(self, path: str, frames: int = 10, tracer: str = "sampled", sample_interval: int | None = None,
+                 native: bool = False) -> None:
+        from soak.probes.native import NativeProbe, native_unavailable
         from soak.probes.tracer import BadTracer, make_tracer
 
         self.path = path
+        if native and (reason := native_unavailable()) is not None:
+            raise AgentError(f"--native cannot run here: {reason}")
+        self.native = NativeProbe(frames) if native else None
         try:
             self.tracer = make_tracer(tracer, frames, sample_interval)
         except BadTracer as exc:
@@ -76,11 +81,21 @@ class Agent:
         self._listener = listener
         if self.tracer is not None:
             self.tracer.start()
+        if self.native is not None:
+            from soak.probes.native import NativeUnavailable
+
+            try:
+                self.native.start()
+            except NativeUnavailable as exc:
+                print(f"leaksoak agent: --native is unavailable ({exc}); native memory is not tracked", file=sys.stderr)
+                self.native = None
         threading.Thread(target=self._accept, name="soak-agent", daemon=True).start()
 
     def stop(self) -> None:
         self._closed.set()
         self.async_probes.stop()
+        if self.native is not None:
+            self.native.stop()
         if self._listener is not None:
             self._listener.close()
         try:
@@ -108,7 +123,9 @@ class Agent:
                 if peer_uid not in (os.getuid(), 0):
                     channel.send("error", message="refused: the client runs as another user")
                     return
-                probes = InProcessProbes(self.tracer, async_probes=self.async_probes)  # tracebacks are numbered per connection
+                # tracebacks are numbered per connection
+                probes = InProcessProbes(self.tracer, async_probes=self.async_probes,
+                                         extra_probes=[self.native] if self.native else [])
                 while True:
                     try:
                         request = channel.receive()
@@ -136,6 +153,7 @@ class Agent:
                 "python": sys.version.split()[0],
                 "tracer": self.tracer.name if self.tracer else "off",
                 "sample_interval": getattr(self.tracer, "interval", None),
+                "native": self.native is not None,
                 "application_root": os.path.dirname(os.path.abspath(main_file)) if main_file else os.getcwd(),
             }
         if kind == "snapshot" and set(request) <= {"v", "type", "seq"} and isinstance(request.get("seq", 0), int):
@@ -187,11 +205,13 @@ def _peer_uid(conn: socket.socket) -> int:
 
 def start(
     socket_path: str | None = None, *, frames: int = 10, tracer: str = "sampled", sample_interval: int | None = None,
+    native: bool = False,
 ) -> Agent | None:
     """Start the agent once for this process (a second call returns the first agent).
 
     ``tracer`` is ``sampled`` (the default: estimates at a small cost), ``exact`` (tracemalloc)
-    or ``off``; ``sample_interval`` is the sampled tracer's mean bytes between samples.
+    or ``off``; ``sample_interval`` is the sampled tracer's mean bytes between samples;
+    ``native`` also tracks native allocations with memray (see ``soak run --native``).
     Returns None, after one line on stderr, if the agent cannot start: the service goes on.
     """
     global _agent
@@ -200,7 +220,7 @@ def start(
             return _agent
         path = socket_path or os.environ.get(SOCKET_ENV) or default_socket_path()
         try:
-            agent = Agent(path, frames, tracer, sample_interval)
+            agent = Agent(path, frames, tracer, sample_interval, native)
             agent.start()
         except AgentError as exc:
             print(f"leaksoak agent not started: {exc}", file=sys.stderr)
@@ -243,13 +263,17 @@ def stop() -> None:
 
 
 USAGE = ("usage: python -m soak.agent [--socket PATH] [--frames N] [--tracer sampled|exact|off] [--sample-interval BYTES]"
-         " (-- script.py | -m module) [ARGS...]")
+         " [--native] (-- script.py | -m module) [ARGS...]")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     options: dict[str, str] = {}
-    while args and args[0] in ("--socket", "--frames", "--tracer", "--sample-interval"):
+    native = False
+    while args and args[0] in ("--socket", "--frames", "--tracer", "--sample-interval", "--native"):
+        if args[0] == "--native":
+            native, args = True, args[1:]
+            continue
         if len(args) < 2:
             print(USAGE, file=sys.stderr)
             return 2
@@ -281,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from soak import agent as this  # under `python -m`, this file runs as __main__: share the one agent
 
-    this.start(options.get("socket"), frames=frames, tracer=tracer, sample_interval=interval)
+    this.start(options.get("socket"), frames=frames, tracer=tracer, sample_interval=interval, native=native)
     if module is not None:
         sys.argv = [module, *args]
         runpy.run_module(module, run_name="__main__", alter_sys=True)

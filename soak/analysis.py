@@ -13,9 +13,12 @@ from sqlite_utils import Database
 from soak.analyzers import Analysis, Series, Thresholds, analyze
 from soak.analyzers.rollup import Group, roll_up
 from soak.analyzers.trend import Trend
+from soak.analyzers.unexplained import unexplained_growth
 from soak.async_findings import KIND as ASYNC_KIND, analyze_async, is_async, place
 from soak.attribution import APPLICATION, Attributor
 from soak.judgement import Judgement, judge_rows
+from soak.native_attribution import native_attribution
+from soak.probes.native import NativeProbe
 from soak.storage import queries
 from soak.storage.writer import FindingRow, RunWriter
 from soak.verdicts import CLEAN, INCONCLUSIVE, LEAK, VERDICTS
@@ -83,7 +86,20 @@ def _analyze_segment(
     # one interval per segment (a worker's tracer is set once); the largest is the cautious reading
     sample_interval = max((i for i in intervals if i), default=None)
     memory = analyze(times, series, thresholds, heap_bytes=heap, sample_interval=sample_interval)
-    return combine(memory, *probes), groups
+    return combine(memory, *probes, _unexplained(db, run_id, rows, thresholds)), groups
+
+
+def _unexplained(db: Database, run_id: int, rows: list[dict[str, Any]], thresholds: Thresholds) -> Analysis:
+    """RSS growth that the traced heap (and native sites, with ``--native``) does not explain."""
+    rows = [row for row in rows if row["rss"] is not None]
+    times = np.array([row["t_s"] for row in rows], dtype=float)
+    seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
+    native = [p.values for p in queries.probe_series(db, run_id, seqs) if p.probe == NATIVE_PROBE]
+    explained = np.array([(row["traced_bytes"] or 0) + (row["tracer_overhead_bytes"] or 0) for row in rows], dtype=float)
+    if native:
+        explained = explained + np.sum(native, axis=0)
+    rss = np.array([row["rss"] for row in rows], dtype=float)
+    return unexplained_growth(times, rss, explained, thresholds, native_tracked=bool(native))
 
 
 def _analyze_probes(db: Database, run_id: int, rows: list[dict[str, Any]], thresholds: Thresholds) -> list[Analysis]:
@@ -124,7 +140,8 @@ def combine(memory: Analysis, *others: Analysis) -> Analysis:
     return replace(memory, verdict=verdict, findings=findings, tested=sum(part.tested for part in parts))
 
 
-MEMORY_KINDS = ("site", "library", "process")
+NATIVE_PROBE = NativeProbe.name
+MEMORY_KINDS = ("site", "library", "process", "native")
 
 
 def _library_labels(db: Database, series: list[Series], attributor: Attributor) -> dict[Hashable, tuple[str, Hashable]]:
@@ -207,6 +224,10 @@ def finding_rows(
         elif is_async(finding.key):
             library, call_site = place(finding.evidence.get("frames") or [], attributor)
             ident = finding_id(kind, [{"file": "/".join(finding.key[1:3]), "line": 0}, *finding.evidence.get("frames", [])[:1]])  # type: ignore[index]
+        elif kind == "native":  # a native site: the probe's evidence names its frames
+            library, call_site, evidence["traceback"] = native_attribution(finding.evidence, attributor)
+            ident = finding_id(kind, [{"file": library, "line": 0}, *(evidence["traceback"][:1]),
+                                      *([call_site] if call_site else [])])
         elif kind not in MEMORY_KINDS:  # a probe's series: (kind, probe, series name, unit)
             _, probe, name, _unit = finding.key  # type: ignore[misc]
             call_site, library = None, None
@@ -223,7 +244,7 @@ def finding_rows(
                 verdict=finding.verdict,
                 stack_id=stack_id,
                 library=library,
-                resource=None if kind in ("site", "library") else finding.key[1],  # type: ignore[index]
+                resource=None if kind in ("site", "library", "native") else finding.key[1],  # type: ignore[index]
                 # a probe's rate is in its own unit: a count per hour is not bytes
                 growth_bytes_per_hour=0.0 if counted else finding.growth_bytes_per_hour,
                 growth_count_per_hour=finding.growth_bytes_per_hour if counted else finding.growth_count_per_hour,

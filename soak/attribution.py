@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.machinery
 import importlib.metadata
 import os
 import site
@@ -30,6 +31,15 @@ def _stdlib_dirs() -> tuple[str, ...]:
     return tuple({os.path.join(os.path.abspath(paths[k]), "") for k in ("stdlib", "platstdlib")})
 
 
+def _module_name(entry: str) -> str:
+    """The top-level module a site-packages entry holds: ``six.py`` → ``six``,
+    ``_cffi_backend.cpython-311-x86_64-linux-gnu.so`` → ``_cffi_backend``, a package as it is."""
+    for suffix in (*importlib.machinery.EXTENSION_SUFFIXES, ".py"):
+        if entry.endswith(suffix):
+            return entry[: -len(suffix)]
+    return entry
+
+
 class Attributor:
     """Labels files. ``application_roots`` (the target's own directory or package) always
     count as application code, wherever they are installed."""
@@ -55,7 +65,7 @@ class Attributor:
         for directory in self.site_dirs:
             if path.startswith(directory):
                 top = path[len(directory):].split(os.sep, 1)[0]
-                top = top[:-3] if top.endswith(".py") else top
+                top = _module_name(top)
                 dists = _packages_to_distributions().get(top)
                 return dists[0] if dists else top
         if path.startswith(self.stdlib_dirs):

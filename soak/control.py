@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Sequence
 
 from soak.probes.async_health import AsyncProbes
 from soak.probes.inprocess import InProcessProbes
+from soak.probes.probe import Probe
 from soak.probes.sites import Tracer
 from soak.protocol import Channel, ProtocolError
 from soak.workloads.adapters import AsyncDriver, Driver
@@ -16,8 +17,10 @@ BOUNDARY_WAIT_S = 2.0
 
 
 class Control:
-    def __init__(self, channel: Channel, driver: Driver, tracer: Tracer | None, loop_block_s: float | None = None) -> None:
-        """``loop_block_s``: the lag beyond which an async target's loop counts as blocked."""
+    def __init__(self, channel: Channel, driver: Driver, tracer: Tracer | None, loop_block_s: float | None = None,
+                 probes: Sequence[Probe] = ()) -> None:
+        """``loop_block_s``: the lag beyond which an async target's loop counts as blocked;
+        ``probes``: probes the worker started itself (the native probe of ``--native``)."""
         self.channel = channel
         self.driver = driver
         self.supervisor_gone = False
@@ -28,7 +31,7 @@ class Control:
             async_probes = AsyncProbes(loop_block_s, callers=lambda: driver.concurrency)
             driver.on_loop.append(async_probes.watch)
         self.probes = InProcessProbes(tracer, lambda: driver.iterations, event_loop, collect_garbage=True,
-                                      async_probes=async_probes)
+                                      async_probes=async_probes, extra_probes=probes)
         self._thread = threading.Thread(target=self._serve, name="soak-control", daemon=True)
 
     def start(self) -> None:

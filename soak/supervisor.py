@@ -28,6 +28,7 @@ from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
 from soak.oom import OomEvidence, peak_rss_bytes
 from soak.probes.loop_lag import DEFAULT_BLOCK_S
+from soak.probes.native import native_unavailable
 from soak.probes.process import read_from_outside
 from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
 from soak.storage import open_database, queries
@@ -65,6 +66,8 @@ class RunOptions:
     tracer: str = DEFAULT_TRACER
     sample_interval: int | None = None
     """The sampled tracer's mean bytes between samples (None: its default)."""
+    native: bool = False
+    """Track native allocations (C extensions, the C allocator) with memray: ``--native``."""
     fail_on: str = "suspect"
     resume: str | None = None
     """A killed or interrupted run (id or name) to continue in a new segment."""
@@ -134,6 +137,8 @@ class RunOptions:
             check_tracer(self.tracer, self.frames, self.sample_interval)
         except BadTracer as exc:
             raise BadInput(str(exc)) from exc
+        if self.native and (reason := native_unavailable()) is not None:
+            raise BadInput(f"--native cannot run here: {reason}")
         if self.concurrency < 1:
             raise BadInput("--concurrency must be at least 1")
         if self.loop_block_s <= 0:
@@ -276,7 +281,7 @@ def _run(
         open_database(options.db_path, create=False).close()  # fail fast on a wrong file
     worker = WorkerProcess(spec.text, frames=options.frames, tracer=options.tracer,
                            sample_interval=options.sample_interval, concurrency=options.concurrency,
-                           loop_block_s=options.loop_block_s)
+                           loop_block_s=options.loop_block_s, native=options.native)
     try:
         hello = worker.wait_ready()
         if hello["type"] == "bad_target":

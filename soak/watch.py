@@ -147,7 +147,8 @@ class WatchedProcess:
 
     def describe(self) -> str:
         if self.agent is not None:
-            return f"watching pid {self.pid} through its agent at {self.agent.path}"
+            native = ", with native tracking" if self.agent.hello.get("native") else ""
+            return f"watching pid {self.pid} through its agent at {self.agent.path}{native}"
         why = f" ({self.agent_error})" if self.agent_error and self.use_agent else ""
         return f"watching pid {self.pid}, process-level only: no heap snapshots{why}"
 

@@ -19,6 +19,7 @@ from typing import Any
 from soak.control import Control
 from soak.oom import lower_oom_priority
 from soak.probes.frames import DRIVER_FILES
+from soak.probes.native import NativeProbe, native_probe_or_none
 from soak.probes.sites import Tracer
 from soak.probes.tracer import DEFAULT_TRACER, make_tracer
 from soak.protocol import Channel
@@ -36,6 +37,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sample-interval", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--loop-block", type=float, default=None)
+    parser.add_argument("--native", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -99,7 +101,8 @@ def _start(args: argparse.Namespace) -> int | tuple[Channel, LoadedTarget, Trace
 
     tracer = make_tracer(args.tracer, args.frames, args.sample_interval)
     driver = make_driver(target.function, is_async=target.is_async, concurrency=args.concurrency)
-    control = Control(channel, driver, tracer, args.loop_block)
+    native = native_probe_or_none(args.native, args.frames)
+    control = Control(channel, driver, tracer, args.loop_block, [native] if native is not None else [])
     if tracer is not None:
         tracer.start()
     channel.send(
@@ -110,6 +113,7 @@ def _start(args: argparse.Namespace) -> int | tuple[Channel, LoadedTarget, Trace
         sample_interval=getattr(tracer, "interval", None),
         python=sys.version.split()[0],
         application_root=_application_root(target.module),
+        native=native is not None,
     )
     control.start()
     return channel, target, tracer, driver, control
@@ -125,6 +129,9 @@ def _drive(channel: Channel, target: LoadedTarget, tracer: Tracer | None, driver
         return 3
     if tracer is not None:
         tracer.stop()
+    for probe in control.probes.probes:
+        if isinstance(probe, NativeProbe):
+            probe.stop()
     if target.teardown is not None:
         try:
             target.teardown()

@@ -84,7 +84,7 @@ class WorkerProcess:
     noun = "worker"
 
     def __init__(self, target: str, *, frames: int, tracer: str, concurrency: int,
-                 sample_interval: int | None = None, loop_block_s: float | None = None) -> None:
+                 sample_interval: int | None = None, loop_block_s: float | None = None, native: bool = False) -> None:
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
         command = [
@@ -97,6 +97,7 @@ class WorkerProcess:
             "--concurrency", str(concurrency),
             *(["--sample-interval", str(sample_interval)] if sample_interval is not None else []),
             *(["--loop-block", repr(loop_block_s)] if loop_block_s is not None else []),
+            *(["--native"] if native else []),
         ]
         # Own session: a Ctrl-C at the terminal reaches the supervisor only, which ends the run.
         self.process = subprocess.Popen(command, pass_fds=(request_read, reply_write), start_new_session=True)

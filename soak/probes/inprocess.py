@@ -6,7 +6,7 @@ import asyncio
 import gc
 import os
 import time
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, Sequence
 
 from soak.probes import heap
 from soak.probes.async_health import AsyncProbes
@@ -32,11 +32,13 @@ class InProcessProbes:
         event_loop: Callable[[], tuple[asyncio.AbstractEventLoop | None, Collection[asyncio.Task[Any]]]] | None = None,
         collect_garbage: bool = False,
         async_probes: AsyncProbes | None = None,
+        extra_probes: Sequence[Probe] = (),
     ) -> None:
         """``collect_garbage``: run a full collection before each snapshot (the worker does; the
         agent does not, as that would be a full collection a snapshot in the user's service).
         ``async_probes``: an event loop's lag and thread pools; the snapshot's own pause is
-        bracketed for them, so that it is not taken for the loop's."""
+        bracketed for them, so that it is not taken for the loop's.
+        ``extra_probes``: probes the host started itself (the native probe of ``--native``)."""
         self.async_probes = async_probes
         self.tracer = tracer
         self.collect_garbage = collect_garbage
@@ -49,6 +51,7 @@ class InProcessProbes:
             self.probes.append(TaskProbe(event_loop))
         if async_probes is not None:
             self.probes.extend(async_probes.probes)
+        self.probes.extend(extra_probes)
 
     def collect(self) -> dict[str, Any]:
         if self.async_probes is None:

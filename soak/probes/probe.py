@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol, Sequence, get_args
 Unit = Literal["bytes", "objects", "count", "seconds"]
 UNITS: tuple[str, ...] = get_args(Unit)
 
-FindingKind = Literal["resource", "type", "process", "async"]
+FindingKind = Literal["resource", "type", "process", "async", "native"]
 """What a growing series of a probe is reported as (the JSON report's finding ``kind``)."""
 
 MAX_SERIES_PER_PROBE = 64

@@ -123,7 +123,8 @@ def finding_info(row: dict[str, Any], frames: list[dict[str, Any]]) -> FindingIn
     """A finding as stored (a ``findings`` row, or a FindingRow as a dict) with its stack's frames."""
     call_site = row["evidence"].get("call_site")
     # a probe's finding with a stack of its own (a blocked loop's, say) carries it in its evidence
-    traceback = frames or row["evidence"].get("frames") or []
+    # (a native site's, native frames then Python's, under "traceback")
+    traceback = frames or row["evidence"].get("frames") or row["evidence"].get("traceback") or []
     return FindingInfo(
         finding_id=row["finding_id"],
         kind=row["kind"],

@@ -54,10 +54,24 @@ def growth(finding: FindingInfo) -> str:
     return text
 
 
+UNEXPLAINED = "unexplained"
+"""The ``resource`` of a process finding for memory the traced heap does not explain."""
+
+
 def subject(finding: FindingInfo) -> str | None:
     """What grows, for a finding with no allocation line: a process's memory or a resource."""
     if finding.kind == "async":
         return async_presenter.subject(finding)
+    if finding.kind == "process" and finding.resource == UNEXPLAINED:
+        if finding.evidence.get("native_tracked"):
+            return ("the worker's RSS grows beyond the traced heap and the native sites: memory no hook saw"
+                    " (e.g. libc's malloc called through a ctypes function pointer, which memray cannot intercept)")
+        return ("the worker's RSS grows beyond what the traced heap holds: memory allocated by C extensions or"
+                " the C allocator; run with --native to see which native code allocates it and from which line")
+    if finding.kind == "native":
+        frame = finding.where
+        what = f"{frame.function} in {finding.library}" if frame else finding.library
+        return f"native memory allocated by {what} (no Python tracer sees it)"
     if finding.kind == "process":
         return (f"the worker's {finding.resource.upper() if finding.resource else 'memory'} grows "
                 "(no allocation tracer ran, so no line can be named)")
@@ -75,6 +89,8 @@ def label(finding: FindingInfo) -> str | None:
     """A short name for a finding with no allocation line: ``worker RSS``, ``fds: socket``."""
     if finding.kind == "async":
         return async_presenter.label(finding)
+    if finding.kind == "process" and finding.resource == UNEXPLAINED:
+        return "worker RSS not in the traced heap"
     if finding.kind == "process":
         return f"worker {finding.resource.upper() if finding.resource else 'memory'}"
     if finding.kind == "resource":
