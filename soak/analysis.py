@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Hashable, Sequence
@@ -99,7 +100,9 @@ def _unexplained(db: Database, run_id: int, rows: list[dict[str, Any]], threshol
     if native:
         explained = explained + np.sum(native, axis=0)
     rss = np.array([row["rss"] for row in rows], dtype=float)
-    return unexplained_growth(times, rss, explained, thresholds, native_tracked=bool(native))
+    # tracked: the native probe read (even if it saw nothing live), not merely "has series"
+    tracked = bool(native) or any(NATIVE_PROBE in json.loads(row.get("probe_ms") or "{}") for row in rows)
+    return unexplained_growth(times, rss, explained, thresholds, native_tracked=tracked)
 
 
 def _analyze_probes(db: Database, run_id: int, rows: list[dict[str, Any]], thresholds: Thresholds) -> list[Analysis]:

@@ -55,6 +55,10 @@ def test_object_roles() -> None:
     assert object_role("/lib/x86_64-linux-gnu/libffi.so.8", interpreter) == "glue"
     assert object_role("/opt/py/lib-dynload/_ctypes.cpython-311-x86_64-linux-gnu.so", interpreter) == "glue"
     assert object_role("/site-packages/numpy/_core/_multiarray_umath.so", interpreter) == "code"
+    from soak import _sampler  # leaksoak's own C core: its tables are the tracer's overhead
+
+    assert object_role(_sampler.__file__, interpreter) == "own"
+    assert object_role("/site-packages/other/_sampler.cpython-311-x86_64-linux-gnu.so", interpreter) == "code"
 
 
 def test_the_functions_an_object_defines_are_read_from_its_symbol_tables() -> None:

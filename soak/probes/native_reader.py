@@ -28,19 +28,28 @@ from soak.probes.frames import FrameFilter
 
 LIBC = "libc"
 """The object named for memory that ctypes asked the C allocator for directly."""
+C_ALLOCATORS = frozenset({"malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
+                          "memalign", "valloc", "pvalloc"})
+"""The C library's allocators: called by ctypes itself, the memory is the C library's site."""
 NATIVE_FRAMES_KEPT = 8
 """Native frames of a site sent as its evidence (allocation frame first)."""
 
 _RUNTIME_PREFIXES = ("libc.so", "libc-", "ld-linux", "libstdc++", "libgcc_s", "libm.so", "libpthread")
 _GLUE_PREFIXES = ("libffi", "_ctypes.")
+_OWN_DIRECTORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""The soak package: its sampled tracer's C core allocates its own tables (reported as the
+tracer's overhead, never as the workload's memory)."""
 
 
 def object_role(path: str, interpreter: str) -> str:
     """What a loaded object is to attribution: ``interpreter``, ``runtime`` (the C and C++
-    runtime: allocators, not owners), ``glue`` (ctypes and libffi), or ``code``."""
+    runtime: allocators, not owners), ``glue`` (ctypes and libffi), ``own`` (leaksoak's sampled
+    tracer), or ``code``."""
     name = os.path.basename(path)
     if path == interpreter or name.startswith("libpython"):
         return "interpreter"
+    if name.startswith("_sampler.") and os.path.dirname(os.path.realpath(path)) == os.path.realpath(_OWN_DIRECTORY):
+        return "own"
     if name.startswith(_RUNTIME_PREFIXES):
         return "runtime"
     if name.startswith(_GLUE_PREFIXES):
@@ -77,18 +86,22 @@ class LoadedObjects:
             pass
         return paths
 
-    def refresh(self) -> None:
-        """Read the symbols of objects loaded since the last refresh (an import loads more)."""
+    def refresh(self) -> bool:
+        """Read the symbols of objects loaded since the last refresh (an import loads more);
+        True if there were any."""
+        new = False
         for path in self._mapped():
             if path in self._read:
                 continue
             self._read.add(path)
+            new = True
             if os.path.basename(path).startswith("libc.so"):
                 self.libc = path
             if object_role(path, self.interpreter) in ("interpreter", "runtime"):
                 continue  # a function found in no other object is theirs, or unknown: not an owner
             for symbol in _defined_functions(path):
                 self._defined.setdefault(symbol, path)  # load order: the executable's first
+        return new
 
     def defining(self, symbol: str) -> str | None:
         return self._defined.get(symbol)
@@ -158,7 +171,9 @@ class Sites:
         its frames, so each is resolved and attributed once, not at every snapshot."""
 
     def collect(self, records: Iterable[Any]) -> list[NativeSite]:
-        self.objects.refresh()
+        if self.objects.refresh():
+            # a stack found to be no site's may have named a function of an object not read yet
+            self._by_stack = {stack: site for stack, site in self._by_stack.items() if site is not None}
         sites: dict[tuple[Any, ...], NativeSite] = {}
         for record in records:
             stack = (record.stack_id, record.native_stack_id, record.native_segment_generation)
@@ -190,14 +205,18 @@ class Sites:
                 continue  # an address no symbol table names: nothing to show or attribute
             path = self.objects.defining(function) or ""
             role = object_role(path, self.objects.interpreter) if path else "unknown"
+            if role == "own":
+                return None  # the sampled tracer's own tables: its overhead, not the workload's
             native.append([function, source, line, path or None])
             if role == "glue":
                 through_ctypes = True
             elif role == "code" and owner is None:
                 owner = (path, function)
         if owner is None:
-            if not through_ctypes:
-                return None  # the interpreter's own allocation: Python-visible memory
+            if not through_ctypes or not native or native[0][0] not in C_ALLOCATORS:
+                # the interpreter's own allocation (also one made by ctypes' C code, such as a
+                # new ctypes type's dict): Python-visible memory
+                return None
             owner = (self.objects.libc, native[0][0] if native else "malloc")
         by_line = {(file, line): function for function, file, line in python}
         frames = [[file, line, by_line.get((file, line), "?")] for file, line in workload[: self.frames]]
