@@ -26,6 +26,7 @@ from soak.analyzers import Analysis, Thresholds
 from soak.attribution import Attributor
 from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
+from soak.holders import requests_for
 from soak.oom import OomEvidence, peak_rss_bytes
 from soak.probes.process import read_from_outside
 from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
@@ -324,6 +325,9 @@ class Supervisor:
         self._last_refresh_at = float("-inf")
         self._last_refresh_cost = 0.0
         self._warm_up: threading.Thread | None = None
+        self._holder_requests: list[dict[str, Any]] = []
+        """Holder searches for the next snapshot (soak.holders): suspected findings not searched yet."""
+        self._searched: set[str] = set()
         self._state: dict[str, Any] = {"run_name": writer.name, "run_id": writer.run_id, "target": options.target,
                                        "verdict": "inconclusive", "findings": [], "snapshots": 0}
 
@@ -458,12 +462,14 @@ class Supervisor:
         restart = self.subject.pop_restart()
         if restart is not None:  # a watched process came back under a new pid: a new segment
             self.writer.start_segment()
+            self._searched.clear()  # a new process: its objects are new
             if restart.get("oom"):  # the segment ended in an OOM kill
                 self._record_oom(restart.pop("oom"), f"pid {restart['old_pid']}")
             self.writer.record_event(t_s, "restart", restart["message"], restart)
         self.requests += 1
+        holders, self._holder_requests = self._holder_requests, []
         try:
-            body = self.subject.snapshot(self.requests, timeout)
+            body = self.subject.snapshot(self.requests, timeout, holders=holders or None)
         except SnapshotFailed as failed:
             self.writer.record_event(t_s, "snapshot_failed", str(failed))
             return
@@ -475,6 +481,7 @@ class Supervisor:
         process, outside = read_from_outside(self.subject.pid)
         body = {**body, "probes": {**(body.get("probes") or {}), **outside}}
         self.writer.record_snapshot(t_s, process, body)
+        self._searched.update(body.get("holders") or ())
         self.snapshots_taken += 1
         self._state = {
             **self._state,
@@ -519,6 +526,8 @@ class Supervisor:
         refreshed = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed(),
                             self.options.memory_limit_bytes)
         # the progress display shows the top 5, whatever --metrics-top says
+        self._holder_requests = requests_for(self.db, refreshed.findings, self._searched,
+                                             sites=self.hello.get("tracer") == "exact")
         published = published_findings(refreshed, max(self.options.metrics_top, 5))
         process = self._state.get("process", {})
         limit = self.options.memory_limit_bytes or process.get("cgroup_limit")

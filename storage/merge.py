@@ -73,6 +73,7 @@ PER_RUN = (
     PerRun("findings", {"stack_id": "stacks"}, surrogate="id"),
     PerRun("detections"),
     PerRun("events", surrogate="id"),
+    PerRun("holders", {"stack_id": "stacks"}, surrogate="id"),
 )
 SPECIAL = {"runs", "stack_frames", "merged_runs", "_sqlite_migrations"}
 """Tables merged by code of their own (stack_frames follows stacks) or not merged."""

@@ -1,0 +1,268 @@
+"""Holder chains: what keeps a growing type's (or site's) objects alive, found on suspicion.
+
+For a few sample objects of a suspected type or allocation site, a breadth-first search walks
+referrers back to a root -- a module global, a class attribute, a local of a workload thread's
+frame, the event loop -- and names the chain from the root to the container that holds the
+sample: ``app.cache._RESPONSES`` (dict), ``app.Registry.entries['sessions']`` (list). The name is
+the root's, whichever line put the object there.
+
+Cost is bounded: one scan of the heap per level of the search (``gc.get_referrers`` of the whole
+frontier at once -- objgraph's ``find_backref_chain`` scans once per object visited, after a full
+collection, with no time limit), at most :data:`MAX_DEPTH` levels and :data:`MAX_FRONTIER`
+objects a level, and one deadline for the whole request. It runs in a snapshot, after every
+probe has read its series, only when the supervisor asks (a finding is suspected), never from an
+allocator hook.
+
+A site's objects are known only to an exact tracer (``tracemalloc.get_object_traceback``); under
+the sampled tracer a site's holders are not searched, its type's are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import sys
+import threading
+import time
+import tracemalloc
+import types
+from collections import Counter
+from typing import Any, Iterator
+
+from soak.probes.frames import DRIVER_FILES, FrameFilter
+from soak.probes.resources import OWN_THREAD_PREFIX
+from soak.probes.types import is_own_module, type_name
+
+SEARCH_LIMIT_S = 1.0
+"""Time allowed to one holder search request, all its subjects together."""
+SAMPLES = 4
+"""Sample objects whose chains are searched per subject."""
+MAX_DEPTH = 8
+MAX_FRONTIER = 256
+MAX_SUBJECTS = 3
+"""Subjects searched per request (the most severe findings first)."""
+
+_SOAK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _own_file(filename: str) -> bool:
+    return filename in DRIVER_FILES or os.path.dirname(os.path.abspath(filename)).startswith(_SOAK_DIR)
+
+
+def find_holders(requests: list[dict[str, Any]], limit_s: float = SEARCH_LIMIT_S) -> dict[str, dict[str, Any]]:
+    """Holder evidence per requested subject key.
+
+    Each request is ``{"key": ..., "type": "module.qualname"}`` or ``{"key": ..., "frames":
+    [[file, line], ...]}`` (a site's traceback, allocation frame first). The evidence names the
+    chain most samples share (``held_by``, ``holder_type``, ``root``) and how many samples it holds.
+    """
+    deadline = time.perf_counter() + limit_s
+    found: dict[str, dict[str, Any]] = {}
+    for request in requests[:MAX_SUBJECTS]:
+        samples = _samples(request)
+        if samples is None:
+            found[request["key"]] = {"held_by": None, "holder_note": "the sampled tracer cannot tell a site's objects (--tracer exact can)"}
+            continue
+        chains = []
+        for sample in samples:
+            if time.perf_counter() > deadline:
+                break
+            chain = _chain(sample, deadline)
+            if chain is not None:
+                chains.append(chain)
+        del samples
+        found[request["key"]] = _evidence(chains, time.perf_counter() > deadline)
+    return found
+
+
+def _samples(request: dict[str, Any]) -> list[Any] | None:
+    """A few of the subject's live objects, the newest first (the heap's tail: what leaked lately)."""
+    objects = gc.get_objects()
+    try:
+        if "type" in request:
+            name, names = request["type"], {}
+            matches = []
+            for obj in reversed(objects):
+                cls = type(obj)
+                label = names.get(cls)
+                if label is None:
+                    label = names[cls] = type_name(cls)
+                if label == name:
+                    matches.append(obj)
+                    if len(matches) >= SAMPLES * 8:
+                        break
+            return matches[:: max(1, len(matches) // SAMPLES)][:SAMPLES]
+        if not tracemalloc.is_tracing():
+            return None
+        wanted = tuple((str(file), int(line)) for file, line in request["frames"])
+        frame_filter = FrameFilter()
+        matches = []
+        for obj in reversed(objects):
+            for candidate in (obj, *(r for r in gc.get_referents(obj) if not gc.is_tracked(r))):
+                traceback = tracemalloc.get_object_traceback(candidate)
+                if traceback is None:
+                    continue
+                raw = tuple((frame.filename, frame.lineno) for frame in reversed(traceback))
+                if frame_filter.workload_frames(raw) == wanted:
+                    matches.append(candidate)
+            if len(matches) >= SAMPLES:
+                break
+        return matches[:SAMPLES]
+    finally:
+        del objects
+
+
+class _Roots:
+    """Which objects a chain may end at, read once per search."""
+
+    def __init__(self) -> None:
+        self.modules = {id(module.__dict__): module for module in list(sys.modules.values())
+                        if isinstance(module, types.ModuleType) and not is_own_module(module.__name__)}
+        own_threads = {thread.ident for thread in threading.enumerate() if thread.name.startswith(OWN_THREAD_PREFIX)}
+        own_threads.add(threading.get_ident())
+        names = {thread.ident: thread.name for thread in threading.enumerate()}
+        self.thread_frames: dict[int, str] = {}
+        for ident, frame in sys._current_frames().items():
+            if ident in own_threads:
+                continue
+            walker: types.FrameType | None = frame
+            while walker is not None:
+                self.thread_frames[id(walker)] = names.get(ident, str(ident))
+                walker = walker.f_back
+
+    def root(self, referrer: Any, child: Any) -> str | None:
+        """The root's kind when ``referrer`` is one that holds ``child``, else None."""
+        if isinstance(referrer, types.ModuleType) and id(referrer.__dict__) in self.modules and child is referrer.__dict__:
+            return "module global"
+        if isinstance(referrer, type) and not is_own_module(referrer.__module__) and child is _type_dict(referrer):
+            return "class attribute"
+        if isinstance(referrer, types.FrameType) and id(referrer) in self.thread_frames:
+            if any(value is child for value in referrer.f_locals.values()):
+                return "thread frame"
+        if isinstance(referrer, asyncio.AbstractEventLoop):
+            return "event loop"
+        return None
+
+    def ignored(self, referrer: Any) -> bool:
+        if isinstance(referrer, types.FrameType):
+            return _own_file(referrer.f_code.co_filename)
+        if isinstance(referrer, type):
+            return is_own_module(referrer.__module__)
+        return not isinstance(referrer, (dict, list, tuple)) and is_own_module(type(referrer).__module__)
+
+
+def _type_dict(cls: type) -> Any:
+    for referent in gc.get_referents(cls):
+        if isinstance(referent, dict) and referent.get("__module__", None) == cls.__dict__.get("__module__"):
+            return referent
+    return None
+
+
+def _chain(sample: Any, deadline: float) -> list[Any] | None:
+    """[root, ..., sample], or None when no root is found in time."""
+    roots = _Roots()
+    parent: dict[int, Any] = {id(sample): None}
+    frontier: list[Any] = [sample]
+    mine: set[int] = {id(parent), id(roots.__dict__), id(roots.modules), id(roots.thread_frames)}
+    for _ in range(MAX_DEPTH):
+        if not frontier or time.perf_counter() > deadline:
+            return None
+        mine.add(id(frontier))
+        frame = sys._getframe()
+        while frame is not None:
+            mine.add(id(frame))
+            frame = frame.f_back  # type: ignore[assignment]
+        referrers = gc.get_referrers(*frontier)
+        mine.add(id(referrers))
+        wanted = {id(obj) for obj in frontier}
+        mine.add(id(wanted))
+        nearest: list[Any] = []
+        for referrer in referrers:
+            if id(referrer) in mine or id(referrer) in parent or roots.ignored(referrer):
+                continue
+            child = next((c for c in gc.get_referents(referrer) if id(c) in wanted), None)
+            if child is None:
+                continue
+            parent[id(referrer)] = (referrer, child)
+            if roots.root(referrer, child) is not None:
+                return _unwind(referrer, parent)
+            if len(nearest) < MAX_FRONTIER:
+                nearest.append(referrer)
+        del referrers
+        frontier = nearest
+    return None
+
+
+def _unwind(root: Any, parent: dict[int, Any]) -> list[Any]:
+    chain = [root]
+    entry = parent[id(root)]
+    while entry is not None:
+        _, child = entry
+        chain.append(child)
+        entry = parent[id(child)]
+    return chain
+
+
+def describe(chain: list[Any]) -> tuple[str, str]:
+    """(the root's kind, the name of the sample's holder from its root: ``app.cache._RESPONSES``)."""
+    root = chain[0]
+    roots = _Roots()
+    kind = roots.root(root, chain[1]) or "?"
+    if isinstance(root, types.ModuleType):
+        name = root.__name__
+    elif isinstance(root, type):
+        name = f"{root.__module__}.{root.__qualname__}"
+    elif isinstance(root, types.FrameType):
+        name = f"{root.f_code.co_name}() in thread '{roots.thread_frames.get(id(root), '?')}'"
+    else:
+        name = f"the event loop ({type(root).__qualname__})"
+    for index in range(len(chain) - 2):
+        name += _step(chain, index)
+    return kind, name
+
+
+def _step(chain: list[Any], index: int) -> str:
+    """How ``chain[index]`` refers to the next object: ``.name``, ``['key']``, ``[3]``, ``.<type>``."""
+    holder, child = chain[index], chain[index + 1]
+    if isinstance(holder, (types.ModuleType, type)) and isinstance(child, dict):
+        return ""  # its namespace: the key follows
+    if isinstance(holder, dict):
+        before = chain[index - 1] if index else None
+        namespace = isinstance(before, (types.ModuleType, type)) or getattr(before, "__dict__", None) is holder
+        for key, value in _items(holder):
+            if value is child:
+                return f".{key}" if namespace else f"[{key!r}]"
+        return ".<key>"
+    if isinstance(holder, (list, tuple)):
+        for position, value in enumerate(holder):
+            if value is child:
+                return f"[{position}]"
+    if isinstance(holder, types.FrameType):
+        for name, value in holder.f_locals.items():
+            if value is child:
+                return f".{name}"
+    if hasattr(holder, "__dict__"):
+        if child is holder.__dict__:
+            return ""
+        for name, value in list(vars(holder).items()):
+            if value is child:
+                return f".{name}"
+    return f".<{type(child).__qualname__}>"
+
+
+def _items(mapping: dict[Any, Any]) -> Iterator[tuple[Any, Any]]:
+    try:
+        yield from list(mapping.items())
+    except RuntimeError:  # changed size: another thread wrote to it
+        return
+
+
+def _evidence(chains: list[list[Any]], timed_out: bool) -> dict[str, Any]:
+    if not chains:
+        return {"held_by": None, "holder_note": "no root found within the search's time limit" if timed_out
+                else "no root found (a cycle, or held only from C)"}
+    described = [(describe(chain), type(chain[-2]).__qualname__, id(chain[-2])) for chain in chains]
+    ((kind, name), holder_type, container), held = Counter(described).most_common(1)[0]
+    return {"held_by": name, "holder_type": holder_type, "holder_root": kind, "holder_samples": held,
+            "holder_searched": len(chains), "holder_container": container}
