@@ -123,12 +123,18 @@ class _Roots:
         own_threads.add(threading.get_ident())
         names = {thread.ident: thread.name for thread in threading.enumerate()}
         self.thread_frames: dict[int, str] = {}
+        self.locals: dict[int, types.FrameType] = {}
+        """The frame of each object a workload thread's running frame has as a local: the
+        collector does not see a running frame's locals, so they are found from the frames."""
         for ident, frame in sys._current_frames().items():
             if ident in own_threads:
                 continue
             walker: types.FrameType | None = frame
             while walker is not None:
                 self.thread_frames[id(walker)] = names.get(ident, str(ident))
+                if not _own_file(walker.f_code.co_filename):
+                    for value in walker.f_locals.values():
+                        self.locals.setdefault(id(value), walker)
                 walker = walker.f_back
 
     def root(self, referrer: Any, child: Any) -> str | None:
@@ -164,15 +170,20 @@ def _chain(sample: Any, deadline: float) -> list[Any] | None:
     roots = _Roots()
     parent: dict[int, Any] = {id(sample): None}
     frontier: list[Any] = [sample]
-    mine: set[int] = {id(parent), id(roots.__dict__), id(roots.modules), id(roots.thread_frames)}
+    mine: set[int] = {id(parent), id(roots.__dict__), id(roots.modules), id(roots.thread_frames), id(roots.locals)}
     for _ in range(MAX_DEPTH):
         if not frontier or time.perf_counter() > deadline:
             return None
+        for obj in frontier:
+            frame = roots.locals.get(id(obj))
+            if frame is not None:
+                parent[id(frame)] = (frame, obj)
+                return _unwind(frame, parent)
         mine.add(id(frontier))
-        frame = sys._getframe()
-        while frame is not None:
-            mine.add(id(frame))
-            frame = frame.f_back  # type: ignore[assignment]
+        own: types.FrameType | None = sys._getframe()
+        while own is not None:
+            mine.add(id(own))
+            own = own.f_back
         referrers = gc.get_referrers(*frontier)
         mine.add(id(referrers))
         wanted = {id(obj) for obj in frontier}
@@ -204,8 +215,14 @@ def _unwind(root: Any, parent: dict[int, Any]) -> list[Any]:
     return chain
 
 
-def describe(chain: list[Any]) -> tuple[str, str]:
-    """(the root's kind, the name of the sample's holder from its root: ``app.cache._RESPONSES``)."""
+def describe(chain: list[Any]) -> tuple[str, str, Any, str]:
+    """(the root's kind, the holder's name, the holder, the whole path to the sample's container).
+
+    The holder is what the root names: the module global, class attribute or local, followed
+    through attributes (``app.state.cache``) but not into a container's items, so that every
+    sample in one cache has the same holder: ``app.cache._RESPONSES``, with the path
+    ``app.cache._RESPONSES[6880].body``.
+    """
     root = chain[0]
     roots = _Roots()
     kind = roots.root(root, chain[1]) or "?"
@@ -217,9 +234,15 @@ def describe(chain: list[Any]) -> tuple[str, str]:
         name = f"{root.f_code.co_name}() in thread '{roots.thread_frames.get(id(root), '?')}'"
     else:
         name = f"the event loop ({type(root).__qualname__})"
+    holder, held_by, named = chain[1], name, True
     for index in range(len(chain) - 2):
-        name += _step(chain, index)
-    return kind, name
+        step = _step(chain, index)
+        name += step
+        if named and step.startswith("["):
+            named = False
+        if named:
+            held_by, holder = name, chain[index + 1]
+    return kind, held_by, holder, name
 
 
 def _step(chain: list[Any], index: int) -> str:
@@ -262,7 +285,9 @@ def _evidence(chains: list[list[Any]], timed_out: bool) -> dict[str, Any]:
     if not chains:
         return {"held_by": None, "holder_note": "no root found within the search's time limit" if timed_out
                 else "no root found (a cycle, or held only from C)"}
-    described = [(describe(chain), type(chain[-2]).__qualname__, id(chain[-2])) for chain in chains]
-    ((kind, name), holder_type, container), held = Counter(described).most_common(1)[0]
-    return {"held_by": name, "holder_type": holder_type, "holder_root": kind, "holder_samples": held,
-            "holder_searched": len(chains), "holder_container": container}
+    described = [describe(chain) for chain in chains]
+    (kind, held_by, holder), held = Counter((k, h, id(o)) for k, h, o, _ in described).most_common(1)[0]
+    path = next(p for k, h, o, p in described if h == held_by)
+    holder_type = next(type(o).__qualname__ for _, h, o, _ in described if h == held_by)
+    return {"held_by": held_by, "holder_type": holder_type, "holder_root": kind, "holder_path": path,
+            "holder_samples": held, "holder_searched": len(chains), "holder_container": holder}
