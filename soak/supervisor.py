@@ -23,6 +23,7 @@ from sqlite_utils import Database
 from soak import sources
 from soak.analysis import refresh
 from soak.analyzers import Analysis, Thresholds
+from soak.analyzers.growth import Materiality
 from soak.attribution import Attributor
 from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
@@ -129,7 +130,11 @@ class RunOptions:
     def from_stored(cls, data: dict[str, Any]) -> RunOptions:
         """The options :meth:`stored` recorded; a field an older version did not record keeps its default."""
         values = _known_fields(cls, data)
-        return cls(**values | {"thresholds": Thresholds(**_known_fields(Thresholds, values.get("thresholds", {})))})
+        thresholds = _known_fields(Thresholds, values.get("thresholds", {}))
+        # materiality per unit is a dataclass of its own, stored as a JSON object
+        thresholds = {name: Materiality(**_known_fields(Materiality, value)) if isinstance(value, dict) else value
+                      for name, value in thresholds.items()}
+        return cls(**values | {"thresholds": Thresholds(**thresholds)})
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
