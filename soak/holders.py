@@ -53,7 +53,9 @@ def requests_for(db: Database, rows: Sequence[FindingRow], searched: set[str], s
 
 
 def with_holders(db: Database, run_id: int, rows: list[FindingRow]) -> list[FindingRow]:
-    """The rows with the stored holder evidence of their subjects in their evidence."""
+    """The rows with the stored holder evidence of their subjects in their evidence, and the site
+    findings whose objects one container holds (a dict's keys and its values, say) made one: the
+    most severe stays, with the others as its ``member_sites`` and their growth added to its own."""
     found = queries.holders(db, run_id)
     if not found:
         return rows
@@ -61,7 +63,31 @@ def with_holders(db: Database, run_id: int, rows: list[FindingRow]) -> list[Find
     for row in rows:
         evidence = found.get(subject_of(row) or "")
         if evidence is not None:
-            held = {k: v for k, v in evidence.items() if k != "holder_container"}
-            row = replace(row, evidence={**row.evidence, **held})
+            row = replace(row, evidence={**row.evidence, **evidence})
         out.append(row)
-    return out
+    return _one_per_container(db, out)
+
+
+def _one_per_container(db: Database, rows: list[FindingRow]) -> list[FindingRow]:
+    containers: dict[tuple[Any, Any], list[int]] = {}
+    for index, row in enumerate(rows):
+        container = row.evidence.get("holder_container")
+        if row.kind == "site" and row.evidence.get("held_by") and container is not None:
+            containers.setdefault((row.evidence.get("segment"), container), []).append(index)
+    merged: dict[int, FindingRow] = {}
+    dropped: set[int] = set()
+    for members in containers.values():
+        if len(members) < 2:
+            continue
+        head, rest = rows[members[0]], [rows[i] for i in members[1:]]
+        frames = queries.stack_frames(db, [row.stack_id for row in rest if row.stack_id is not None])
+        sites = [{**frames[row.stack_id][0], "growth_bytes_per_hour": row.growth_bytes_per_hour}
+                 for row in rest if frames.get(row.stack_id)]  # type: ignore[index]
+        merged[members[0]] = replace(
+            head,
+            growth_bytes_per_hour=sum(row.growth_bytes_per_hour or 0.0 for row in (head, *rest)),
+            growth_count_per_hour=sum(row.growth_count_per_hour or 0.0 for row in (head, *rest)),
+            evidence={**head.evidence, "member_sites": sites},
+        )
+        dropped.update(members[1:])
+    return [merged.get(i, row) for i, row in enumerate(rows) if i not in dropped]

@@ -143,6 +143,8 @@ def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 
 
 DEFAULT_DURATION_S = 600.0
+HOLDER_ATTEMPTS = 3
+"""Holder searches of one subject per segment, when none finds a holder."""
 ANALYSIS_COST_RATIO = 20.0
 """A scheduled analysis refresh is skipped until this many times the last one's cost has passed."""
 
@@ -333,6 +335,7 @@ class Supervisor:
         self._holder_requests: list[dict[str, Any]] = []
         """Holder searches for the next snapshot (soak.holders): suspected findings not searched yet."""
         self._searched: set[str] = set()
+        self._attempts: dict[str, int] = {}
         self._state: dict[str, Any] = {"run_name": writer.name, "run_id": writer.run_id, "target": options.target,
                                        "verdict": "inconclusive", "findings": [], "snapshots": 0}
 
@@ -468,6 +471,7 @@ class Supervisor:
         if restart is not None:  # a watched process came back under a new pid: a new segment
             self.writer.start_segment()
             self._searched.clear()  # a new process: its objects are new
+            self._attempts.clear()
             if restart.get("oom"):  # the segment ended in an OOM kill
                 self._record_oom(restart.pop("oom"), f"pid {restart['old_pid']}")
             self.writer.record_event(t_s, "restart", restart["message"], restart)
@@ -486,7 +490,10 @@ class Supervisor:
         process, outside = read_from_outside(self.subject.pid)
         body = {**body, "probes": {**(body.get("probes") or {}), **outside}}
         self.writer.record_snapshot(t_s, process, body)
-        self._searched.update(body.get("holders") or ())
+        for subject, found in (body.get("holders") or {}).items():  # a search out of time is tried again, twice
+            self._attempts[subject] = self._attempts.get(subject, 0) + 1
+            if found.get("held_by") or self._attempts[subject] >= HOLDER_ATTEMPTS:
+                self._searched.add(subject)
         self.snapshots_taken += 1
         self._state = {
             **self._state,

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import db_rows, run_soak
+from conftest import db_rows, leak_lines, run_soak
 from soak.probes.holders import find_holders
 from soak.probes.inprocess import InProcessProbes
 from soak.probes.probe import run_probes
 from soak.probes.types import TypeProbe, is_own_module, own_objects
-from soak.workloads.holders import cache_leak, handed_list
+from soak.supervisor import RunOptions
+from soak.workloads.holders import cache_leak, handed_list, keyed_cache
 
 SHORT = ("--duration", "20s", "--interval", "0.25s", "--format", "json")
 """Long enough for a dozen censuses on a busy machine: the census runs within 2% of the time."""
@@ -132,3 +133,22 @@ def test_an_exact_trace_names_the_holder_of_a_leaking_site(db: Path) -> None:
     site = _finding(result.json(), "site")
     assert site["evidence"]["held_by"] == cache_leak.HELD_BY
     assert f"held by `{cache_leak.HELD_BY}`" in run_soak("report", "--db", str(db)).stdout
+
+
+def test_sites_that_one_container_holds_are_one_leak(db: Path) -> None:
+    """A dict's keys and its values are allocated on two lines: one finding, with the other site
+    as a member, held by the dict's global."""
+    result = run_soak("run", "soak.workloads.holders.keyed_cache:step", "--tracer", "exact", "--db", str(db), *SHORT)
+    assert result.returncode == 1, result.stdout + result.stderr
+    sites = [f for f in result.json()["findings"] if f["kind"] == "site"]
+    assert len(sites) == 1, sites
+    evidence = sites[0]["evidence"]
+    assert evidence["held_by"] == keyed_cache.HELD_BY
+    lines = {sites[0]["where"]["line"], *(member["line"] for member in evidence["member_sites"])}
+    assert lines == leak_lines(Path(keyed_cache.__file__))
+    assert "one leak with the 1 other site(s) whose objects it holds" in run_soak("report", "--db", str(db)).stdout
+
+
+def test_a_resumed_run_reads_its_materiality_back() -> None:
+    options = RunOptions(target="x.py:step")
+    assert RunOptions.from_stored(options.stored()).thresholds == options.thresholds

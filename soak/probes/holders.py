@@ -20,7 +20,9 @@ the sampled tracer a site's holders are not searched, its type's are.
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
+import itertools
 import os
 import sys
 import threading
@@ -34,7 +36,7 @@ from soak.probes.frames import DRIVER_FILES, FrameFilter
 from soak.probes.resources import OWN_THREAD_PREFIX
 from soak.probes.types import is_own_module, type_name
 
-SEARCH_LIMIT_S = 1.0
+SEARCH_LIMIT_S = 2.0
 """Time allowed to one holder search request, all its subjects together."""
 SAMPLES = 4
 """Sample objects whose chains are searched per subject."""
@@ -57,60 +59,124 @@ def find_holders(requests: list[dict[str, Any]], limit_s: float = SEARCH_LIMIT_S
     [[file, line], ...]}`` (a site's traceback, allocation frame first). The evidence names the
     chain most samples share (``held_by``, ``holder_type``, ``root``) and how many samples it holds.
     """
-    deadline = time.perf_counter() + limit_s
+    started = time.perf_counter()
+    deadline = started + limit_s
+    requests = requests[:MAX_SUBJECTS]
+    sites = [request for request in requests if "frames" in request]
+    # one scan of the heap finds every site's samples; it may take half the time
+    site_samples = _site_samples(sites, started + limit_s / 2) if sites and tracemalloc.is_tracing() else None
     found: dict[str, dict[str, Any]] = {}
-    for request in requests[:MAX_SUBJECTS]:
-        samples = _samples(request)
-        if samples is None:
+    for request in requests:
+        if "frames" not in request:
+            samples = _type_samples(request["type"], deadline)
+        elif site_samples is None:
             found[request["key"]] = {"held_by": None, "holder_note": "the sampled tracer cannot tell a site's objects (--tracer exact can)"}
             continue
+        else:
+            samples = site_samples.get(request["key"], [])
+        if not samples:
+            found[request["key"]] = {"held_by": None, "holder_note": "none of its objects were found in time"}
+            continue
         chains = []
-        for sample in samples:
+        for sample, container in samples:
             if time.perf_counter() > deadline:
                 break
-            chain = _chain(sample, deadline)
+            # a str key of a dict is no referent of it (the collector skips str keys): its
+            # container, found while sampling, is where its chain starts
+            chain = _chain(sample if container is None else container, deadline)
             if chain is not None:
-                chains.append(chain)
+                chains.append(chain if container is None else [*chain, sample])
         del samples
         found[request["key"]] = _evidence(chains, time.perf_counter() > deadline)
     return found
 
 
-def _samples(request: dict[str, Any]) -> list[Any] | None:
-    """A few of the subject's live objects, the newest first (the heap's tail: what leaked lately)."""
+def _type_samples(name: str, deadline: float) -> list[tuple[Any, None]]:
+    """A few live objects of the type called ``name``, the newest first (the heap's tail: what
+    leaked lately), as many as are found by ``deadline``."""
     objects = gc.get_objects()
     try:
-        if "type" in request:
-            name, names = request["type"], {}
-            matches = []
-            for obj in reversed(objects):
-                cls = type(obj)
-                label = names.get(cls)
-                if label is None:
-                    label = names[cls] = type_name(cls)
-                if label == name:
-                    matches.append(obj)
-                    if len(matches) >= SAMPLES * 8:
-                        break
-            return matches[:: max(1, len(matches) // SAMPLES)][:SAMPLES]
-        if not tracemalloc.is_tracing():
-            return None
-        wanted = tuple((str(file), int(line)) for file, line in request["frames"])
-        frame_filter = FrameFilter()
+        names: dict[type, str] = {}
         matches = []
-        for obj in reversed(objects):
-            for candidate in (obj, *(r for r in gc.get_referents(obj) if not gc.is_tracked(r))):
-                traceback = tracemalloc.get_object_traceback(candidate)
-                if traceback is None:
-                    continue
-                raw = tuple((frame.filename, frame.lineno) for frame in reversed(traceback))
-                if frame_filter.workload_frames(raw) == wanted:
-                    matches.append(candidate)
-            if len(matches) >= SAMPLES:
+        for scanned, obj in enumerate(reversed(objects)):
+            if scanned % 4096 == 0 and time.perf_counter() > deadline:
                 break
-        return matches[:SAMPLES]
+            cls = type(obj)
+            label = names.get(cls)
+            if label is None:
+                label = names[cls] = type_name(cls)
+            if label == name:
+                matches.append(obj)
+                if len(matches) >= SAMPLES * 8:
+                    break
+        return [(obj, None) for obj in matches[:: max(1, len(matches) // SAMPLES)][:SAMPLES]]
     finally:
         del objects
+
+
+def _site_samples(requests: list[dict[str, Any]], deadline: float) -> dict[str, list[tuple[Any, Any]]]:
+    """A few live objects allocated at each requested site (by its traceback, as the exact tracer
+    reports it), each with the container it was found in (None for a gc-tracked object, found by
+    itself), as many as one scan of the heap finds by ``deadline``."""
+    wanted = {tuple((str(file), int(line)) for file, line in request["frames"]): request["key"] for request in requests}
+    lines = {frames[0] for frames in wanted}
+    frame_filter = FrameFilter()
+    found: dict[str, list[tuple[Any, Any]]] = {key: [] for key in wanted.values()}
+    missing = len(found)
+    taken: set[int] = set()
+    objects = gc.get_objects()
+    try:
+        # The containers that module globals name first, the latest imported module first (the
+        # workload's): most leaks are held there, and an untracked object (a str, bytes) is
+        # found only through its container. Then the whole heap, oldest first.
+        for scanned, obj in enumerate(itertools.chain(_module_containers(), objects)):
+            if scanned % 256 == 0 and time.perf_counter() > deadline:
+                break
+            for candidate, container in _with_untracked(obj):
+                raw = _object_traceback(candidate)  # allocation frame first
+                if not raw or raw[0] not in lines or id(candidate) in taken:
+                    continue
+                key = wanted.get(frame_filter.workload_frames(raw))
+                if key is not None and len(found[key]) < SAMPLES:
+                    found[key].append((candidate, container))
+                    taken.add(id(candidate))
+                    missing -= len(found[key]) == SAMPLES
+            if not missing:
+                break
+        return found
+    finally:
+        del objects
+
+
+def _module_containers() -> Iterator[Any]:
+    for module in reversed(list(sys.modules.values())):
+        if isinstance(module, types.ModuleType) and not is_own_module(module.__name__):
+            for value in list(vars(module).values()):
+                if isinstance(value, (dict, list, set, collections.deque)) and value is not sys.modules:
+                    yield value
+
+
+def _object_traceback(obj: Any) -> tuple[tuple[str, int], ...] | None:
+    """Where tracemalloc saw ``obj`` allocated, allocation frame first (its private reader skips
+    building a Traceback, as soak.probes.exact does for the traces)."""
+    reader = getattr(tracemalloc, "_get_object_traceback", None)
+    if reader is not None:
+        return reader(obj)  # type: ignore[no-any-return]
+    traceback = tracemalloc.get_object_traceback(obj)
+    return None if traceback is None else tuple((f.filename, f.lineno) for f in reversed(traceback))
+
+
+def _with_untracked(obj: Any) -> Iterator[tuple[Any, Any]]:
+    """``obj`` (with no container), then the untracked objects it holds (with ``obj``): its
+    referents, and a dict's keys, which the collector does not visit when they are all str."""
+    yield obj, None
+    for referent in gc.get_referents(obj):
+        if not gc.is_tracked(referent):
+            yield referent, obj
+    if isinstance(obj, dict):
+        for key in list(obj):
+            if not gc.is_tracked(key):
+                yield key, obj
 
 
 class _Roots:
@@ -246,7 +312,8 @@ def describe(chain: list[Any]) -> tuple[str, str, Any, str]:
 
 
 def _step(chain: list[Any], index: int) -> str:
-    """How ``chain[index]`` refers to the next object: ``.name``, ``['key']``, ``[3]``, ``.<type>``."""
+    """How ``chain[index]`` refers to the next object: ``.name`` (an attribute, a global, a local)
+    or an item: ``['key']``, ``[3]``, ``[<a key>]``, ``[<type>]``."""
     holder, child = chain[index], chain[index + 1]
     if isinstance(holder, (types.ModuleType, type)) and isinstance(child, dict):
         return ""  # its namespace: the key follows
@@ -256,7 +323,7 @@ def _step(chain: list[Any], index: int) -> str:
         for key, value in _items(holder):
             if value is child:
                 return f".{key}" if namespace else f"[{key!r}]"
-        return ".<key>"
+        return "[<a key>]"
     if isinstance(holder, (list, tuple)):
         for position, value in enumerate(holder):
             if value is child:
@@ -271,7 +338,7 @@ def _step(chain: list[Any], index: int) -> str:
         for name, value in list(vars(holder).items()):
             if value is child:
                 return f".{name}"
-    return f".<{type(child).__qualname__}>"
+    return f"[<{type(child).__qualname__}>]"
 
 
 def _items(mapping: dict[Any, Any]) -> Iterator[tuple[Any, Any]]:

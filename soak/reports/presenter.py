@@ -8,6 +8,8 @@ saying what grows, and the evidence line from here.
 
 from __future__ import annotations
 
+import os
+
 from soak.durations import format_duration
 from soak.reports.model import FindingInfo
 
@@ -68,6 +70,10 @@ def held_by(finding: FindingInfo) -> str | None:
     root, held, searched = (finding.evidence.get(k) for k in ("holder_root", "holder_samples", "holder_searched"))
     if root and held and searched:
         text += f", a {root}: {held} of {searched} sampled objects"
+    members = finding.evidence.get("member_sites") or []
+    if members:
+        where = ", ".join(f"{os.path.basename(site['file'])}:{site['line']}" for site in members)
+        text += f"; one leak with the {len(members)} other site(s) whose objects it holds: {where}"
     return text
 
 
