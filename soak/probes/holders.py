@@ -42,6 +42,8 @@ SAMPLES = 4
 """Sample objects whose chains are searched per subject."""
 MAX_DEPTH = 8
 MAX_FRONTIER = 256
+MODULE_ITEMS = 1000
+"""Items of each module-level container scanned before the rest of the heap, for a site's objects."""
 MAX_SUBJECTS = 3
 """Subjects searched per request (the most severe findings first)."""
 
@@ -154,6 +156,13 @@ def _module_containers() -> Iterator[Any]:
             for value in list(vars(module).values()):
                 if isinstance(value, (dict, list, set, collections.deque)) and value is not sys.modules:
                     yield value
+                    # and the objects it holds, whose own fields may be the site's (a str, bytes)
+                    items = value.values() if isinstance(value, dict) else value
+                    try:
+                        held = list(itertools.islice(items, MODULE_ITEMS))
+                    except RuntimeError:  # changed size meanwhile (another thread)
+                        continue
+                    yield from (item for item in held if gc.is_tracked(item))
 
 
 def _object_traceback(obj: Any) -> tuple[tuple[str, int], ...] | None:
@@ -350,7 +359,7 @@ def _items(mapping: dict[Any, Any]) -> Iterator[tuple[Any, Any]]:
 
 def _evidence(chains: list[list[Any]], timed_out: bool) -> dict[str, Any]:
     if not chains:
-        return {"held_by": None, "holder_note": "no root found within the search's time limit" if timed_out
+        return {"held_by": None, "holder_note": "no root found in time" if timed_out
                 else "no root found (a cycle, or held only from C)"}
     described = [describe(chain) for chain in chains]
     (kind, held_by, holder), held = Counter((k, h, id(o)) for k, h, o, _ in described).most_common(1)[0]
