@@ -79,16 +79,16 @@ def find_holders(requests: list[dict[str, Any]], limit_s: float = SEARCH_LIMIT_S
         if not samples:
             found[request["key"]] = {"held_by": None, "holder_note": "none of its objects were found in time"}
             continue
+        # a str key of a dict is no referent of it (the collector skips str keys): its
+        # container, found while sampling, is where its chain starts
+        starts = {id(start): start for start in (sample if container is None else container for sample, container in samples)}
+        rooted = {id(chain[-1]): chain for chain in _chains(list(starts.values()), deadline)}
         chains = []
         for sample, container in samples:
-            if time.perf_counter() > deadline:
-                break
-            # a str key of a dict is no referent of it (the collector skips str keys): its
-            # container, found while sampling, is where its chain starts
-            chain = _chain(sample if container is None else container, deadline)
+            chain = rooted.get(id(sample if container is None else container))
             if chain is not None:
                 chains.append(chain if container is None else [*chain, sample])
-        del samples
+        del samples, starts, rooted
         found[request["key"]] = _evidence(chains, time.perf_counter() > deadline)
     return found
 
@@ -240,20 +240,29 @@ def _type_dict(cls: type) -> Any:
     return None
 
 
-def _chain(sample: Any, deadline: float) -> list[Any] | None:
-    """[root, ..., sample], or None when no root is found in time."""
+def _chains(samples: list[Any], deadline: float) -> list[list[Any]]:
+    """[root, ..., sample] for each sample a root is found for in time (at most one each).
+
+    One breadth-first search from all the samples at once: a level costs one scan of the heap
+    (``gc.get_referrers`` of the whole frontier), however many samples there are.
+    """
     roots = _Roots()
-    parent: dict[int, Any] = {id(sample): None}
-    frontier: list[Any] = [sample]
-    mine: set[int] = {id(parent), id(roots.__dict__), id(roots.modules), id(roots.thread_frames), id(roots.locals)}
+    down: dict[int, tuple[Any, list[Any]]] = {}
+    """Each object reached, with the objects of the level below that it holds."""
+    wanted_samples = {id(sample) for sample in samples}
+    chains: dict[int, list[Any]] = {}
+    frontier: list[Any] = list(samples)
+    mine: set[int] = {id(down), id(chains), id(samples), id(wanted_samples), id(roots.__dict__), id(roots.modules),
+                      id(roots.thread_frames), id(roots.locals)}
     for _ in range(MAX_DEPTH):
-        if not frontier or time.perf_counter() > deadline:
-            return None
+        if not frontier or len(chains) == len(wanted_samples) or time.perf_counter() > deadline:
+            break
+        found: list[Any] = []
         for obj in frontier:
             frame = roots.locals.get(id(obj))
-            if frame is not None:
-                parent[id(frame)] = (frame, obj)
-                return _unwind(frame, parent)
+            if frame is not None and id(frame) not in down:
+                down[id(frame)] = (frame, [obj])
+                found.append(frame)
         mine.add(id(frontier))
         own: types.FrameType | None = sys._getframe()
         while own is not None:
@@ -265,29 +274,36 @@ def _chain(sample: Any, deadline: float) -> list[Any] | None:
         mine.add(id(wanted))
         nearest: list[Any] = []
         for referrer in referrers:
-            if id(referrer) in mine or id(referrer) in parent or roots.ignored(referrer):
+            if id(referrer) in mine or id(referrer) in down or id(referrer) in wanted_samples or roots.ignored(referrer):
                 continue
-            child = next((c for c in gc.get_referents(referrer) if id(c) in wanted), None)
-            if child is None:
+            children = [c for c in gc.get_referents(referrer) if id(c) in wanted]
+            if not children:
                 continue
-            parent[id(referrer)] = (referrer, child)
-            if roots.root(referrer, child) is not None:
-                return _unwind(referrer, parent)
-            if len(nearest) < MAX_FRONTIER:
+            down[id(referrer)] = (referrer, children)
+            if any(roots.root(referrer, child) is not None for child in children):
+                found.append(referrer)
+            elif len(nearest) < MAX_FRONTIER:
                 nearest.append(referrer)
         del referrers
+        for root in found:
+            for chain in _paths_down(root, down, wanted_samples):
+                chains.setdefault(id(chain[-1]), chain)
         frontier = nearest
-    return None
+    return list(chains.values())
 
 
-def _unwind(root: Any, parent: dict[int, Any]) -> list[Any]:
-    chain = [root]
-    entry = parent[id(root)]
-    while entry is not None:
-        _, child = entry
-        chain.append(child)
-        entry = parent[id(child)]
-    return chain
+def _paths_down(root: Any, down: dict[int, tuple[Any, list[Any]]], samples: set[int]) -> Iterator[list[Any]]:
+    """Every path from ``root`` down to a sample, through what the search reached."""
+    stack: list[list[Any]] = [[root]]
+    while stack:
+        path = stack.pop()
+        last = path[-1]
+        if id(last) in samples and len(path) > 1:
+            yield path
+            continue
+        for child in down.get(id(last), (None, []))[1]:
+            if id(child) in samples or id(child) in down:
+                stack.append([*path, child])
 
 
 def describe(chain: list[Any]) -> tuple[str, str, Any, str]:
