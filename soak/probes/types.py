@@ -2,17 +2,17 @@
 ``objects``, of the workload's objects only. Growth is a ``type`` finding.
 
 Which objects are leaksoak's own: every object that leaksoak's own state reaches through
-containers and through instances of leaksoak's classes -- the probes host (with the snapshot it
-is building and the tracer's last result), the control thread's state -- and every instance of a
-class defined in leaksoak's machinery (``soak.*`` outside the reference workloads). The walk
+containers and through instances of leaksoak's classes -- the in-process probes host, with its
+table of stacks, its tracer and the snapshot it is building -- and every instance of a class
+defined in leaksoak's machinery (``soak.*`` outside the workloads that ship inside it). The walk
 stops at functions, classes, modules and frames, and at instances of any other class, so it never
 steps from leaksoak's driver into the workload's globals. Only gc-tracked objects are counted
 (instances, containers); strings, bytes and numbers are not (their memory is the sites' business).
 
 The census costs about 0.1 µs an object (0.2 s at 2M live objects; more under ``--tracer exact``,
 where each count above 256 is a new traced int), so it runs only when its own last cost is at
-most :data:`CENSUS_BUDGET` of the time since it last ran; snapshots in between carry its series
-forward.
+most :data:`CENSUS_BUDGET` of the time since it last ran; the analysis judges its series on the
+snapshots it read (soak.analysis.STRETCHED_PROBES).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import gc
 import time
 import types
 from collections import Counter
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from soak.probes.probe import MAX_SERIES_PER_PROBE, ProbeResult, Reading
 
@@ -99,13 +99,3 @@ class TypeProbe:
         self._ran_at = time.monotonic()
         self._cost_s = time.perf_counter() - started
         return ProbeResult(sorted(readings, key=lambda r: r.series))
-
-
-def type_of_name(name: str) -> Callable[[Any], bool]:
-    """A test for objects whose type is called ``name`` (``module.qualname``)."""
-    def matches(obj: Any) -> bool:
-        cls = type(obj)
-        return f"{cls.__module__}.{cls.__qualname__}" == name
-
-    return matches
-
