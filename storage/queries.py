@@ -241,15 +241,14 @@ def type_growth(db: Database, run_id: int, limit: int = 15) -> list[dict[str, An
             db,
             "WITH census AS (SELECT v.series_id, v.seq, v.value FROM probe_values v"
             "  JOIN probe_series s ON s.id = v.series_id WHERE v.run_id = ? AND s.probe = 'types'),"
-            " bounds AS (SELECT min(seq) AS first_seq FROM census),"
             " ends AS (SELECT series_id, min(seq) AS lo, max(seq) AS hi FROM census GROUP BY series_id)"
-            " SELECT s.name,"
-            "  CAST(CASE WHEN e.lo = (SELECT first_seq FROM bounds) THEN a.value ELSE 0 END AS INTEGER) AS first,"
-            "  CAST(b.value AS INTEGER) AS last"
+            # the probe's values are growth since its first census, whose counts are its evidence
+            " SELECT s.name, CAST(coalesce(json_extract(x.evidence, '$.objects_at_first_census'), 0) AS INTEGER) AS first,"
+            "  CAST(coalesce(json_extract(x.evidence, '$.objects_at_first_census'), 0) + b.value AS INTEGER) AS last"
             " FROM ends e JOIN probe_series s ON s.id = e.series_id"
-            " JOIN census a ON a.series_id = e.series_id AND a.seq = e.lo"
-            " JOIN census b ON b.series_id = e.series_id AND b.seq = e.hi",
-            [run_id],
+            " JOIN census b ON b.series_id = e.series_id AND b.seq = e.hi"
+            " LEFT JOIN probe_evidence x ON x.run_id = ? AND x.series_id = e.series_id",
+            [run_id, run_id],
         )
     for row in rows:
         row["change"] = row["last"] - row["first"]

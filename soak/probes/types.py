@@ -1,5 +1,6 @@
 """The type census as a probe: live gc-tracked objects per type (``module.qualname``), unit
-``objects``, of the workload's objects only. Growth is a ``type`` finding.
+``objects``, of the workload's objects only, as the growth since the first census (the count
+then is the series' evidence). Growth is a ``type`` finding.
 
 Which objects are leaksoak's own: every object that leaksoak's own state reaches through
 containers and through instances of leaksoak's classes -- the in-process probes host, with its
@@ -74,6 +75,7 @@ class TypeProbe:
         self._ran_at = float("-inf")
         self._cost_s = 0.0
         self._baseline: dict[str, int] | None = None
+        self._reported: set[str] = set()
         self.total: int | None = None
         """All gc-tracked objects at the last census (leaksoak's included)."""
 
@@ -92,10 +94,17 @@ class TypeProbe:
         del objects, own
         by_name = {type_name(cls): n for cls, n in counts.items() if n > 0 and not is_own_module(cls.__module__)}
         baseline = self._baseline = by_name if self._baseline is None else self._baseline
-        # A heap has hundreds of types: the ones that grew most since the first census are kept
-        # (a leak's type ranks first as soon as it grows), rather than the most numerous.
-        ranked = sorted(by_name, key=lambda name: (-(by_name[name] - baseline.get(name, 0)), name))
-        readings = [Reading(name, "objects", by_name[name]) for name in ranked[:MAX_SERIES_PER_PROBE]]
+        growth = {name: by_name.get(name, 0) - baseline.get(name, 0) for name in by_name.keys() | baseline.keys()}
+        # A heap has hundreds of types: those that grew most since the first census join the
+        # reported ones (a leak's type as soon as it grows), and stay, so that no series drops
+        # out and back. Each value is the growth since the first census: before a type joins,
+        # its series reads 0, which is what it then was.
+        for name in sorted((n for n in growth if growth[n] > 0 and n not in self._reported), key=lambda n: (-growth[n], n)):
+            if len(self._reported) >= MAX_SERIES_PER_PROBE:
+                break
+            self._reported.add(name)
+        readings = [Reading(name, "objects", growth.get(name, -baseline.get(name, 0))) for name in sorted(self._reported)]
+        evidence = {name: {"objects_at_first_census": baseline.get(name, 0)} for name in self._reported}
         self._ran_at = time.monotonic()
         self._cost_s = time.perf_counter() - started
-        return ProbeResult(sorted(readings, key=lambda r: r.series))
+        return ProbeResult(readings, evidence)
