@@ -538,8 +538,11 @@ class Supervisor:
         refreshed = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed(),
                             self.options.memory_limit_bytes)
         # the progress display shows the top 5, whatever --metrics-top says
-        self._holder_requests = requests_for(self.db, refreshed.findings, self._searched,
-                                             sites=self.hello.get("tracer") == "exact")
+        if self.hello.get("tracer") not in (None, "off"):
+            # Without a tracer the worker's RSS is what is judged, and a search's own memory
+            # (a megabyte or two, kept by the allocator) would show in it as a step and a plateau.
+            self._holder_requests = requests_for(self.db, refreshed.findings, self._searched,
+                                                 sites=self.hello.get("tracer") == "exact")
         published = published_findings(refreshed, max(self.options.metrics_top, 5))
         process = self._state.get("process", {})
         limit = self.options.memory_limit_bytes or process.get("cgroup_limit")
