@@ -56,6 +56,12 @@ exact counts with no sampling noise, and a service holds a handful; the trend te
 still-growing test keep a pool that filled up (a connection pool, a thread pool) from counting."""
 
 
+OBJECTS_MATERIALITY = Materiality(per_hour=3600.0, total=500.0)
+"""Live objects of a type: one more a second, and 500 in the window. A clean heap's types wander
+by tens (interned names, caches of the interpreter and of libraries filling up); a leak of one
+object per hundred requests passes both within a minute at a hundred requests a second."""
+
+
 @dataclass(frozen=True)
 class Thresholds:
     alpha: float = 0.05
@@ -96,7 +102,9 @@ class Thresholds:
     max_points: int = 400
     """Longer series are thinned evenly before fitting (Theil–Sen is quadratic)."""
     count_materiality: Materiality = COUNT_MATERIALITY
-    """Materiality of series counted in ``count`` or ``objects`` (the three above are for bytes)."""
+    """Materiality of series counted in ``count`` (the three above are for bytes)."""
+    objects_materiality: Materiality = OBJECTS_MATERIALITY
+    """Materiality of series of live ``objects`` (the type census)."""
     max_blocked_share: float = 0.02
     """An event loop blocked (beyond ``--loop-block``) this share of the time is an ``async`` finding."""
     max_pool_share: float = 0.2
@@ -105,6 +113,8 @@ class Thresholds:
     def materiality(self, unit: str) -> Materiality:
         if unit == "bytes":
             return Materiality(self.min_growth_bytes_per_hour, self.min_growth_heap_share_per_hour, self.min_growth_bytes)
+        if unit == "objects":
+            return self.objects_materiality
         return self.count_materiality
 
 

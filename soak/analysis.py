@@ -17,6 +17,7 @@ from soak.analyzers.trend import Trend
 from soak.analyzers.unexplained import unexplained_growth
 from soak.async_findings import KIND as ASYNC_KIND, analyze_async, is_async, place
 from soak.attribution import APPLICATION, Attributor
+from soak.holders import with_holders
 from soak.judgement import Judgement, judge_rows
 from soak.native_attribution import native_attribution
 from soak.probes.native import NativeProbe
@@ -113,20 +114,35 @@ def _analyze_probes(db: Database, run_id: int, rows: list[dict[str, Any]], thres
     """
     times = np.array([row["t_s"] for row in rows], dtype=float)
     seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
-    by_unit: dict[str, list[Series]] = {}
+    read = _snapshots_read(rows)
+    by_unit: dict[tuple[str, str | None], list[Series]] = {}
     described: dict[Hashable, dict[str, Any]] = {}
     for probe in queries.probe_series(db, run_id, seqs):
         if probe.kind == ASYNC_KIND:
             continue  # shares of time, judged against thresholds (soak.async_findings), not trends
         key = (probe.kind, probe.probe, probe.name, probe.unit)
-        by_unit.setdefault(probe.unit, []).append(Series(key, probe.values))
+        own_grid = probe.probe if probe.probe in read else None
+        values = probe.values if own_grid is None else probe.values[read[probe.probe]]
+        by_unit.setdefault((probe.unit, own_grid), []).append(Series(key, values))
         described[key] = {"series": probe.name, "unit": probe.unit, **probe.evidence}
     analyses = []
-    for unit, series in by_unit.items():
-        result = analyze(times, series, thresholds, unit=unit)
+    for (unit, own_grid), series in by_unit.items():
+        grid = times if own_grid is None else times[read[own_grid]]
+        result = analyze(grid, series, thresholds, unit=unit)
         findings = [replace(f, evidence={**f.evidence, **described[f.key]}) for f in result.findings]
         analyses.append(replace(result, findings=findings))
     return analyses
+
+
+STRETCHED_PROBES = ("types",)
+"""Probes that skip snapshots to keep their cost down (soak.probes.types): their series are
+judged on the snapshots they read, not on values carried forward between them."""
+
+
+def _snapshots_read(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Per stretched probe, which of ``rows`` it read (its pause is in the snapshot's ``probe_ms``)."""
+    pauses = [json.loads(row["probe_ms"]) if row.get("probe_ms") else {} for row in rows]
+    return {probe: np.array([probe in p for p in pauses], dtype=bool) for probe in STRETCHED_PROBES}
 
 
 def combine(memory: Analysis, *others: Analysis) -> Analysis:
@@ -134,7 +150,8 @@ def combine(memory: Analysis, *others: Analysis) -> Analysis:
     (within a verdict), the most severe verdict, every series tested counted."""
     if not others:
         return memory
-    parts = [memory, *others]
+    # a probe read on fewer snapshots than the heap (soak.probes.types) may have too few yet
+    parts = [memory, *(part for part in others if part.verdict != INCONCLUSIVE)]
     verdict = min((part.verdict for part in parts), key=VERDICTS.index)  # most severe first
     if verdict == INCONCLUSIVE or (verdict == CLEAN and memory.verdict == INCONCLUSIVE):
         return memory  # probes share the memory series' grid: too few points for one is for all
@@ -273,6 +290,7 @@ def refresh(
     snapshots = queries.snapshots(db, writer.run_id)
     result, groups = analyze_run(db, writer.run_id, thresholds, snapshots, attributor)
     rows, stacks = finding_rows(db, result, groups, attributor)
+    rows = with_holders(db, writer.run_id, rows)
     judged = judge_rows(rows, stacks, result.verdict, rules, target=target)
     writer.replace_findings(rows, t_s)
     writer.replace_decision(judged.stored_rules(), judged.stored_accepted())

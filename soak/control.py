@@ -56,7 +56,8 @@ class Control:
 
     def _answer_snapshot(self, request: dict[str, Any]) -> None:
         try:
-            body, at_boundary = self.driver.at_boundary(self.probes.collect, BOUNDARY_WAIT_S)
+            holders = request.get("holders") if isinstance(request.get("holders"), list) else None
+            body, at_boundary = self.driver.at_boundary(lambda: self.probes.collect(holders), BOUNDARY_WAIT_S)
             body["at_boundary"] = at_boundary
             body["seq"] = request.get("seq")
             self.channel.send("snapshot", **body)

@@ -23,9 +23,11 @@ from sqlite_utils import Database
 from soak import sources
 from soak.analysis import refresh
 from soak.analyzers import Analysis, Thresholds
+from soak.analyzers.growth import Materiality
 from soak.attribution import Attributor
 from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
+from soak.holders import requests_for
 from soak.oom import OomEvidence, peak_rss_bytes
 from soak.probes.loop_lag import DEFAULT_BLOCK_S
 from soak.probes.native import native_unavailable
@@ -162,7 +164,11 @@ class RunOptions:
     def from_stored(cls, data: dict[str, Any]) -> RunOptions:
         """The options :meth:`stored` recorded; a field an older version did not record keeps its default."""
         values = _known_fields(cls, data)
-        return cls(**values | {"thresholds": Thresholds(**_known_fields(Thresholds, values.get("thresholds", {})))})
+        thresholds = _known_fields(Thresholds, values.get("thresholds", {}))
+        # materiality per unit is a dataclass of its own, stored as a JSON object
+        thresholds = {name: Materiality(**_known_fields(Materiality, value)) if isinstance(value, dict) else value
+                      for name, value in thresholds.items()}
+        return cls(**values | {"thresholds": Thresholds(**thresholds)})
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -171,6 +177,8 @@ def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 
 
 DEFAULT_DURATION_S = 600.0
+HOLDER_ATTEMPTS = 3
+"""Holder searches of one subject per segment, when none finds a holder."""
 ANALYSIS_COST_RATIO = 20.0
 """A scheduled analysis refresh is skipped until this many times the last one's cost has passed."""
 
@@ -371,6 +379,10 @@ class Supervisor:
         self._last_refresh_at = float("-inf")
         self._last_refresh_cost = 0.0
         self._warm_up: threading.Thread | None = None
+        self._holder_requests: list[dict[str, Any]] = []
+        """Holder searches for the next snapshot (soak.holders): suspected findings not searched yet."""
+        self._searched: set[str] = set()
+        self._attempts: dict[str, int] = {}
         self._state: dict[str, Any] = {"run_name": writer.name, "run_id": writer.run_id, "target": options.target,
                                        "verdict": "inconclusive", "findings": [], "snapshots": 0}
 
@@ -505,12 +517,15 @@ class Supervisor:
         restart = self.subject.pop_restart()
         if restart is not None:  # a watched process came back under a new pid: a new segment
             self.writer.start_segment()
+            self._searched.clear()  # a new process: its objects are new
+            self._attempts.clear()
             if restart.get("oom"):  # the segment ended in an OOM kill
                 self._record_oom(restart.pop("oom"), f"pid {restart['old_pid']}")
             self.writer.record_event(t_s, "restart", restart["message"], restart)
         self.requests += 1
+        holders, self._holder_requests = self._holder_requests, []
         try:
-            body = self.subject.snapshot(self.requests, timeout)
+            body = self.subject.snapshot(self.requests, timeout, holders=holders or None)
         except SnapshotFailed as failed:
             self.writer.record_event(t_s, "snapshot_failed", str(failed))
             return
@@ -522,6 +537,10 @@ class Supervisor:
         process, outside = read_from_outside(self.subject.pid)
         body = {**body, "probes": {**(body.get("probes") or {}), **outside}}
         self.writer.record_snapshot(t_s, process, body)
+        for subject, found in (body.get("holders") or {}).items():  # a search out of time is tried again, twice
+            self._attempts[subject] = self._attempts.get(subject, 0) + 1
+            if found.get("held_by") or self._attempts[subject] >= HOLDER_ATTEMPTS:
+                self._searched.add(subject)
         self.snapshots_taken += 1
         self._state = {
             **self._state,
@@ -567,6 +586,11 @@ class Supervisor:
                             self.options.memory_limit_bytes, self.rules, self.options.target)
         self.judgement = refreshed.judgement
         # the progress display shows the top 5, whatever --metrics-top says
+        if self.hello.get("tracer") not in (None, "off"):
+            # Without a tracer the worker's RSS is what is judged, and a search's own memory
+            # (a megabyte or two, kept by the allocator) would show in it as a step and a plateau.
+            self._holder_requests = requests_for(self.db, refreshed.findings, self._searched,
+                                                 sites=self.hello.get("tracer") == "exact")
         published = published_findings(refreshed, max(self.options.metrics_top, 5))
         process = self._state.get("process", {})
         limit = self.options.memory_limit_bytes or process.get("cgroup_limit")

@@ -203,7 +203,8 @@ class WatchedProcess:
             restart, self._restart = self._restart, None
             return restart
 
-    def snapshot(self, seq: int, timeout_s: float) -> dict[str, Any] | None:
+    def snapshot(self, seq: int, timeout_s: float, holders: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+        # holder chains are the worker's (soak run) only: the agent does not search them yet
         with self._lock:
             if not psutil.pid_exists(self.pid):
                 return None

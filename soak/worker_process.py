@@ -67,10 +67,12 @@ class Subject(Protocol):
 
     def describe(self) -> str: ...
 
-    def snapshot(self, seq: int, timeout_s: float) -> dict[str, Any] | None:
+    def snapshot(self, seq: int, timeout_s: float, holders: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
         """Snapshot ``seq``; None when the process is gone or does not answer in time.
 
-        Raises SnapshotFailed when it answered that this one snapshot failed.
+        ``holders``: subjects whose holder chains to search in this snapshot (soak.probes.holders);
+        a subject that cannot search them ignores it. Raises SnapshotFailed when it answered that
+        this one snapshot failed.
         """
 
     def pop_restart(self) -> dict[str, Any] | None: ...
@@ -166,12 +168,12 @@ class WorkerProcess:
             self.kill()
             return {"type": "failed", "phase": "import", "error": f"no answer after {HELLO_TIMEOUT_S:.0f}s"}
 
-    def snapshot(self, seq: int, timeout_s: float) -> dict[str, Any] | None:
+    def snapshot(self, seq: int, timeout_s: float, holders: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
         """Ask for snapshot ``seq``; None if the worker is gone or does not answer in time."""
         if self.gone.is_set():
             return None
         try:
-            self.channel.send("snapshot", seq=seq)
+            self.channel.send("snapshot", seq=seq, **({"holders": holders} if holders else {}))
         except OSError:
             return None
         while True:

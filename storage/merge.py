@@ -75,6 +75,7 @@ PER_RUN = (
     PerRun("events", surrogate="id"),
     PerRun("suppression_rules"),
     PerRun("accepted_findings"),
+    PerRun("holders", {"stack_id": "stacks"}, surrogate="id"),
 )
 SPECIAL = {"runs", "stack_frames", "merged_runs", "_sqlite_migrations"}
 """Tables merged by code of their own (stack_frames follows stacks) or not merged."""

@@ -254,10 +254,34 @@ def type_growth(db: Database, run_id: int, limit: int = 15) -> list[dict[str, An
         " JOIN type_samples b ON b.run_id = ? AND b.type_id = e.type_id AND b.seq = e.hi",
         [run_id, run_id, run_id, run_id],
     )
+    if not rows and "probe_values" in db.table_names():  # since the census is a probe (soak.probes.types)
+        rows = _rows(
+            db,
+            "WITH census AS (SELECT v.series_id, v.seq, v.value FROM probe_values v"
+            "  JOIN probe_series s ON s.id = v.series_id WHERE v.run_id = ? AND s.probe = 'types'),"
+            " ends AS (SELECT series_id, min(seq) AS lo, max(seq) AS hi FROM census GROUP BY series_id)"
+            # the probe's values are growth since its first census, whose counts are its evidence
+            " SELECT s.name, CAST(coalesce(json_extract(x.evidence, '$.objects_at_first_census'), 0) AS INTEGER) AS first,"
+            "  CAST(coalesce(json_extract(x.evidence, '$.objects_at_first_census'), 0) + b.value AS INTEGER) AS last"
+            " FROM ends e JOIN probe_series s ON s.id = e.series_id"
+            " JOIN census b ON b.series_id = e.series_id AND b.seq = e.hi"
+            " LEFT JOIN probe_evidence x ON x.run_id = ? AND x.series_id = e.series_id",
+            [run_id, run_id],
+        )
     for row in rows:
         row["change"] = row["last"] - row["first"]
     rows.sort(key=lambda row: (-row["change"], row["name"]))
     return [row for row in rows if row["change"] > 0][:limit]
+
+
+def holders(db: Database, run_id: int) -> dict[str, dict[str, Any]]:
+    """The latest holder evidence of each subject searched in the run (``type:<name>`` or
+    ``site:<stack id>``), with the segment that searched it."""
+    if "holders" not in db.table_names():
+        return {}
+    return {subject if stack_id is None else f"site:{stack_id}": {**json.loads(evidence), "segment": segment}
+            for subject, stack_id, segment, evidence in db.execute(
+                "SELECT subject, stack_id, segment, evidence FROM holders WHERE run_id = ? ORDER BY id", [run_id])}
 
 
 def events(db: Database, run_id: int) -> list[dict[str, Any]]:

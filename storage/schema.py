@@ -290,3 +290,23 @@ def _suppressions(db: Database) -> None:
         GROUP BY run_id, coalesce(library, kind);
         """
     )
+
+
+@migrations(name="0009_holders")
+def _holders(db: Database) -> None:
+    # What holds a suspected type's or site's objects (soak.probes.holders), searched on suspicion;
+    # the latest search per subject: ``type:<module.qualname>``, or ``site`` with its stack.
+    db.executescript(
+        """
+        CREATE TABLE holders (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            subject TEXT NOT NULL,
+            stack_id INTEGER REFERENCES stacks(id),
+            segment INTEGER NOT NULL,
+            seq INTEGER NOT NULL,                      -- the snapshot that searched
+            evidence TEXT NOT NULL                     -- JSON: held_by, holder_type, holder_root...
+        );
+        CREATE INDEX holders_run ON holders(run_id, subject, stack_id);
+        """
+    )

@@ -166,6 +166,8 @@ class RunWriter:
             if "types" in body:  # the census runs on some snapshots only; the rest carry forward
                 self._store_types(seq, body["types"])
             self._store_probes(seq, body.get("probes") or {})
+            if body.get("holders"):
+                self._store_holders(seq, body["holders"])
             self.db.execute(
                 "UPDATE runs SET snapshots = snapshots + 1, duration_s = ?, iterations = iterations + ? WHERE id = ?",
                 [t_s, max(0, (body.get("iterations") or 0) - self._worker_iterations), self.run_id],
@@ -282,6 +284,20 @@ class RunWriter:
             self.db.conn.executemany(
                 "INSERT INTO probe_values (run_id, series_id, seq, value) VALUES (?, ?, ?, ?)",
                 [(self.run_id, series_id, seq, value) for series_id, value in changes],
+            )
+
+    def _store_holders(self, seq: int, holders: dict[str, dict[str, Any]]) -> None:
+        """The holder chains searched in this snapshot, by subject key (``type:<name>`` or
+        ``site:<stack id>``, as the supervisor asked); the latest search of each replaces the last."""
+        for key, evidence in holders.items():
+            subject, _, stack = str(key).partition(":")
+            stack_id = int(stack) if subject == "site" else None
+            subject = str(key) if stack_id is None else "site"
+            self.db.execute("DELETE FROM holders WHERE run_id = ? AND subject = ? AND stack_id IS ?",
+                            [self.run_id, subject, stack_id])
+            self.db.execute(
+                "INSERT INTO holders (run_id, subject, stack_id, segment, seq, evidence) VALUES (?, ?, ?, ?, ?, ?)",
+                [self.run_id, subject, stack_id, self.segment, seq, json.dumps(evidence, sort_keys=True)],
             )
 
     def _series_id(self, probe: str, name: str, unit: str, kind: str) -> int:

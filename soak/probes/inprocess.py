@@ -11,14 +11,11 @@ from typing import Any, Callable, Collection, Sequence
 from soak.probes import heap
 from soak.probes.async_health import AsyncProbes
 from soak.probes.frames import Frame
+from soak.probes.holders import find_holders
 from soak.probes.probe import Probe, run_probes
 from soak.probes.resources import TaskProbe, ThreadProbe
 from soak.probes.sites import Tracer
-
-
-CENSUS_EVERY_S = 5.0
-"""The per-type census costs far more than a count under tracemalloc (every count above 256 is a
-new, traced int): it runs at most this often; snapshots in between carry only the object count."""
+from soak.probes.types import TypeProbe
 
 
 class InProcessProbes:
@@ -45,7 +42,9 @@ class InProcessProbes:
         self._iterations = iterations
         self._event_loop = event_loop
         self._stack_ids: dict[tuple[Frame, ...], int] = {}
-        self._census_at = -CENSUS_EVERY_S
+        self._body: dict[str, Any] | None = None
+        # leaksoak's own objects, left out of the census: this host, with the snapshot it builds
+        self.types = TypeProbe(lambda: (self, self._body))
         self.probes: list[Probe] = [ThreadProbe()]
         if event_loop is not None:
             self.probes.append(TaskProbe(event_loop))
@@ -53,15 +52,25 @@ class InProcessProbes:
             self.probes.extend(async_probes.probes)
         self.probes.extend(extra_probes)
 
-    def collect(self) -> dict[str, Any]:
+    def collect(self, holders: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """One snapshot body; with ``holders`` (subjects the supervisor suspects, see
+        soak.probes.holders), their holder chains too, searched after every probe has read.
+        With async probes, the snapshot's own pause is bracketed so it is not taken for the loop's."""
         if self.async_probes is None:
-            return self._collect()
+            return self._snapshot(holders)
         with self.async_probes.pausing():
-            return self._collect()
+            return self._snapshot(holders)
 
-    def _collect(self) -> dict[str, Any]:
+    def _snapshot(self, holders: list[dict[str, Any]] | None) -> dict[str, Any]:
         pauses: dict[str, float] = {}
         body: dict[str, Any] = {"iterations": self._iterations(), "pid": os.getpid()}
+        self._body = body
+        try:
+            return self._collect(body, pauses, holders)
+        finally:
+            self._body = None
+
+    def _collect(self, body: dict[str, Any], pauses: dict[str, float], holders: list[dict[str, Any]] | None) -> dict[str, Any]:
         paused_at = time.perf_counter()
         if self.collect_garbage:
             # Measure what is still reachable: cyclic garbage waits for the collector's next full
@@ -90,16 +99,19 @@ class InProcessProbes:
                 weight=traced.weight,
                 sample_interval=traced.sample_interval,
             )
-        if time.monotonic() - self._census_at >= CENSUS_EVERY_S:
-            self._census_at = time.monotonic()
-            body["gc_objects"], types, census_ms = heap.type_census()
-            body["types"] = sorted(types.items())
-            pauses["census"] = round(census_ms, 3)
+            del traced  # its frames are leaksoak's copies: not for the census below
+        census = self.types.due()
+        body["probes"] = run_probes([*self.probes, self.types] if census else self.probes)
+        pauses.update((name, entry["pause_ms"]) for name, entry in body["probes"].items())
+        if census and self.types.total is not None:
+            body["gc_objects"] = self.types.total
         else:
             body["gc_objects"], pauses["gc"] = heap.gc_object_count()
         body["gc_collections"] = sum(stat["collections"] for stat in gc.get_stats())
-        body["probes"] = run_probes(self.probes)
-        pauses.update((name, entry["pause_ms"]) for name, entry in body["probes"].items())
+        if holders:
+            started = time.perf_counter()
+            body["holders"] = find_holders(holders)
+            pauses["holders"] = round((time.perf_counter() - started) * 1000, 3)
         tasks = body["probes"].get(TaskProbe.name, {}).get("series")
         body["asyncio_tasks"] = None if tasks is None else int(sum(value for _, _, value in tasks))
         body["pause_ms"] = pauses

@@ -2,12 +2,14 @@
 
 A finding's growth is in its series' unit: bytes for ``site``, ``library`` and ``process``
 findings, a count for ``resource`` findings (open fds of a kind, threads running a function,
-asyncio tasks of a coroutine); ``async`` findings are shares of time, not growth, and read as
-soak.reports.async_presenter says. Text, Markdown and HTML all take their headline rate, the line
+asyncio tasks of a coroutine), live objects for ``type`` findings; ``async`` findings are shares of
+time, not growth, and read as soak.reports.async_presenter says. Text, Markdown and HTML all take their headline rate, the line
 saying what grows, and the evidence line from here.
 """
 
 from __future__ import annotations
+
+import os
 
 from soak.durations import format_duration
 from soak.reports import async_presenter
@@ -42,9 +44,12 @@ def amount(value: float | None, unit: str) -> str:
 
 
 def growth(finding: FindingInfo) -> str:
-    """The headline rate: ``+1.2 MiB/hour (+41 objects/hour)``, or ``+7,200 threads/hour``."""
+    """The headline rate: ``+1.2 MiB/hour (+41 objects/hour)``, ``+7,200 threads/hour``, or
+    ``+41,000 `Request` objects/hour``."""
     if finding.kind == "async":
         return async_presenter.growth(finding)
+    if finding.kind == "type":
+        return f"+{amount(finding.growth_count_per_hour, 'objects')} `{short_type(finding)}` objects/hour"
     if unit_of(finding) != "bytes":
         noun = RESOURCE_NOUNS.get(finding.resource or "", finding.resource or "resources")
         return f"+{amount(finding.growth_count_per_hour, 'count')} {noun}/hour"
@@ -58,8 +63,41 @@ UNEXPLAINED = "unexplained"
 """The ``resource`` of a process finding for memory the traced heap does not explain."""
 
 
+def short_type(finding: FindingInfo) -> str:
+    """A type finding's type without its module: ``Request`` for ``app.models.Request``."""
+    return str(finding.evidence.get("series") or "?").rpartition(".")[2]
+
+
+def held_by(finding: FindingInfo) -> str | None:
+    """What keeps the finding's objects alive, from its holder search: ``held by
+    `app.cache._RESPONSES` (dict)``; None when none was searched or found."""
+    holder = finding.evidence.get("held_by")
+    if not holder:
+        return None
+    text = f"held by `{holder}` ({finding.evidence.get('holder_type', '?')})"
+    root, held, searched = (finding.evidence.get(k) for k in ("holder_root", "holder_samples", "holder_searched"))
+    if root and held and searched:
+        text += f", a {root}: {held} of {searched} sampled objects"
+    members = finding.evidence.get("member_sites") or []
+    if members:
+        where = ", ".join(f"{os.path.basename(site['file'])}:{site['line']}" for site in members)
+        text += f"; one leak with the {len(members)} other site(s) whose objects it holds: {where}"
+    return text
+
+
 def subject(finding: FindingInfo) -> str | None:
-    """What grows, for a finding with no allocation line: a process's memory or a resource."""
+    """What grows, for a finding with no allocation line (a process's memory, a resource, a
+    type), and what holds it where a holder search found out."""
+    what = _what_grows(finding)
+    holder = held_by(finding)
+    if what and holder:
+        return f"{what}; {holder}"
+    return what or holder
+
+
+def _what_grows(finding: FindingInfo) -> str | None:
+    if finding.kind == "type":
+        return f"live `{finding.evidence.get('series')}` objects pile up"
     if finding.kind == "async":
         return async_presenter.subject(finding)
     if finding.kind == "process" and finding.resource == UNEXPLAINED:
@@ -96,6 +134,8 @@ def label(finding: FindingInfo) -> str | None:
     if finding.kind == "resource":
         series = finding.evidence.get("series")
         return f"{finding.resource}: {series}" if series else finding.resource
+    if finding.kind == "type":
+        return f"type {finding.evidence.get('series')}"
     return None
 
 
