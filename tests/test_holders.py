@@ -4,6 +4,8 @@ that keeps a leak alive -- also when the leaking line never names it."""
 
 from __future__ import annotations
 
+import gc
+
 import threading
 from pathlib import Path
 
@@ -84,10 +86,15 @@ def test_a_search_with_no_time_finds_nothing_and_says_so() -> None:
 def test_the_census_leaves_out_leaksoaks_own_objects() -> None:
     own_state: dict[str, list[list[int]]] = {"stacks": []}  # like a host's table of stacks
     mine, everything = TypeProbe(lambda: (own_state,)), TypeProbe()
-    mine.collect(), everything.collect()  # the baselines
-    own_state["stacks"].extend([n] for n in range(5000))
-    counted = {r.series: r.value for r in mine.collect().readings}
-    all_lists = {r.series: r.value for r in everything.collect().readings}["builtins.list"]
+    gc.collect()  # earlier tests' garbage, freed between two censuses, would hide the 5,000 lists
+    gc.disable()
+    try:
+        mine.collect(), everything.collect()  # the baselines
+        own_state["stacks"].extend([n] for n in range(5000))
+        counted = {r.series: r.value for r in mine.collect().readings}
+        all_lists = {r.series: r.value for r in everything.collect().readings}["builtins.list"]
+    finally:
+        gc.enable()
     # values are growth since the first census: 5,000 more lists, less the census's own churn
     assert all_lists - counted.get("builtins.list", 0) >= 4500 and counted.get("builtins.list", 0) < 100
     assert len(own_objects([own_state])) >= 5001

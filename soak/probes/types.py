@@ -35,18 +35,21 @@ CENSUS_MAX_EVERY_S = 60.0
 _CONTAINERS = (dict, list, tuple, set, frozenset, collections.deque, collections.OrderedDict)
 _OPAQUE = (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType,
            types.CodeType, types.FrameType)
-_WORKLOAD_PACKAGES = ("soak.workloads.reference", "soak.workloads.resources", "soak.workloads.holders")
+_OWN_WORKLOAD_MODULES = ("soak.workloads", "soak.workloads.adapters")
+"""Of ``soak.workloads``, what leaksoak's own driver is; the workloads shipped beside it (the
+reference corpus, resources, holders, async, native) are workloads like any other."""
 
 
-def is_own_module(module: str | None) -> bool:
-    """True for leaksoak's own modules (the reference workloads, installed inside ``soak``, are not)."""
-    if not module or not (module == "soak" or module.startswith("soak.")):
-        return False
-    return not module.startswith(_WORKLOAD_PACKAGES)
+def is_own_module(module: object) -> bool:
+    """True for leaksoak's own modules (the workloads shipped inside ``soak`` are not)."""
+    if not isinstance(module, str) or not (module == "soak" or module.startswith("soak.")):
+        return False  # a class's __module__ may be a descriptor (some extension types)
+    return not module.startswith("soak.workloads.") or module in _OWN_WORKLOAD_MODULES
 
 
 def type_name(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
+    module = getattr(cls, "__module__", None)
+    return f"{module if isinstance(module, str) else '?'}.{cls.__qualname__}"
 
 
 def own_objects(roots: Iterable[object]) -> dict[int, object]:
