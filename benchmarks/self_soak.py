@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -77,7 +76,7 @@ def main() -> int:
         watch_s = max(5.0, duration_s - (time.monotonic() - started) - max(3.0, 2 * watch_interval_s))
         watcher = subprocess.run([*soak_command(), "watch", "--pid", str(run.pid), "--tracer", "off", "--db", str(watch_db),
                                   "--duration", f"{watch_s:.1f}s", "--interval", f"{watch_interval_s}s", "--format", "json", "-q"],
-                                 capture_output=True, text=True)
+                                 check=False, capture_output=True, text=True)
         run_out, run_err = run.communicate(timeout=duration_s + 300)
     finally:
         if run.poll() is None:
