@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -49,14 +49,14 @@ def ci_command(
     options = api.CiOptions(
         targets=given_targets,
         duration_s=parse_duration(duration),
-        interval_s=parse_duration(interval, option="interval") if interval else None,
+        interval_s=parse_duration(interval, option="interval") if interval is not None else None,
         db_path=db,
         junit_path=junit,
         summary_path=summary,
         baseline_path=baseline,
-        fail_on=fail_on or config.get("fail-on") or "suspect",
-        tracer=tracer or config.get("tracer") or TRACER.default,
-        sample_interval=parse_sample_interval(sample_interval or config.get("sample-interval")),
+        fail_on=_first_given(fail_on, config.get("fail-on"), "suspect"),
+        tracer=_first_given(tracer, config.get("tracer"), TRACER.default),
+        sample_interval=parse_sample_interval(_first_given(sample_interval, config.get("sample-interval"), None)),
     )
     result = api.ci(options, on_start=lambda i, n, t: _start(options, i, n, t), on_done=_done)
     for target in result.targets:
@@ -89,3 +89,12 @@ def _done(index: int, total: int, result: "TargetResult") -> None:
         top = f" - {brief(result.report.findings[0])}" if result.report.findings else ""
         what = f"{result.outcome.upper()}: {result.verdict}{top} (run {result.run_id}, {format_duration(result.report.run.duration_s)})"
     print(f"soak ci [{index}/{total}] {result.target}: {what}", file=sys.stderr, flush=True)
+
+
+def _first_given(option: Any, configured: Any, default: Any) -> Any:
+    """The option if given on the command line (even empty: ``--fail-on ''`` is refused, not
+    taken as the default), else the configuration's value, else the default."""
+    for value in (option, configured):
+        if value is not None:
+            return value
+    return default
