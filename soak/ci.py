@@ -15,7 +15,7 @@ from soak.probes.tracer import DEFAULT_TRACER
 from soak.reports import load_report
 from soak.reports.ci_result import ERROR, FAIL, PASS, CiResult, TargetResult
 from soak.reports.model import Report
-from soak.storage import open_database
+from soak.storage import check_before_writing
 from soak.targets import parse_target
 from soak.verdicts import FAILING_LEVELS, INCONCLUSIVE, fails
 
@@ -71,8 +71,7 @@ class CiOptions:
                 raise BadInput(f"{option} {path!r}: its directory does not exist")
         if self.baseline_path is not None:
             check_database(self.baseline_path, "baseline")
-        if os.path.exists(self.db_path):
-            open_database(self.db_path, create=False).close()
+        check_before_writing(self.db_path)
 
 
 def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None = None,
