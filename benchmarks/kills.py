@@ -2,11 +2,13 @@
 
 For each victim, ``--kills`` times (100 by default): start ``soak run`` (the first time a new run,
 then ``--resume latest`` of the same run), SIGKILL the supervisor or its worker at a random
-moment (a quarter of them in start-up, the others 0.2–4 s after the run's first new snapshot), wait for the supervisor to end, and check the database: ``PRAGMA integrity_check``,
-every snapshot a reader had seen committed before any kill still there, and the run row's
-snapshot count equal to its snapshots. A last resume runs the run to its end. Prints, per victim,
-the kills, corrupt databases, acknowledged snapshots lost, count mismatches and the run's final
-status and segments. The suite (tests/test_storage_durability.py) does 20 kills of the supervisor.
+moment (a quarter of them timed from the start, mostly in start-up; the others 0.2-4 s after
+the run's first new snapshot), wait for the supervisor to end, and check the database:
+``PRAGMA integrity_check``, every snapshot a reader had seen committed before any kill still
+there, and the run row's snapshot count equal to its snapshots. A last resume runs the run to its
+end. Prints, per victim, the kills, corrupt databases, acknowledged snapshots lost, count
+mismatches and the run's final status and segments. The suite (tests/test_storage_durability.py)
+does 20 kills of the supervisor.
 
     nice -n 19 python benchmarks/kills.py [--kills 100] [--victims supervisor,worker] [--seed 1]
 """
