@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 import typer
@@ -47,5 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     except SoakError as exc:
         print(f"soak: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        # A file SQLite opened but cannot read through (a garbage page, text that is not UTF-8):
+        # found only when a query reaches the damage, after every check at open time passed.
+        print(f"soak: error: the database is damaged ({exc}); restore it from a copy or pass another --db", file=sys.stderr)
+        sys.exit(2)
     if isinstance(code, int):  # typer.Exit(code) in a command, returned instead of raised
         sys.exit(code)

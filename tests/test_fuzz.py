@@ -95,6 +95,7 @@ def test_worker_pipe(payload: bytes) -> None:
 @example(("run", "--frames", "abc"))  # click's usage block (several lines) instead of one
 @example(("watch", "--pid", "99999999999999999999"))
 @example(("run", "--metrics-port", "0"))
+@example(("ci", "--interval", ""))  # taken as the default (found by benchmarks/fuzz.py)
 def test_cli_options(tmp_path: Path, case: tuple[str, str, str]) -> None:
     check_cli_option(tmp_path, *case)
 
@@ -129,3 +130,11 @@ def test_hot_wal_of_a_killed_writer_is_read_whole(tmp_path: Path) -> None:
     resumed = fuzzing.soak_in_process("run", "--resume", "latest", "--db", str(db), "--duration", "1s", "-q")
     assert resumed.code in (0, 1), resumed
     assert fuzzing.committed_snapshots(db) > seen
+
+
+def test_damage_found_only_by_a_query_is_one_line(good_database: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Found by benchmarks/fuzz.py: a zeroed byte mid-file passes every check at open time and
+    fails inside a query (malformed image, or text that is not UTF-8)."""
+    for how in [("garbage-page", (0.5, b"\x00")), ("garbage-page", (0.5, b"\x80" * 64))]:
+        for command in fuzzing.DB_COMMANDS:
+            check_damaged_database(good_database, tmp_path_factory.mktemp("damaged"), how, command)

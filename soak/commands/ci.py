@@ -45,7 +45,7 @@ def ci_command(
         raise BadInput("no targets: give TARGET arguments or set targets in [tool.leaksoak] of pyproject.toml")
     if duration is None:
         raise BadInput("give --duration (the budget of each target) or set duration in [tool.leaksoak] of pyproject.toml")
-    interval = interval or config.get("interval")
+    interval = _first_given(interval, config.get("interval"), None)
     options = api.CiOptions(
         targets=given_targets,
         duration_s=parse_duration(duration),
