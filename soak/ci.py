@@ -15,7 +15,7 @@ from soak.probes.tracer import DEFAULT_TRACER
 from soak.reports import load_report
 from soak.reports.ci_result import ERROR, FAIL, PASS, CiResult, TargetResult
 from soak.reports.model import Report
-from soak.storage import open_database, queries
+from soak.storage import check_before_writing, open_database, queries
 from soak.targets import parse_target
 from soak.verdicts import FAILING_LEVELS, INCONCLUSIVE, fails
 
@@ -97,8 +97,7 @@ class CiOptions:
         elif self.accept_baseline:
             raise BadInput("--accept-baseline accepts the findings of the --baseline run: give --baseline DB")
         self.run_options(self.targets[0], ([], "") if self.accept_baseline else None).load_rules()
-        if os.path.exists(self.db_path):
-            open_database(self.db_path, create=False).close()
+        check_before_writing(self.db_path)
 
 
 def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None = None,

@@ -15,7 +15,7 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
 class ProtocolError(Exception):
-    """A message that is not valid JSON, not an object, too large, or of another version."""
+    """A message that is not valid JSON, not an object, too large, too deeply nested, or of another version."""
 
 
 class Channel:
@@ -45,6 +45,8 @@ class Channel:
             message = json.loads(line)
         except ValueError as exc:
             raise ProtocolError(f"not JSON: {exc}") from exc
+        except RecursionError as exc:  # json's decoder recurses once per level of nesting
+            raise ProtocolError("message nested too deeply") from exc
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise ProtocolError("message is not an object with a type")
         if message.get("v") != PROTOCOL_VERSION:

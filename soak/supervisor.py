@@ -33,7 +33,7 @@ from soak.probes.loop_lag import DEFAULT_BLOCK_S
 from soak.probes.native import native_unavailable
 from soak.probes.process import read_from_outside
 from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
-from soak.storage import open_database, queries
+from soak.storage import check_before_writing, open_database, queries
 from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
 from soak.targets import parse_target
@@ -285,8 +285,7 @@ def _run(
         options = replace(options, duration_s=options.duration_s or DEFAULT_DURATION_S, interval_s=options.interval)
     assert options.target is not None
     spec = parse_target(options.target)
-    if os.path.exists(options.db_path):
-        open_database(options.db_path, create=False).close()  # fail fast on a wrong file
+    check_before_writing(options.db_path)  # fail fast on a wrong file
     worker = WorkerProcess(spec.text, frames=options.frames, tracer=options.tracer,
                            sample_interval=options.sample_interval, concurrency=options.concurrency,
                            loop_block_s=options.loop_block_s, native=options.native)

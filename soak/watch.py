@@ -276,7 +276,7 @@ def resolve_pid(options: WatchOptions) -> tuple[int, re.Pattern[str] | None]:
     if (options.pid is None) == (options.match is None):
         raise BadInput("give either --pid PID or --match REGEX")
     if options.pid is not None:
-        if not psutil.pid_exists(options.pid):
+        if not 0 < options.pid < 2**31 or not psutil.pid_exists(options.pid):  # a pid is a positive C int
             raise BadInput(f"no process with pid {options.pid}")
         return options.pid, None
     try:
@@ -296,7 +296,7 @@ def watch(options: WatchOptions, on_progress: Callable[..., None] | None = None,
           on_start: Callable[..., None] | None = None) -> Any:
     """Watch a running process and return how the run ended (a supervisor RunResult)."""
     from soak import sources
-    from soak.storage import open_database
+    from soak.storage import check_before_writing, open_database
     from soak.storage.writer import RunWriter
     from soak.supervisor import DEFAULT_DURATION_S, RunOptions, Supervisor
 
@@ -310,8 +310,7 @@ def watch(options: WatchOptions, on_progress: Callable[..., None] | None = None,
     )
     run_options.check_values()
     rules = run_options.load_rules()
-    if os.path.exists(options.db_path):
-        open_database(options.db_path, create=False).close()
+    check_before_writing(options.db_path)
     subject = WatchedProcess(pid, match=pattern, socket_path=options.socket_path, use_agent=options.agent)
     db = open_database(options.db_path)
     started = time.time()

@@ -20,7 +20,7 @@ def open_database(path: str, *, create: bool = True) -> Database:
     """Open (and, with ``create``, create or migrate) the database at ``path``.
 
     Raises BadInput for a file that is not a leaksoak database, one written by a newer
-    leaksoak, or a location that cannot be written.
+    leaksoak, a location that cannot be written, or (without ``create``) an empty one.
     """
     exists = os.path.exists(path)
     if not exists and not create:
@@ -31,24 +31,34 @@ def open_database(path: str, *, create: bool = True) -> Database:
             raise BadInput(f"cannot create {path!r}: directory {directory!r} does not exist")
         if not os.access(directory, os.W_OK):
             raise BadInput(f"cannot create {path!r}: directory is not writable")
+    connection: sqlite3.Connection | None = None
     try:
         # check_same_thread=False: a run's scheduler thread writes after the main thread opened it;
         # callers make sure one thread at a time uses a connection.
-        db = Database(sqlite3.connect(path, check_same_thread=False))
+        connection = sqlite3.connect(path, check_same_thread=False)
+        db = Database(connection)
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         # In WAL mode, NORMAL still makes every commit durable against a crash or SIGKILL of this
         # process (the OS has the pages); only a power cut could lose the last commits.
         db.execute("PRAGMA synchronous = NORMAL")
-    except sqlite3.DatabaseError as exc:
-        raise BadInput(f"{path!r} is not a leaksoak database ({exc})") from exc
+        _check_and_migrate(db, path, create)
+    except BaseException as exc:  # a refused file is closed at once: no connection, -wal or -shm left behind
+        if connection is not None:
+            connection.close()
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise BadInput(f"{path!r} is not a leaksoak database ({exc})") from exc
+        raise
+    return db
+
+
+def _check_and_migrate(db: Database, path: str, create: bool) -> None:
     # Several runs may start at once on one new file: one of them creates the schema while the
     # others wait, instead of finding it half made (or failing to switch it to WAL).
     with _schema_lock(path, exclusive=create):
-        try:
-            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise BadInput(f"{path!r} is not a leaksoak database ({exc})") from exc
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         _check_schema(db, path)
+        if not create and not db.table_names():
+            raise BadInput(f"{path!r} is an empty database: no runs in it yet; run `soak run` first or pass --db")
         if create:
             try:
                 if db.journal_mode != "wal":
@@ -56,7 +66,6 @@ def open_database(path: str, *, create: bool = True) -> Database:
                 migrations.apply(db)
             except sqlite3.OperationalError as exc:
                 raise _write_error(path, exc) from exc
-    return db
 
 
 @contextlib.contextmanager
@@ -120,3 +129,10 @@ def write_transaction(db: Database) -> Iterator[Database]:
         except BaseException:
             db.conn.rollback()
             raise
+
+
+def check_before_writing(path: str) -> None:
+    """Raise BadInput now, before a run starts, if ``path`` is a file a run cannot write its
+    runs into (not a leaksoak database, or a newer one); a new or empty file is fine."""
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        open_database(path, create=False).close()

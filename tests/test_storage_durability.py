@@ -6,7 +6,6 @@ import json
 import os
 import random
 import resource
-import signal
 import sqlite3
 import subprocess
 import time
@@ -19,42 +18,22 @@ from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
 
 from conftest import TEST_WORKLOADS, db_rows, run_soak, soak_command
+from killing import committed, kill_once
 
 LEAKY = "soak.workloads.reference.leaky_dict_cache:step"
-
-
-def _committed(db: Path) -> tuple[set[int], int]:
-    """Snapshot seqs a reader sees as committed, and the run row's own count."""
-    if not db.exists():
-        return set(), 0
-    try:
-        with sqlite3.connect(db, timeout=10) as conn:
-            seqs = {seq for (seq,) in conn.execute("SELECT seq FROM snapshots")}
-            row = conn.execute("SELECT snapshots FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-        return seqs, (row[0] if row else 0)
-    except sqlite3.OperationalError:  # schema not created yet
-        return set(), 0
 
 
 def test_supervisor_killed_at_random_moments_loses_nothing_and_resumes(db: Path) -> None:
     rng = random.Random(20261125)
     seen: set[int] = set()
-    kills = 0
     command = ["run", LEAKY, "--db", str(db), "--duration", "1h", "--interval", "0.1s", "-q"]
-    while kills < 20:
-        proc = subprocess.Popen([*soak_command(), *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0.2, 4.0))  # some kills land in start-up, some mid-snapshot
-        before, _ = _committed(db)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        kills += 1
-        seen |= before
-        with sqlite3.connect(db) as conn:
-            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        after, counted = _committed(db)
-        assert seen <= after, f"kill {kills}: acknowledged snapshots {sorted(seen - after)} are gone"
-        assert counted == len(after)  # the run row and its snapshots are committed together
-        if after:
+    for kill in range(1, 21):
+        outcome = kill_once(db, [*soak_command(), *command], "supervisor", rng, seen_before=seen)
+        assert outcome.integrity == "ok", f"kill {kill}: {outcome.integrity}"
+        assert not outcome.lost, f"kill {kill}: acknowledged snapshots {sorted(outcome.lost)} are gone"
+        assert outcome.counted == len(outcome.seen)  # the run row and its snapshots are committed together
+        seen = outcome.seen
+        if seen:
             status = run_soak("runs", "--db", str(db))
             assert status.returncode == 0 and "killed" in status.stdout and "running" not in status.stdout
             command = ["run", "--resume", "latest", "--db", str(db), "--duration", "1h", "-q"]
@@ -87,7 +66,7 @@ def test_reports_and_runs_work_while_a_run_writes(db: Path) -> None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
-        while not _committed(db)[0] and time.monotonic() < deadline:
+        while not committed(db)[0] and time.monotonic() < deadline:
             time.sleep(0.1)
         statuses = []
         for _ in range(6):

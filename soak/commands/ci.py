@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -51,18 +51,18 @@ def ci_command(
         raise BadInput("no targets: give TARGET arguments or set targets in [tool.leaksoak] of pyproject.toml")
     if duration is None:
         raise BadInput("give --duration (the budget of each target) or set duration in [tool.leaksoak] of pyproject.toml")
-    interval = interval or config.get("interval")
+    interval = _first_given(interval, config.get("interval"), None)
     options = api.CiOptions(
         targets=given_targets,
         duration_s=parse_duration(duration),
-        interval_s=parse_duration(interval, option="interval") if interval else None,
+        interval_s=parse_duration(interval, option="interval") if interval is not None else None,
         db_path=db,
         junit_path=junit,
         summary_path=summary,
         baseline_path=baseline,
-        fail_on=fail_on or config.get("fail-on") or "suspect",
-        tracer=tracer or config.get("tracer") or TRACER.default,
-        sample_interval=parse_sample_interval(sample_interval or config.get("sample-interval")),
+        fail_on=_first_given(fail_on, config.get("fail-on"), "suspect"),
+        tracer=_first_given(tracer, config.get("tracer"), TRACER.default),
+        sample_interval=parse_sample_interval(_first_given(sample_interval, config.get("sample-interval"), None)),
         suppressions=suppressions,
         fail_on_unused_suppressions=fail_on_unused_suppressions,
         accept_baseline=accept_baseline,
@@ -116,3 +116,12 @@ def _done(index: int, total: int, result: "TargetResult") -> None:
         others = len(result.report.accepted) - len(baseline)
         if others:
             print(f"soak ci [{index}/{total}] {result.target}: {others} finding(s) accepted by suppression rules", file=sys.stderr, flush=True)
+
+
+def _first_given(option: Any, configured: Any, default: Any) -> Any:
+    """The option if given on the command line (even empty: ``--fail-on ''`` is refused, not
+    taken as the default), else the configuration's value, else the default."""
+    for value in (option, configured):
+        if value is not None:
+            return value
+    return default

@@ -44,4 +44,4 @@ def print_warnings(warnings: list[str]) -> None:
 
 def parse_sample_interval(text: str | None) -> int | None:
     """Bytes in ``--sample-interval`` (``16KiB``, ``65536``), or None when it is not given."""
-    return parse_size(text, option="sample-interval") if text else None
+    return parse_size(text, option="sample-interval") if text is not None else None

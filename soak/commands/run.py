@@ -83,7 +83,7 @@ def run_command(
         metrics_port=metrics_port,
         metrics_host=metrics_host,
         metrics_top=metrics_top,
-        memory_limit_bytes=parse_size(memory_limit) if memory_limit else None,
+        memory_limit_bytes=parse_size(memory_limit) if memory_limit is not None else None,
         suppressions=suppressions,
     )
     if quiet:

@@ -53,7 +53,7 @@ def watch_command(
         db_path=db, name=name, fail_on=fail_on,
         keep_full_s=parse_duration(keep_full, option="keep-full"), thin_every=thin_every, suppressions=suppressions,
         extra={"metrics_port": metrics_port, "metrics_host": metrics_host, "metrics_top": metrics_top,
-               "memory_limit_bytes": parse_size(memory_limit) if memory_limit else None},
+               "memory_limit_bytes": parse_size(memory_limit) if memory_limit is not None else None},
     )
 
     if quiet:
