@@ -80,7 +80,8 @@ def main() -> int:
     parser.add_argument("--interval", default=str(DEFAULT_SAMPLE_INTERVAL))
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--min-bytes", default="1MB")
-    parser.add_argument("--scale", type=float, default=4.0, help="LEAKSOAK_LEAK_SCALE (4: every call leaks, so sites grow past 1 MB in seconds under tracemalloc)")
+    parser.add_argument("--scale", type=float, default=4.0,
+                        help="LEAKSOAK_LEAK_SCALE (4: every call leaks, so sites grow past 1 MB in seconds under tracemalloc)")
     parser.add_argument("--only", nargs="+", metavar="NAME")
     parser.add_argument("--child", nargs=4, metavar=("NAME", "SECONDS", "INTERVAL", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()

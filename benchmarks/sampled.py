@@ -35,7 +35,6 @@ from sampled_heap import CLEAN_SITES, KIB, Estimate, churn, leak, simulate  # no
 
 from soak.analyzers import Series, Thresholds, analyze  # noqa: E402
 
-
 T = np.arange(0, 61, 1.0)
 INTERVALS = {"exact": 1, "4K": 4 * KIB, "16K": 16 * KIB, "64K": 64 * KIB, "256K": 256 * KIB}
 LEAK_RATES = [2_000, 5_000, 20_000, 100_000, 400_000]  # bytes/s of 50–500 B blocks
@@ -57,7 +56,7 @@ def clean_sites(args: argparse.Namespace, thresholds: Thresholds) -> None:
     print(f"{'site':<16}" + "".join(f"{name:>14}" for name in INTERVALS))
     for k, (kind, populations) in enumerate(CLEAN_SITES.items()):
         cells = []
-        for name, interval in INTERVALS.items():
+        for interval in INTERVALS.values():
             rng = np.random.default_rng([args.seed, k, interval])
             verdicts = []
             for i in range(args.sites):

@@ -24,7 +24,7 @@ from typing import Any
 SOCKET_ENV = "SOAK_AGENT_SOCKET"
 MAX_REQUEST_BYTES = 4096
 _lock = threading.Lock()
-_agent: "Agent | None" = None
+_agent: Agent | None = None
 
 
 def default_socket_path(pid: int | None = None, uid: int | None = None) -> str:

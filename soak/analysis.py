@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
-from typing import Any, Hashable
+from typing import Any
 
 import numpy as np
 from sqlite_utils import Database
@@ -181,7 +182,7 @@ def finding_rows(
     shown = [_shown_stack(f.key, groups) for f in result.findings]
     stacks = queries.stack_frames(db, [stack_id for stack_id in shown if stack_id is not None])
     rows = []
-    for finding, stack_id in zip(result.findings, shown):
+    for finding, stack_id in zip(result.findings, shown, strict=True):
         kind = finding.key[0]  # type: ignore[index]
         frames = stacks.get(stack_id, []) if stack_id is not None else []
         evidence = {**finding.evidence, "tested": result.tested}

@@ -21,8 +21,9 @@ sets aside (the first 10% of the run), and reported; it does not decide a regres
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from sqlite_utils import Database
 

@@ -150,7 +150,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
-def _judge(item: pytest.Function, result: "RunResult") -> None:
+def _judge(item: pytest.Function, result: RunResult) -> None:
     """Fail the test on a leak (or a suspect, as asked), or when the worker failed."""
     from soak import api
 

@@ -8,9 +8,10 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import psutil
 from sqlite_utils import Database
@@ -69,7 +70,7 @@ class RunWriter:
         self._frame_ids: dict[tuple[str, int], int] = {}  # (file, line): a line's function is looked up once
 
     @classmethod
-    def resume(cls, db: Database, run_id: int, function_name: Callable[[str, int], str], supervisor_pid: int) -> "RunWriter":
+    def resume(cls, db: Database, run_id: int, function_name: Callable[[str, int], str], supervisor_pid: int) -> RunWriter:
         """Continue a stopped run in a new segment: sequence numbers and sparse values carry on."""
         writer = cls(db, run_id, function_name)
         seq, segment = db.execute(
@@ -110,7 +111,7 @@ class RunWriter:
         options: dict[str, Any],
         function_name: Callable[[str, int], str],
         started_ts: float | None = None,
-    ) -> "RunWriter":
+    ) -> RunWriter:
         started = time.time() if started_ts is None else started_ts
         with _writing(db):
             with write_transaction(db):

@@ -16,8 +16,8 @@ flushed with its batch). Everything is numpy and takes a ``Generator``, so a see
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -1,7 +1,6 @@
 """The analyzers on synthetic series with known answers."""
 
 import numpy as np
-
 import pytest
 from scipy import stats
 

@@ -10,8 +10,8 @@ Measured on a loaded 2-core machine, 6 s soaks at 0.25 s intervals: 64 KiB/s gav
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-import pytest
 
+import pytest
 from conftest import REPO, run_soak
 
 from soak.compare import DECREASED, INCREASED, UNCHANGED, Rate, rate_change

@@ -10,14 +10,15 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from conftest import REPO
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import REPO
 from soak.analysis import Refreshed
 from soak.analyzers import Analysis
 from soak.metrics import FIXED_SERIES, SoakCollector, max_series, published_findings, serve_metrics

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import REFERENCE, db_rows, run_soak
 
 SHORT = ("--duration", "8s", "--interval", "0.25s", "--format", "json")

@@ -25,7 +25,7 @@ def test_runs_started_together_on_a_new_file_all_complete(tmp_path):
         )
         for name in WORKLOADS
     ]
-    errors = {name: (proc.wait(timeout=120), proc.stderr.read()) for name, proc in zip(WORKLOADS, procs)}
+    errors = {name: (proc.wait(timeout=120), proc.stderr.read()) for name, proc in zip(WORKLOADS, procs, strict=True)}
     assert all(code in (0, 1) and not err for code, err in errors.values()), errors
     rows = db_rows(db, "SELECT name, status, snapshots FROM runs ORDER BY name")
     assert [(name, status) for name, status, _ in rows] == [(name, "completed") for name in sorted(WORKLOADS)]

@@ -8,13 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import TEST_WORKLOADS, leak_lines, run_soak
+
 from soak.errors import BadInput
 from soak.pyproject import read_config
 from soak.suppressions import (
-    TODO_REASON, Rule, SuppressionsError, add_months, apply_rules, format_rate, frames_match, generate_rules,
-    load_rules, parse_rate, parse_rules, path_matches,
+    TODO_REASON,
+    Rule,
+    SuppressionsError,
+    add_months,
+    apply_rules,
+    format_rate,
+    frames_match,
+    generate_rules,
+    load_rules,
+    parse_rate,
+    parse_rules,
+    path_matches,
 )
 
 TODAY = datetime.date(2026, 6, 15)
@@ -237,7 +247,8 @@ def test_path_globs(pattern: str, path: str, expected: bool) -> None:
     assert path_matches(pattern, path) is expected
 
 
-def accepted_ids(rules_: list[Rule], findings: list[dict[str, Any]] = FINDINGS, target: str = "app/handlers.py:handle_one") -> list[tuple[str, str]]:
+def accepted_ids(rules_: list[Rule], findings: list[dict[str, Any]] = FINDINGS,
+                 target: str = "app/handlers.py:handle_one") -> list[tuple[str, str]]:
     decision = apply_rules(findings, rules_, target=target, today=TODAY)
     return [(a.finding["id"], a.rule) for a in decision.accepted]
 

@@ -13,13 +13,12 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from conftest import TESTS, db_rows, leak_lines, run_soak, soak_command
+from prometheus_client.parser import text_string_to_metric_families
 
 SERVICE = TESTS / "services" / "http_service.py"
 # Snapshots through the agent take ~1 s here: the service runs 4x slower under tracemalloc and

@@ -6,14 +6,14 @@ import asyncio
 import gc
 import os
 import time
-from typing import Any, Callable, Collection
+from collections.abc import Callable, Collection
+from typing import Any
 
 from soak.probes import heap
 from soak.probes.frames import Frame
 from soak.probes.probe import Probe, run_probes
 from soak.probes.resources import TaskProbe, ThreadProbe
 from soak.probes.sites import Tracer
-
 
 CENSUS_EVERY_S = 5.0
 """The per-type census costs far more than a count under tracemalloc (every count above 256 is a

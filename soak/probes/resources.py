@@ -11,7 +11,8 @@ import asyncio
 import os
 import threading
 from collections import Counter
-from typing import Any, Callable, Collection
+from collections.abc import Callable, Collection
+from typing import Any
 
 from soak.probes.probe import ProbeResult, Reading
 

@@ -25,7 +25,7 @@ def load_report(db_path: str, run: str = "latest") -> Report:
         db.close()
 
 
-def render(report: Report, fmt: str, charts: "ChartData | None" = None) -> str:
+def render(report: Report, fmt: str, charts: ChartData | None = None) -> str:
     """``report`` as ``fmt``; ``charts`` are drawn by the ``html`` format only."""
     if fmt == "json":
         from soak.reports.json_report import render_json

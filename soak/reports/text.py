@@ -62,7 +62,8 @@ def render_text(report: Report) -> str:
     for number, finding in enumerate(report.findings, 1):
         lines.append("")
         lines.extend(_finding(number, finding))
-    notable = [e for e in report.events if e["kind"] in NOTABLE_EVENTS or (e["kind"] == "worker_exit" and run.status in ("failed", "oom-killed"))]
+    notable = [e for e in report.events
+               if e["kind"] in NOTABLE_EVENTS or (e["kind"] == "worker_exit" and run.status in ("failed", "oom-killed"))]
     if notable:
         lines.append("")
         lines.append("events:")
