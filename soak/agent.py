@@ -19,7 +19,11 @@ import stat
 import struct
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the agent imports its probes when a client connects: a light import into the service
+    from soak.probes.inprocess import InProcessProbes
+    from soak.protocol import Message
 
 SOCKET_ENV = "SOAK_AGENT_SOCKET"
 MAX_REQUEST_BYTES = 4096
@@ -113,11 +117,11 @@ class Agent:
                     if reply is None:
                         channel.send("error", message="refused: unknown request")
                         return
-                    channel.send(reply.pop("type"), **reply)
+                    channel.send(str(reply.pop("type")), **reply)
             except (OSError, ValueError):
                 return  # the client went away; the service goes on
 
-    def _answer(self, request: dict[str, Any], probes: Any) -> dict[str, Any] | None:
+    def _answer(self, request: Message, probes: InProcessProbes) -> Message | None:
         kind = request.get("type")
         if kind == "hello" and set(request) <= {"v", "type"}:
             main = sys.modules.get("__main__")
@@ -174,7 +178,8 @@ def _remove_stale_socket(path: str) -> None:
 
 def _peer_uid(conn: socket.socket) -> int:
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
+    uid: int = struct.unpack("3i", creds)[1]
+    return uid
 
 
 def start(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from soak.probes.inprocess import InProcessProbes
 from soak.probes.sites import Tracer
-from soak.protocol import Channel, ProtocolError
+from soak.protocol import Channel, Message, ProtocolError
 from soak.workloads.adapters import AsyncDriver, Driver
 
 BOUNDARY_WAIT_S = 2.0
@@ -45,7 +44,7 @@ class Control:
                 self.driver.stop()
                 return
 
-    def _answer_snapshot(self, request: dict[str, Any]) -> None:
+    def _answer_snapshot(self, request: Message) -> None:
         try:
             body, at_boundary = self.driver.at_boundary(self.probes.collect, BOUNDARY_WAIT_S)
             body["at_boundary"] = at_boundary

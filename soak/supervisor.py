@@ -30,6 +30,7 @@ from soak.errors import BadInput, InternalFailure, SoakError
 from soak.oom import OomEvidence, peak_rss_bytes
 from soak.probes.process import read_from_outside
 from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
+from soak.protocol import Message, object_field, typed_field
 from soak.storage import open_database, queries
 from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
@@ -301,7 +302,7 @@ class Supervisor:
     """Runs the schedule for one run. ``subject`` is what is measured: the worker process that
     ``soak run`` started, or the process that ``soak watch`` watches (soak.watch)."""
 
-    def __init__(self, options: RunOptions, subject: Subject, hello: dict[str, Any],
+    def __init__(self, options: RunOptions, subject: Subject, hello: Message,
                  db: Database, writer: RunWriter, started_ts: float) -> None:
         assert options.duration_s is not None
         self.options = options
@@ -312,7 +313,8 @@ class Supervisor:
         # Seconds since the run started, on a monotonic clock; a resumed run's clock includes its gap.
         self.t0 = time.monotonic() - (time.time() - started_ts)
         self.segment_start_s = self.elapsed()
-        self.attributor = Attributor([hello["application_root"]] if hello.get("application_root") else [])
+        application_root = typed_field(hello, "application_root", str)
+        self.attributor = Attributor([application_root] if application_root else [])
         self.hello = hello
         self.requests = 0
         self.snapshots_taken = 0
@@ -441,9 +443,9 @@ class Supervisor:
     def _loss_reason(self) -> str:
         failure = self.subject.failure
         if failure and failure.get("phase") in ("call", "import", "setup", "teardown"):
-            where = failure.get("where")
-            at = f" at {where['file']}:{where['line']}" if where else ""
-            return f"the workload raised {failure['error']}{at} ({failure['phase']})"
+            where = object_field(failure, "where")
+            at = f" at {where.get('file')}:{where.get('line')}" if where else ""
+            return f"the workload raised {failure.get('error')}{at} ({failure.get('phase')})"
         exit_ = self.subject.exit
         return f"{self.subject.noun} {exit_.cause}" if exit_ else f"{self.subject.noun} lost"
 
@@ -459,8 +461,9 @@ class Supervisor:
         restart = self.subject.pop_restart()
         if restart is not None:  # a watched process came back under a new pid: a new segment
             self.writer.start_segment()
-            if restart.get("oom"):  # the segment ended in an OOM kill
-                self._record_oom(restart.pop("oom"), f"pid {restart['old_pid']}")
+            oom = restart.pop("oom", None)
+            if oom:  # the segment ended in an OOM kill
+                self._record_oom(oom, f"pid {restart['old_pid']}")
             self.writer.record_event(t_s, "restart", restart["message"], restart)
         self.requests += 1
         try:
@@ -474,7 +477,7 @@ class Supervisor:
             return
         # Read from outside, for any measured process (a watched one without the agent too).
         process, outside = read_from_outside(self.subject.pid)
-        body = {**body, "probes": {**(body.get("probes") or {}), **outside}}
+        body = {**body, "probes": {**(object_field(body, "probes") or {}), **outside}}
         self.writer.record_snapshot(t_s, process, body)
         self.snapshots_taken += 1
         self._state = {
