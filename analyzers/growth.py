@@ -361,4 +361,5 @@ def _thin(index: np.ndarray, max_points: int) -> np.ndarray:
     if len(index) <= max_points:
         return index
     keep = np.unique(np.linspace(0, len(index) - 1, max_points).round().astype(int))
-    return index[keep]
+    thinned: np.ndarray = index[keep]
+    return thinned

@@ -6,7 +6,7 @@ import hashlib
 import os
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlite_utils import Database
@@ -188,13 +188,14 @@ def finding_rows(
         evidence = {**finding.evidence, "tested": result.tested}
         if kind == "library":
             group = groups[finding.key]
-            file, line, function = group.call_site  # type: ignore[misc]
-            call_site: dict[str, Any] | None = {"file": file, "line": line, "function": function}
+            file, line, function = cast("tuple[str, int, str]", group.call_site)
+            group_call_site = {"file": file, "line": line, "function": function}
+            call_site: dict[str, Any] | None = group_call_site
             library: str | None = group.library
             evidence["sites"] = len(group.members)
-            ident = finding_id(kind, [{"file": group.library, "line": 0}, call_site])
+            ident = finding_id(kind, [{"file": group.library, "line": 0}, group_call_site])
         elif kind not in MEMORY_KINDS:  # a probe's series: (kind, probe, series name, unit)
-            _, probe, name, _unit = finding.key  # type: ignore[misc]
+            _, probe, name, _unit = cast("tuple[str, str, str, str]", finding.key)
             call_site, library = None, None
             ident = finding_id(kind, [{"file": f"{probe}/{name}", "line": 0}])
         else:
@@ -236,7 +237,7 @@ def refresh(
     rows, stacks = finding_rows(db, result, groups, attributor)
     writer.replace_findings(rows, t_s)
     slope = memory_slope(snapshots)
-    summary = {
+    summary: dict[str, Any] = {
         "points": result.points, "tested": result.tested, "warmup_until_s": result.warmup_until_s,
         "needed_s": result.needed_s, "projection": projection(snapshots, slope, memory_limit_bytes),
     }
@@ -265,7 +266,7 @@ def _shown_stack(key: Hashable, groups: dict[Hashable, Group]) -> int | None:
     """The stack a finding shows: its own site's, or a library group's largest member's."""
     kind = key[0]  # type: ignore[index]
     if kind == "site":
-        return key[1]  # type: ignore[index]
+        return int(key[1])  # type: ignore[index]
     if kind == "library":
-        return groups[key].members[0][1]  # type: ignore[index]
+        return int(groups[key].members[0][1])  # type: ignore[index]
     return None

@@ -53,8 +53,14 @@ class Rate:
     def per_hour(self) -> float:
         return self.slope * 3600
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | list[float]]:
         return {"bytes_per_hour": self.slope * 3600, "interval_bytes_per_hour": [self.low * 3600, self.high * 3600]}
+
+
+def _per_hour(change: FindingChange) -> float:
+    """The finding's growth in the new run, else in the base run (one that is gone)."""
+    rate = change.new or change.base
+    return rate.per_hour if rate else 0.0
 
 
 def rate_change(base: Rate, new: Rate, min_ratio: float = MIN_RATIO,
@@ -181,8 +187,8 @@ def compare(base_db: str, new_db: str, *, run_base: str | None = None, run_new: 
                 raise BadInput(f"{new_db!r} holds no completed run to compare")
             pairs = _pairs(base, new_runs, same)
             if all(b is None for _, b in pairs):
-                targets = ", ".join(repr(r["target"]) for r in new_runs[:3])
-                raise BadInput(f"no completed run in {base_db!r} has a target of {new_db!r} ({targets}); "
+                names = ", ".join(repr(r["target"]) for r in new_runs[:3])
+                raise BadInput(f"no completed run in {base_db!r} has a target of {new_db!r} ({names}); "
                                "pass --run-base and --run-new to compare runs of different targets")
         else:
             new_run = queries.find_run(new, run_new) if run_new is not None else None
@@ -265,7 +271,7 @@ def _compare_pair(base: Database, new: Database, new_row: dict[str, Any], base_r
     for gone in base_findings.values():
         changes.append(FindingChange(gone.finding_id, GONE, gone, gone.verdict, None, finding_rate(gone), None))
     order = {NEW_LEAK: 0, INCREASED: 1, NEW_SUSPECT: 2, UNCHANGED: 3, DECREASED: 4, GONE: 5}
-    changes.sort(key=lambda c: (order[c.change], -((c.new or c.base).per_hour if (c.new or c.base) else 0)))
+    changes.sort(key=lambda c: (order[c.change], -_per_hour(c)))
     return TargetComparison(new_row["target"], _ref(new_report), _ref(base_report), changes,
                             _memory_change(base, new, base_row["id"], new_row["id"], min_ratio))
 

@@ -112,7 +112,7 @@ class SoakCollector:
 def serve_metrics(state: Callable[[], dict[str, Any]], port: int, host: str = "127.0.0.1", top: int = TOP_N) -> Any:
     """Serve /metrics on host:port in a daemon thread; returns the server (``.shutdown()`` stops it)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SoakCollector(state, top))  # type: ignore[arg-type]
+    registry.register(SoakCollector(state, top))
     server, _thread = start_http_server(port, addr=host, registry=registry)
     return server
 

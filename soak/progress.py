@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from soak.durations import format_duration
-from soak.reports.text import human_bytes
+from soak.reports.presenter import human_bytes
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

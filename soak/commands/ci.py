@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 def ci_command(
     targets: list[str] = typer.Argument(
         None, help="path/to/file.py:func or package.module:func; default: targets in \\[tool.leaksoak] of ./pyproject.toml."),
-    duration: str = typer.Option(
+    duration: str | None = typer.Option(
         None, "--duration", "-d", help="Budget of EACH target (not of all): 90s, 10m, 1h. Required here or in \\[tool.leaksoak]."),
-    interval: str = typer.Option(
+    interval: str | None = typer.Option(
         None, "--interval", "-i", help="Time between heap snapshots (default: duration/60, between 0.25s and 30s)."),
     db: str = DB,
     junit: str = typer.Option(None, "--junit", help="Write JUnit XML here: one test case per target."),

@@ -7,7 +7,7 @@ import typer
 from soak.durations import parse_size
 from soak.probes.sampled import DEFAULT_SAMPLE_INTERVAL
 from soak.probes.tracer import DEFAULT_TRACER
-from soak.reports import FORMATS  # noqa: F401  (re-exported: the formats every command accepts)
+from soak.reports import FORMATS as FORMATS  # re-exported: the formats every command accepts
 
 DB = typer.Option("soak.db", "--db", help="SQLite file holding the runs; many runs share one file.")
 FORMAT = typer.Option(

@@ -39,7 +39,7 @@ def render_annotations(result: CiResult, root: str | None = None, limit: int = M
                                fails(finding.verdict, result.fail_on)))
     candidates.sort(key=lambda c: (c[0], c[1]))
     lines = []
-    for _, _, target, finding, failing in candidates[:limit]:
+    for _, _, target_name, finding, failing in candidates[:limit]:
         frame = application_frame(finding)
         properties = []
         if frame is not None:
@@ -49,7 +49,7 @@ def render_annotations(result: CiResult, root: str | None = None, limit: int = M
         title = f"memory {finding.verdict}: {rate(finding.growth_bytes_per_hour)}"
         properties.append(f"title={escape_property(title)}")
         message = (f"{finding.verdict} at {place(finding, root)} growing {rate(finding.growth_bytes_per_hour)}"
-                   f" in soak of {target}" + (f" (p={finding.p_value:.1e})" if finding.p_value is not None else ""))
+                   f" in soak of {target_name}" + (f" (p={finding.p_value:.1e})" if finding.p_value is not None else ""))
         command = "error" if failing else "warning"
         lines.append(f"::{command} {','.join(properties)}::{escape_data(message)}")
     return lines

@@ -7,7 +7,8 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from soak.reports.markdown import code, text
-from soak.reports.text import display_path, human_bytes
+from soak.reports.presenter import human_bytes
+from soak.reports.text import display_path
 from soak.verdicts import VERDICTS
 
 SCHEMA = "leaksoak.fleet/1"

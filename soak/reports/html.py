@@ -170,7 +170,7 @@ def _run_table(report: Report) -> str:
 
 def _memory(charts: ChartData) -> list[str]:
     out = ["<h2>Memory</h2>"]
-    marks = {"end_s": charts.end_s, "warmup_until_s": charts.warmup_until_s, "segment_starts": charts.segment_starts}
+    marks: dict[str, Any] = {"end_s": charts.end_s, "warmup_until_s": charts.warmup_until_s, "segment_starts": charts.segment_starts}
     if charts.process:
         lines = [Styled(line, COLORS["rss" if line.label == "RSS" else "uss"]) for line in charts.process]
         out.append(line_chart("chart-process", "worker process memory over time", lines, **marks))
