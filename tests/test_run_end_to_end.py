@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REFERENCE, TEST_WORKLOADS, db_rows, leak_lines, run_soak
+from conftest import REFERENCE, TEST_WORKLOADS, Result, db_rows, leak_lines, run_soak
 
 SHORT = ("--duration", "6s", "--interval", "0.2s", "--quiet")
 
 
-def _run(target: str, db: Path, *extra: str) -> object:
+def _run(target: str, db: Path, *extra: str) -> Result:
     return run_soak("run", target, "--db", str(db), *SHORT, "--format", "json", *extra)
 
 

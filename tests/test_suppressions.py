@@ -153,7 +153,8 @@ def test_a_malformed_file_is_one_line_naming_file_line_and_problem(tmp_path: Pat
     with pytest.raises(SuppressionsError) as caught:
         load_rules(str(path))
     error = caught.value
-    assert isinstance(error, BadInput) and error.exit_code == 2
+    assert isinstance(error, BadInput)
+    assert error.exit_code == 2
     assert (error.path, error.line) == (str(path), line)
     assert words in str(error)
     assert str(error).startswith(f"{path}:{line}: ") and "\n" not in str(error)
