@@ -42,7 +42,7 @@ def child(name: str, seconds: float, interval: int, seed: int) -> dict[str, Any]
     if target.setup is not None:
         target.setup()
     tracemalloc.start(10)
-    from soak import _sampler  # type: ignore[attr-defined]
+    from soak import _sampler
 
     tracer = SampledTracer(frames=10, interval=interval)
     tracer.start()

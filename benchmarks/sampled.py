@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from sampled_heap import CLEAN_SITES, KIB, Estimate, churn, leak, simulate  # noqa: E402
+from sampled_heap import CLEAN_SITES, KIB, Estimate, Population, churn, leak, simulate  # noqa: E402
 
 from soak.analyzers import Series, Thresholds, analyze  # noqa: E402
 
@@ -83,7 +83,7 @@ def clean_runs(args: argparse.Namespace, thresholds: Thresholds) -> None:
         print(f"  R={name:<6} {cells[-1]}", flush=True)
 
 
-def first_leak(populations: list, interval: float, rng: np.random.Generator, thresholds: Thresholds) -> tuple[str, int | None]:
+def first_leak(populations: list[Population], interval: float, rng: np.random.Generator, thresholds: Thresholds) -> tuple[str, int | None]:
     """Verdict at the end of the run, and the first snapshot count at which a refresh says leak."""
     e = simulate(T, populations, interval, rng)
     first = None
