@@ -116,7 +116,7 @@ def main() -> int:
         ok = sum(abs(e) <= 0.2 for e in errs)
         # Sampling alone: the estimate of B bytes in blocks far smaller than the interval R has a
         # standard error of sqrt(R * B) (larger blocks: less), so |error| <= 3 * sqrt(R / B).
-        ok_3se = sum(abs(e) <= 3 * (interval / exact) ** 0.5 for e, (exact, _) in zip(errs, rows))
+        ok_3se = sum(abs(e) <= 3 * (interval / exact) ** 0.5 for e, (exact, _) in zip(errs, rows, strict=True))
         compared += len(errs)
         within += ok
         within_3se += ok_3se
