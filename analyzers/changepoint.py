@@ -64,7 +64,8 @@ def lower_envelope(values: np.ndarray, width: int) -> np.ndarray:
     from numpy.lib.stride_tricks import sliding_window_view
 
     padded = np.concatenate([np.full(width - 1, y[0]), y])
-    return sliding_window_view(padded, width).min(axis=1)
+    floor: np.ndarray = sliding_window_view(padded, width).min(axis=1)
+    return floor
 
 
 def envelope_width(values: np.ndarray, minimum: int, maximum: int) -> int:

@@ -17,8 +17,9 @@ zero, or a slow-down too recent to judge) is *suspect*.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -195,7 +196,7 @@ def analyze(
 
     q_values = stats.false_discovery_control([c.p_value for c in candidates])
     findings = []
-    for c, q in zip(candidates, q_values):
+    for c, q in zip(candidates, q_values, strict=True):
         finding = c.judge(float(q), floor_per_h, material.total, thresholds)
         if finding is not None:
             findings.append(finding)
@@ -229,7 +230,7 @@ class _Candidate:
 
     @classmethod
     def fit(cls, s: Series, t: np.ndarray, y: np.ndarray, counts: np.ndarray | None, samples: np.ndarray | None,
-            sample_interval: float | None, width: int, thresholds: Thresholds) -> "_Candidate":
+            sample_interval: float | None, width: int, thresholds: Thresholds) -> _Candidate:
         envelope = lower_envelope(y, width)
         start, pending = regime_start(envelope, thresholds.shift_alpha, thresholds.min_points)
         trend = fit_trend(t[start:], envelope[start:])
@@ -374,4 +375,5 @@ def _thin(index: np.ndarray, max_points: int) -> np.ndarray:
     if len(index) <= max_points:
         return index
     keep = np.unique(np.linspace(0, len(index) - 1, max_points).round().astype(int))
-    return index[keep]
+    thinned: np.ndarray = index[keep]
+    return thinned

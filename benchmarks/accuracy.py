@@ -130,7 +130,7 @@ class Outcome:
 
     @property
     def ratio(self) -> float | None:
-        t_star = self.bound.get("t_star_s")
+        t_star: float | None = self.bound.get("t_star_s")
         detected = self.detected_at_s
         if detected is None or t_star is None or not t_star > 0 or not math.isfinite(t_star):
             return None
@@ -344,7 +344,7 @@ def _truth_site(db: Any, truth: Truth, series: dict[int, np.ndarray]) -> int | N
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if value is None or not math.isfinite(value):
         return "-"
     return f"{value:.{digits}f}"
 

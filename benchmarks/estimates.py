@@ -42,7 +42,7 @@ def child(name: str, seconds: float, interval: int, seed: int) -> dict[str, Any]
     if target.setup is not None:
         target.setup()
     tracemalloc.start(10)
-    from soak import _sampler  # type: ignore[attr-defined]
+    from soak import _sampler
 
     tracer = SampledTracer(frames=10, interval=interval)
     tracer.start()
@@ -80,7 +80,8 @@ def main() -> int:
     parser.add_argument("--interval", default=str(DEFAULT_SAMPLE_INTERVAL))
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--min-bytes", default="1MB")
-    parser.add_argument("--scale", type=float, default=4.0, help="LEAKSOAK_LEAK_SCALE (4: every call leaks, so sites grow past 1 MB in seconds under tracemalloc)")
+    parser.add_argument("--scale", type=float, default=4.0,
+                        help="LEAKSOAK_LEAK_SCALE (4: every call leaks, so sites grow past 1 MB in seconds under tracemalloc)")
     parser.add_argument("--only", nargs="+", metavar="NAME")
     parser.add_argument("--child", nargs=4, metavar=("NAME", "SECONDS", "INTERVAL", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -115,7 +116,7 @@ def main() -> int:
         ok = sum(abs(e) <= 0.2 for e in errs)
         # Sampling alone: the estimate of B bytes in blocks far smaller than the interval R has a
         # standard error of sqrt(R * B) (larger blocks: less), so |error| <= 3 * sqrt(R / B).
-        ok_3se = sum(abs(e) <= 3 * (interval / exact) ** 0.5 for e, (exact, _) in zip(errs, rows))
+        ok_3se = sum(abs(e) <= 3 * (interval / exact) ** 0.5 for e, (exact, _) in zip(errs, rows, strict=True))
         compared += len(errs)
         within += ok
         within_3se += ok_3se

@@ -271,7 +271,8 @@ def run_child(config: str, step: str, seconds: float, depth: int, warmup: float)
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines() or [f"exit code {result.returncode}"]
         raise RuntimeError(lines[-1])
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    measured: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return measured
 
 
 def ratio_stats(series: Series, baseline: Series) -> list[float]:

@@ -31,10 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from sampled_heap import CLEAN_SITES, KIB, Estimate, churn, leak, simulate  # noqa: E402
+from sampled_heap import CLEAN_SITES, KIB, Estimate, Population, churn, leak, simulate  # noqa: E402
 
 from soak.analyzers import Series, Thresholds, analyze  # noqa: E402
-
 
 T = np.arange(0, 61, 1.0)
 INTERVALS = {"exact": 1, "4K": 4 * KIB, "16K": 16 * KIB, "64K": 64 * KIB, "256K": 256 * KIB}
@@ -57,7 +56,7 @@ def clean_sites(args: argparse.Namespace, thresholds: Thresholds) -> None:
     print(f"{'site':<16}" + "".join(f"{name:>14}" for name in INTERVALS))
     for k, (kind, populations) in enumerate(CLEAN_SITES.items()):
         cells = []
-        for name, interval in INTERVALS.items():
+        for interval in INTERVALS.values():
             rng = np.random.default_rng([args.seed, k, interval])
             verdicts = []
             for i in range(args.sites):
@@ -84,7 +83,7 @@ def clean_runs(args: argparse.Namespace, thresholds: Thresholds) -> None:
         print(f"  R={name:<6} {cells[-1]}", flush=True)
 
 
-def first_leak(populations: list, interval: float, rng: np.random.Generator, thresholds: Thresholds) -> tuple[str, int | None]:
+def first_leak(populations: list[Population], interval: float, rng: np.random.Generator, thresholds: Thresholds) -> tuple[str, int | None]:
     """Verdict at the end of the run, and the first snapshot count at which a refresh says leak."""
     e = simulate(T, populations, interval, rng)
     first = None

@@ -16,7 +16,8 @@ also drives the load for S seconds across the watcher's start and prints that ra
 Printed per configuration: median requests/s and its share of the same round's ``plain`` rate;
 "by cpu", the same share computed from CPU seconds per request of service, watcher and load
 generator together (what the rate would be on a machine they alone saturate: steadier than the
-rate where other work shares the cores); the watcher's own CPU (share of one core while the load ran), the agent's pause per snapshot (the time it holds the GIL: p50, p99, max over every snapshot of every
+rate where other work shares the cores); the watcher's own CPU (share of one core while the load
+ran), the agent's pause per snapshot (the time it holds the GIL: p50, p99, max over every snapshot of every
 round), the verdict and the first finding's line. Then two verdict checks: the same service
 without the agent, watched (a process-level leak), and ``/ok`` under the sampled agent (clean).
 
@@ -268,7 +269,9 @@ def main() -> None:
                 if start is not None:
                     start_shares[name].append(start / this_round["plain"].rps)
         print()
-        print(f"{'config':22} {'requests/s':>10} {'of plain':>9} {'by cpu':>7} {'watcher cpu':>11}" + (f" {'at start':>9}" if args.start_load else "") + f" {'pause p50':>10} {'p99':>8} {'max':>8}  verdict, first finding")
+        print(f"{'config':22} {'requests/s':>10} {'of plain':>9} {'by cpu':>7} {'watcher cpu':>11}"
+              + (f" {'at start':>9}" if args.start_load else "")
+              + f" {'pause p50':>10} {'p99':>8} {'max':>8}  verdict, first finding")
         for name, _, _ in configs:
             runs = results[name]
             pauses = [p for run in runs for p in run.pauses]

@@ -44,7 +44,8 @@ def synthesize(path: str, snapshots: int, sites: int, types: int, interval: floa
     )
     files = [f"/srv/app/module_{i}.py" for i in range(200)]
     stacks = {  # unique allocation line per site, callers shared among many sites
-        str(i + 1): [[files[i % len(files)], 10 + i]] + [[files[(i * 7 + d) % len(files)], 10 + (i * 13 + d * 31) % 900] for d in range(1, 10)]
+        str(i + 1): [[files[i % len(files)], 10 + i]]
+        + [[files[(i * 7 + d) % len(files)], 10 + (i * 13 + d * 31) % 900] for d in range(1, 10)]
         for i in range(sites)
     }
     sizes = rng.integers(64, 200_000, sites)

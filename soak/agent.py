@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 SOCKET_ENV = "SOAK_AGENT_SOCKET"
 MAX_REQUEST_BYTES = 4096
 _lock = threading.Lock()
-_agent: "Agent | None" = None
+_agent: Agent | None = None
 
 
 def default_socket_path(pid: int | None = None, uid: int | None = None) -> str:
@@ -138,11 +138,11 @@ class Agent:
                     if reply is None:
                         channel.send("error", message="refused: unknown request")
                         return
-                    channel.send(reply.pop("type"), **reply)
+                    channel.send(str(reply.pop("type")), **reply)
             except (OSError, ValueError):
                 return  # the client went away; the service goes on
 
-    def _answer(self, request: dict[str, Any], probes: Any) -> dict[str, Any] | None:
+    def _answer(self, request: Message, probes: InProcessProbes) -> Message | None:
         kind = request.get("type")
         if kind == "hello" and set(request) <= {"v", "type"}:
             main = sys.modules.get("__main__")
@@ -200,7 +200,8 @@ def _remove_stale_socket(path: str) -> None:
 
 def _peer_uid(conn: socket.socket) -> int:
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
+    uid: int = struct.unpack("3i", creds)[1]
+    return uid
 
 
 def start(

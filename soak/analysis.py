@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Hashable, Sequence
 
@@ -230,14 +231,15 @@ def finding_rows(
     shown = [_shown_stack(f.key, groups) for f in result.findings]
     stacks = queries.stack_frames(db, [stack_id for stack_id in shown if stack_id is not None])
     rows = []
-    for finding, stack_id in zip(result.findings, shown):
+    for finding, stack_id in zip(result.findings, shown, strict=True):
         kind = finding.key[0]  # type: ignore[index]
         frames = stacks.get(stack_id, []) if stack_id is not None else []
         evidence = {**finding.evidence, "tested": result.tested}
         if kind == "library":
             group = groups[finding.key]
-            file, line, function = group.call_site  # type: ignore[misc]
-            call_site: dict[str, Any] | None = {"file": file, "line": line, "function": function}
+            file, line, function = cast("tuple[str, int, str]", group.call_site)
+            group_call_site = {"file": file, "line": line, "function": function}
+            call_site: dict[str, Any] | None = group_call_site
             library: str | None = group.library
             evidence["sites"] = len(group.members)
             ident = finding_id(kind, [{"file": group.library, "line": 0}, call_site])
@@ -249,7 +251,7 @@ def finding_rows(
             ident = finding_id(kind, [{"file": library, "line": 0}, *(evidence["traceback"][:1]),
                                       *([call_site] if call_site else [])])
         elif kind not in MEMORY_KINDS:  # a probe's series: (kind, probe, series name, unit)
-            _, probe, name, _unit = finding.key  # type: ignore[misc]
+            _, probe, name, _unit = cast("tuple[str, str, str, str]", finding.key)
             call_site, library = None, None
             ident = finding_id(kind, [{"file": f"{probe}/{name}", "line": 0}])
         else:
@@ -295,7 +297,7 @@ def refresh(
     writer.replace_findings(rows, t_s)
     writer.replace_decision(judged.stored_rules(), judged.stored_accepted())
     slope = memory_slope(snapshots)
-    summary = {
+    summary: dict[str, Any] = {
         "points": result.points, "tested": result.tested, "warmup_until_s": result.warmup_until_s,
         "needed_s": result.needed_s, "projection": projection(snapshots, slope, memory_limit_bytes),
         "verdict": result.verdict,  # before suppressions; the run's verdict is the judged one
@@ -326,7 +328,7 @@ def _shown_stack(key: Hashable, groups: dict[Hashable, Group]) -> int | None:
     """The stack a finding shows: its own site's, or a library group's largest member's."""
     kind = key[0]  # type: ignore[index]
     if kind == "site":
-        return key[1]  # type: ignore[index]
+        return int(key[1])  # type: ignore[index]
     if kind == "library":
-        return groups[key].members[0][1]  # type: ignore[index]
+        return int(groups[key].members[0][1])  # type: ignore[index]
     return None

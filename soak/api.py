@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 
 
 def run(
-    options: "RunOptions",
-    on_progress: "Callable[[Progress], None] | None" = None,
-    on_start: "Callable[[RunOptions, int], None] | None" = None,
-) -> "RunResult":
+    options: RunOptions,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_start: Callable[[RunOptions, int], None] | None = None,
+) -> RunResult:
     """Soak a target (or resume a run) as ``soak run`` does; see :class:`soak.supervisor.RunOptions`.
 
     Callable from any thread; signal handlers and logging levels are put back when it returns.
@@ -39,8 +39,8 @@ def run(
     return supervisor.run(options, on_progress, on_start)
 
 
-def watch(options: "WatchOptions", on_progress: "Callable[[Progress], None] | None" = None,
-          on_start: "Callable[..., None] | None" = None) -> "RunResult":
+def watch(options: WatchOptions, on_progress: Callable[[Progress], None] | None = None,
+          on_start: Callable[..., None] | None = None) -> RunResult:
     """Watch a running process as ``soak watch`` does; see :class:`soak.watch.WatchOptions`."""
     from soak import watch as watching
 
@@ -67,8 +67,8 @@ __all__ = ["CiOptions", "CiResult", "Progress", "Report", "RunOptions", "RunResu
            "suppression_rules", "watch"]
 
 
-def ci(options: "CiOptions", on_start: "Callable[[int, int, str], None] | None" = None,
-       on_done: "Callable[[int, int, TargetResult], None] | None" = None) -> "CiResult":
+def ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None = None,
+       on_done: Callable[[int, int, TargetResult], None] | None = None) -> CiResult:
     """Soak each target in turn as ``soak ci`` does, write the JUnit XML and the Markdown summary
     it asks for, and judge it against its baseline; see :class:`soak.ci.CiOptions`."""
     from soak import ci as ci_module
@@ -76,14 +76,14 @@ def ci(options: "CiOptions", on_start: "Callable[[int, int, str], None] | None" 
     return ci_module.run_ci(options, on_start, on_done)
 
 
-def compare(base_db: str, new_db: str, *, run_base: str | None = None, run_new: str | None = None) -> "Comparison":
+def compare(base_db: str, new_db: str, *, run_base: str | None = None, run_new: str | None = None) -> Comparison:
     """Compare runs of ``new_db`` with the same targets' runs in ``base_db``; see :mod:`soak.compare`."""
     from soak import compare as comparing
 
     return comparing.compare(base_db, new_db, run_base=run_base, run_new=run_new)
 
 
-def render_comparison(comparison: "Comparison", fmt: str = "text") -> str:
+def render_comparison(comparison: Comparison, fmt: str = "text") -> str:
     """A comparison as ``text`` or ``json`` (schema ``leaksoak.compare/1``)."""
     from soak.reports.comparison import render_comparison as render_it
 
@@ -146,7 +146,7 @@ def runs(db_path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def merge(out_db: str, inputs: list[str]) -> "list[InputResult]":
+def merge(out_db: str, inputs: list[str]) -> list[InputResult]:
     """Merge the finished runs of ``inputs`` into ``out_db`` as ``soak merge`` does; see :func:`soak.fleet.merge`."""
     from soak import fleet
 

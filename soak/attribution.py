@@ -8,7 +8,8 @@ import importlib.metadata
 import os
 import site
 import sysconfig
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 APPLICATION, STDLIB = "application", "stdlib"
 

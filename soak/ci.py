@@ -4,8 +4,9 @@ baseline), and write what a CI system reads: JUnit XML and a Markdown step summa
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from soak.analyzers import Thresholds
 from soak.compare import check_database, compare_with_baseline

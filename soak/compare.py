@@ -24,8 +24,9 @@ sets aside (the first 10% of the run), and reported; it does not decide a regres
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -55,8 +56,14 @@ class Rate:
     def per_hour(self) -> float:
         return self.slope * 3600
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | list[float]]:
         return {"bytes_per_hour": self.slope * 3600, "interval_bytes_per_hour": [self.low * 3600, self.high * 3600]}
+
+
+def _per_hour(change: FindingChange) -> float:
+    """The finding's growth in the new run, else in the base run (one that is gone)."""
+    rate = change.new or change.base
+    return rate.per_hour if rate else 0.0
 
 
 def rate_change(base: Rate, new: Rate, min_ratio: float = MIN_RATIO,
@@ -185,8 +192,8 @@ def compare(base_db: str, new_db: str, *, run_base: str | None = None, run_new: 
                 raise BadInput(f"{new_db!r} holds no completed run to compare")
             pairs = _pairs(base, new_runs, same)
             if all(b is None for _, b in pairs):
-                targets = ", ".join(repr(r["target"]) for r in new_runs[:3])
-                raise BadInput(f"no completed run in {base_db!r} has a target of {new_db!r} ({targets}); "
+                names = ", ".join(repr(r["target"]) for r in new_runs[:3])
+                raise BadInput(f"no completed run in {base_db!r} has a target of {new_db!r} ({names}); "
                                "pass --run-base and --run-new to compare runs of different targets")
         else:
             new_run = queries.find_run(new, run_new) if run_new is not None else None

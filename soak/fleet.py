@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soak.errors import BadInput
-from soak.verdicts import LEAK, SUSPECT, VERDICTS
 from soak.reports.model import FrameInfo
 from soak.storage import open_database
 from soak.storage.fleet import fleet_findings, fleet_runs
 from soak.storage.merge import InputResult, check_input, merge_into
-
+from soak.verdicts import LEAK, SUSPECT, VERDICTS
 
 
 def merge(out_path: str, inputs: list[str]) -> list[InputResult]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import os
 import socket
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric, StateSetMetricFamily
@@ -36,7 +37,7 @@ def max_series(top: int) -> int:
     return 2 * top + FIXED_SERIES
 
 
-def published_findings(refreshed: "Refreshed", top: int) -> dict[str, Any]:
+def published_findings(refreshed: Refreshed, top: int) -> dict[str, Any]:
     """What metrics (and the progress display) show of an analysis refresh: the ``top`` most
     severe findings, described, and how many findings there are in all."""
     findings = []
@@ -113,7 +114,7 @@ class SoakCollector:
 def serve_metrics(state: Callable[[], dict[str, Any]], port: int, host: str = "127.0.0.1", top: int = TOP_N) -> Any:
     """Serve /metrics on host:port in a daemon thread; returns the server (``.shutdown()`` stops it)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SoakCollector(state, top))  # type: ignore[arg-type]
+    registry.register(SoakCollector(state, top))
     server, _thread = start_http_server(port, addr=host, registry=registry)
     return server
 

@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from soak.durations import format_duration
-from soak.reports.text import human_bytes
+from soak.reports.presenter import human_bytes
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -22,7 +22,7 @@ TOP_N = 5
 VERDICT_STYLES = {"leak": "bold red", "suspect": "bold yellow", "clean": "bold green", "inconclusive": "bold"}
 
 
-def progress_line(progress: "Progress") -> str:
+def progress_line(progress: Progress) -> str:
     """One line: elapsed of planned, snapshots, memory, and the verdict so far."""
     analysis = progress.analysis
     leaks = sum(f.verdict == "leak" for f in analysis.findings)
@@ -71,7 +71,7 @@ class ProgressDisplay:
         self._live: Live | None = None
         self._last_line = float("-inf")
 
-    def __enter__(self) -> "ProgressDisplay":
+    def __enter__(self) -> ProgressDisplay:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -90,7 +90,7 @@ class ProgressDisplay:
             self._live = Live(console=console, get_renderable=self._render, refresh_per_second=2, transient=True)
             self._live.start()
 
-    def __call__(self, progress: "Progress") -> None:
+    def __call__(self, progress: Progress) -> None:
         live = self._live
         if live is not None:
             with self._lock:
@@ -105,13 +105,13 @@ class ProgressDisplay:
             live, self._live = self._live, None
             live.stop()
 
-    def _render(self) -> "RenderableType":
+    def _render(self) -> RenderableType:
         with self._lock:
             progress, received = self._progress, self._received
         return render_panel(self.title, progress, time.monotonic() - received)
 
 
-def render_panel(title: str, progress: "Progress | None", since_s: float = 0.0) -> "RenderableType":
+def render_panel(title: str, progress: Progress | None, since_s: float = 0.0) -> RenderableType:
     """The panel for ``progress``, ``since_s`` seconds after it was reported."""
     from rich.panel import Panel
     from rich.table import Table
@@ -141,7 +141,8 @@ def render_panel(title: str, progress: "Progress | None", since_s: float = 0.0) 
         growers.add_column("growth/h", justify="right")
         growers.add_column("verdict")
         for finding in progress.top[:TOP_N]:
-            growers.add_row(str(finding["where"]), _rate(finding), Text(finding["verdict"], style=VERDICT_STYLES.get(finding["verdict"], "")))
+            verdict_text = Text(finding["verdict"], style=VERDICT_STYLES.get(finding["verdict"], ""))
+            growers.add_row(str(finding["where"]), _rate(finding), verdict_text)
         grid.add_row("top growers", growers)
     grid.add_row("", Text("Ctrl-C ends the run early with a report", style="dim"))
     return Panel(grid, title=title, title_align="left", expand=False)
@@ -152,7 +153,7 @@ def _rate(finding: dict[str, Any]) -> str:
     return "?" if rate is None else f"+{human_bytes(rate)}"
 
 
-def _verdict_note(progress: "Progress") -> str:
+def _verdict_note(progress: Progress) -> str:
     analysis = progress.analysis
     if analysis.verdict == "inconclusive":
         return "so far: too few snapshots after warm-up to judge"

@@ -8,10 +8,30 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import IO, Any
+from collections.abc import Mapping
+from typing import IO, TypeVar
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+Message = dict[str, object]
+"""A received message: a JSON object whose ``v`` is checked and whose ``type`` is a str. Its other
+fields are JSON values of whatever type the other side sent: read one through ``typed_field`` or
+``object_field``, or pass it on as it came (e.g. to storage)."""
+
+_Value = TypeVar("_Value")
+
+
+def typed_field(message: Mapping[str, object], key: str, kind: type[_Value]) -> _Value | None:
+    """``message[key]`` if it is a ``kind`` (e.g. ``str``), else None: a mistyped field is an absent one."""
+    value = message.get(key)
+    return value if isinstance(value, kind) else None
+
+
+def object_field(message: Mapping[str, object], key: str) -> Message | None:
+    """``message[key]`` if it is a JSON object, else None."""
+    value = message.get(key)
+    return value if isinstance(value, dict) else None
 
 
 class ProtocolError(Exception):
@@ -27,14 +47,14 @@ class Channel:
         self._max_bytes = max_bytes
         self._send_lock = threading.Lock()
 
-    def send(self, kind: str, **fields: Any) -> None:
+    def send(self, kind: str, **fields: object) -> None:
         line = json.dumps({"v": PROTOCOL_VERSION, "type": kind, **fields}, separators=(",", ":"))
         data = line.encode() + b"\n"
         with self._send_lock:
             self._writer.write(data)
             self._writer.flush()
 
-    def receive(self) -> dict[str, Any] | None:
+    def receive(self) -> Message | None:
         """The next message, or None when the other side has closed its end."""
         line = self._reader.readline(self._max_bytes + 1)
         if not line:
@@ -42,7 +62,7 @@ class Channel:
         if len(line) > self._max_bytes:
             raise ProtocolError(f"message larger than {self._max_bytes} bytes")
         try:
-            message = json.loads(line)
+            message: object = json.loads(line)
         except ValueError as exc:
             raise ProtocolError(f"not JSON: {exc}") from exc
         except RecursionError as exc:  # json's decoder recurses once per level of nesting

@@ -91,12 +91,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _db_path(config: pytest.Config) -> str:
-    given = config.getoption("soak_db")
+    given: str | None = config.getoption("soak_db")
     if given:
         return os.path.abspath(given)
     if getattr(config, "_soak_tmpdir", None) is None:
         config._soak_tmpdir = tempfile.mkdtemp(prefix="leaksoak-pytest-")  # type: ignore[attr-defined]
-    return os.path.join(config._soak_tmpdir, "soak.db")  # type: ignore[attr-defined]
+    tmpdir: str = config._soak_tmpdir  # type: ignore[attr-defined]
+    return os.path.join(tmpdir, "soak.db")
 
 
 def _read_mark(item: pytest.Function, marker: pytest.Mark) -> SoakMark:
@@ -174,7 +175,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
-def _judge(item: pytest.Function, result: "RunResult") -> None:
+def _judge(item: pytest.Function, result: RunResult) -> None:
     """Fail the test on a leak (or a suspect, as asked), or when the worker failed."""
     from soak import api
 

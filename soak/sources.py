@@ -65,7 +65,7 @@ def _code_spans(code: CodeType, spans: list[Span]) -> int:
         if isinstance(const, CodeType):
             last = max(last, _code_spans(const, spans))
     if not code.co_name.startswith("<"):
-        spans.append((code.co_firstlineno, last, code.co_qualname.replace(".<locals>", "")))  # type: ignore[attr-defined]
+        spans.append((code.co_firstlineno, last, code.co_qualname.replace(".<locals>", "")))
     return last
 
 

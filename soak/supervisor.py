@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
@@ -365,7 +366,8 @@ class Supervisor:
         # Seconds since the run started, on a monotonic clock; a resumed run's clock includes its gap.
         self.t0 = time.monotonic() - (time.time() - started_ts)
         self.segment_start_s = self.elapsed()
-        self.attributor = Attributor([hello["application_root"]] if hello.get("application_root") else [])
+        application_root = typed_field(hello, "application_root", str)
+        self.attributor = Attributor([application_root] if application_root else [])
         self.hello = hello
         self.requests = 0
         self.snapshots_taken = 0
@@ -498,9 +500,9 @@ class Supervisor:
     def _loss_reason(self) -> str:
         failure = self.subject.failure
         if failure and failure.get("phase") in ("call", "import", "setup", "teardown"):
-            where = failure.get("where")
-            at = f" at {where['file']}:{where['line']}" if where else ""
-            return f"the workload raised {failure['error']}{at} ({failure['phase']})"
+            where = object_field(failure, "where")
+            at = f" at {where.get('file')}:{where.get('line')}" if where else ""
+            return f"the workload raised {failure.get('error')}{at} ({failure.get('phase')})"
         exit_ = self.subject.exit
         return f"{self.subject.noun} {exit_.cause}" if exit_ else f"{self.subject.noun} lost"
 
@@ -534,7 +536,7 @@ class Supervisor:
             return
         # Read from outside, for any measured process (a watched one without the agent too).
         process, outside = read_from_outside(self.subject.pid)
-        body = {**body, "probes": {**(body.get("probes") or {}), **outside}}
+        body = {**body, "probes": {**(object_field(body, "probes") or {}), **outside}}
         self.writer.record_snapshot(t_s, process, body)
         for subject, found in (body.get("holders") or {}).items():  # a search out of time is tried again, twice
             self._attempts[subject] = self._attempts.get(subject, 0) + 1

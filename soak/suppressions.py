@@ -14,9 +14,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from soak.durations import parse_duration, parse_size
 from soak.errors import BadInput
@@ -276,7 +277,7 @@ def _loads(toml: Any, text: str, source: str) -> dict[str, Any]:
     return document
 
 
-def _rule(entry: dict[str, Any], index: int, source: str, lines: "_Lines") -> Rule:
+def _rule(entry: dict[str, Any], index: int, source: str, lines: _Lines) -> Rule:
     def fail(key: str | None, problem: str, value: str | None = None) -> SuppressionsError:
         line = lines.value(key, value, index) if key and value is not None else lines.key(key, index) if key else lines.table(index)
         return SuppressionsError(source, line, problem)

@@ -14,16 +14,20 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from soak.agent import SOCKET_ENV, default_socket_path
 from soak.errors import BadInput
 from soak.oom import OomWatch
-from soak.protocol import Channel, ProtocolError
-from soak.worker_process import SnapshotFailed, WorkerExit
+from soak.protocol import Channel, Message, ProtocolError
+from soak.worker_process import Restart, SnapshotFailed, WorkerExit
+
+if TYPE_CHECKING:
+    from soak.supervisor import RunResult
 
 POLL_S = 0.2
 
@@ -48,7 +52,7 @@ class AgentClient:
             raise OSError(f"the agent at {path} refused: {(reply or {}).get('message', 'no answer')}")
         self.hello = reply
 
-    def snapshot(self, seq: int, timeout_s: float) -> dict[str, Any] | None:
+    def snapshot(self, seq: int, timeout_s: float) -> Message | None:
         self.sock.settimeout(timeout_s)
         self.channel.send("snapshot", seq=seq)
         reply = self.channel.receive()
@@ -109,11 +113,11 @@ class WatchedProcess:
         self.socket_path = socket_path
         self.use_agent = use_agent
         self.gone = threading.Event()
-        self.failure: dict[str, Any] | None = None
+        self.failure: Message | None = None
         self.exit: WorkerExit | None = None
         self.agent: AgentClient | None = None
         self.agent_error: str | None = None
-        self._restart: dict[str, Any] | None = None
+        self._restart: Restart | None = None
         self._had_agent = False
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -141,7 +145,7 @@ class WatchedProcess:
         self.agent = agent
 
     @property
-    def hello(self) -> dict[str, Any]:
+    def hello(self) -> Message:
         root = self.agent.hello.get("application_root") if self.agent else None
         return {"type": "hello", "pid": self.pid, "application_root": root}
 
@@ -181,12 +185,14 @@ class WatchedProcess:
                 if self.agent is not None:
                     self.agent.close()
                 self._connect()
-                self._restart = {
+                restart: Restart = {
                     "message": f"pid {old} {ended}; pid {new} matches and is watched from now on"
                     + ("" if self.agent else " (process-level only)"),
                     "old_pid": old, "new_pid": new, "gap_s": round(time.time() - gone_at, 3),
-                    **({"oom": oom} if oom else {}),
                 }
+                if oom:
+                    restart["oom"] = oom
+                self._restart = restart
 
     def _await_replacement(self) -> int | None:
         assert self.match is not None
@@ -198,7 +204,7 @@ class WatchedProcess:
             time.sleep(POLL_S)
         return None
 
-    def pop_restart(self) -> dict[str, Any] | None:
+    def pop_restart(self) -> Restart | None:
         with self._lock:
             restart, self._restart = self._restart, None
             return restart
@@ -228,7 +234,7 @@ class WatchedProcess:
                 except _AgentLost as again:
                     raise SnapshotFailed(f"lost the agent's connection twice in one snapshot ({again})") from None
 
-    def _agent_snapshot(self, seq: int, timeout_s: float) -> dict[str, Any]:
+    def _agent_snapshot(self, seq: int, timeout_s: float) -> Message:
         assert self.agent is not None
         try:
             body = self.agent.snapshot(seq, timeout_s)
@@ -293,7 +299,7 @@ def resolve_pid(options: WatchOptions) -> tuple[int, re.Pattern[str] | None]:
 
 
 def watch(options: WatchOptions, on_progress: Callable[..., None] | None = None,
-          on_start: Callable[..., None] | None = None) -> Any:
+          on_start: Callable[..., None] | None = None) -> RunResult:
     """Watch a running process and return how the run ended (a supervisor RunResult)."""
     from soak import sources
     from soak.storage import check_before_writing, open_database

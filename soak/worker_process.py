@@ -9,10 +9,10 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
 from soak.oom import OomEvidence, OomWatch
-from soak.protocol import Channel, ProtocolError
+from soak.protocol import Channel, Message, ProtocolError
 
 HELLO_TIMEOUT_S = 600.0
 """Importing a big application can take a while; a worker that says nothing for this long is stuck."""
@@ -55,6 +55,21 @@ class SnapshotFailed(Exception):
     """One snapshot could not be taken (the measured process goes on): its one-line reason."""
 
 
+class _Replaced(TypedDict):
+    message: str
+    old_pid: int
+    new_pid: int
+    gap_s: float
+    """Seconds between the old process' end and the new one's discovery."""
+
+
+class Restart(_Replaced, total=False):
+    """A watched process replaced by a new one that matches (``soak watch --match``): a new segment."""
+
+    oom: OomEvidence
+    """Set when the old process was OOM-killed."""
+
+
 class Subject(Protocol):
     """What the supervisor measures: its own worker, or a watched process (soak.watch)."""
 
@@ -62,7 +77,7 @@ class Subject(Protocol):
     noun: str
     """How reports name it: 'worker' or 'watched process'."""
     gone: threading.Event
-    failure: dict[str, Any] | None
+    failure: Message | None
     exit: WorkerExit | None
 
     def describe(self) -> str: ...
@@ -75,7 +90,7 @@ class Subject(Protocol):
         this one snapshot failed.
         """
 
-    def pop_restart(self) -> dict[str, Any] | None: ...
+    def pop_restart(self) -> Restart | None: ...
 
     def stop(self, grace_s: float = 10.0) -> None: ...
 
@@ -108,10 +123,10 @@ class WorkerProcess:
         self.pid = self.process.pid
         self.oom_watch = OomWatch(self.pid)
         self.channel = Channel(os.fdopen(reply_read, "rb"), os.fdopen(request_write, "wb"))
-        self._startup: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._snapshots: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.failure: dict[str, Any] | None = None
-        self.stopped: dict[str, Any] | None = None
+        self._startup: queue.Queue[Message] = queue.Queue()
+        self._snapshots: queue.Queue[Message] = queue.Queue()
+        self.failure: Message | None = None
+        self.stopped: Message | None = None
         self.gone = threading.Event()
         self.exit: WorkerExit | None = None
         self._reader = threading.Thread(target=self._read, name="soak-worker-reader", daemon=True)
@@ -155,10 +170,10 @@ class WorkerProcess:
     def describe(self) -> str:
         return f"worker pid {self.pid} started"
 
-    def pop_restart(self) -> dict[str, Any] | None:
+    def pop_restart(self) -> Restart | None:
         return None  # a worker that dies ends the run; only watched processes come back
 
-    def wait_ready(self) -> dict[str, Any]:
+    def wait_ready(self) -> Message:
         """The worker's first message: ``hello``, ``bad_target``, ``failed`` or ``exit``."""
         try:
             message = self._startup.get(timeout=HELLO_TIMEOUT_S)

@@ -6,7 +6,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from typing import Iterator
+from collections.abc import Iterator
 
 from sqlite_utils import Database
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -298,7 +299,7 @@ def _select(conn: sqlite3.Connection, sql: str, params: list[Any] | None = None)
     names = [c[0] for c in cursor.description]
     while batch := cursor.fetchmany(5000):
         for row in batch:
-            yield dict(zip(names, row))
+            yield dict(zip(names, row, strict=True))
 
 
 def _insert(conn: sqlite3.Connection, table: str, values: dict[str, Any]) -> int:

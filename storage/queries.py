@@ -99,7 +99,7 @@ def site_series(db: Database, run_id: int, seqs: np.ndarray) -> list[SiteSeries]
     starts = np.flatnonzero(np.r_[True, data[1:, 0] != data[:-1, 0]])
     ends = np.r_[starts[1:], len(data)]
     result = []
-    for start, end in zip(starts, ends):
+    for start, end in zip(starts, ends, strict=True):
         block = data[start:end]
         values = _carry_forward(block[:, 1], block[:, 2:], seqs)
         sampled = (block[:, 4] >= 0).all()  # sampled throughout (an exact segment stores NULL)
@@ -141,7 +141,7 @@ def probe_series(db: Database, run_id: int, seqs: np.ndarray) -> list[ProbeSerie
     starts = np.flatnonzero(np.r_[True, data[1:, 0] != data[:-1, 0]])
     ends = np.r_[starts[1:], len(data)]
     result = []
-    for start, end in zip(starts, ends):
+    for start, end in zip(starts, ends, strict=True):
         block = data[start:end]
         series_id = int(block[0, 0])
         probe, name, unit, kind, evidence = described[series_id]
@@ -291,4 +291,4 @@ def events(db: Database, run_id: int) -> list[dict[str, Any]]:
 def _rows(db: Database, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     cursor = db.execute(sql, params or [])
     names = [c[0] for c in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -166,7 +166,8 @@ def _segments_types_views(db: Database) -> None:
         CREATE VIEW site_growth AS
         SELECT s.run_id, s.stack_id, fr.file, fr.line, fr.function,
                (SELECT bytes FROM site_samples a WHERE a.run_id = s.run_id AND a.stack_id = s.stack_id ORDER BY seq LIMIT 1) AS first_bytes,
-               (SELECT bytes FROM site_samples a WHERE a.run_id = s.run_id AND a.stack_id = s.stack_id ORDER BY seq DESC LIMIT 1) AS last_bytes,
+               (SELECT bytes FROM site_samples a WHERE a.run_id = s.run_id AND a.stack_id = s.stack_id
+                ORDER BY seq DESC LIMIT 1) AS last_bytes,
                count(*) AS changes
         FROM site_samples s
         LEFT JOIN stack_frames sf ON sf.stack_id = s.stack_id AND sf.position = 0

@@ -8,9 +8,10 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psutil
 from sqlite_utils import Database
@@ -69,7 +70,7 @@ class RunWriter:
         self._frame_ids: dict[tuple[str, int], int] = {}  # (file, line): a line's function is looked up once
 
     @classmethod
-    def resume(cls, db: Database, run_id: int, function_name: Callable[[str, int], str], supervisor_pid: int) -> "RunWriter":
+    def resume(cls, db: Database, run_id: int, function_name: Callable[[str, int], str], supervisor_pid: int) -> RunWriter:
         """Continue a stopped run in a new segment: sequence numbers and sparse values carry on."""
         writer = cls(db, run_id, function_name)
         seq, segment = db.execute(
@@ -110,7 +111,7 @@ class RunWriter:
         options: dict[str, Any],
         function_name: Callable[[str, int], str],
         started_ts: float | None = None,
-    ) -> "RunWriter":
+    ) -> RunWriter:
         started = time.time() if started_ts is None else started_ts
         with _writing(db):
             with write_transaction(db):
@@ -209,6 +210,7 @@ class RunWriter:
                 stack_id = self.db.execute(
                     "INSERT INTO stacks (hash, depth) VALUES (?, ?)", [digest, len(pairs)]
                 ).lastrowid
+                assert stack_id is not None  # the row id of the INSERT
                 self.db.conn.executemany(
                     "INSERT INTO stack_frames (stack_id, position, frame_id) VALUES (?, ?, ?)",
                     [(stack_id, pos, self._frame_id(file, line, names)) for pos, (file, line) in enumerate(pairs)],
@@ -312,7 +314,7 @@ class RunWriter:
             self._series_ids[key] = series_id
         return series_id
 
-    def record_event(self, t_s: float, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+    def record_event(self, t_s: float, kind: str, message: str, data: Mapping[str, object] | None = None) -> None:
         with _writing(self.db), write_transaction(self.db):
             self.db.execute(
                 "INSERT INTO events (run_id, t_s, at, kind, message, data) VALUES (?, ?, ?, ?, ?, ?)",
@@ -410,7 +412,7 @@ class _writing:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if isinstance(exc, (sqlite3.OperationalError, sqlite3.DatabaseError)) and not isinstance(exc, sqlite3.IntegrityError):
             try:
                 filename = self.db.conn.execute("PRAGMA database_list").fetchone()[2]

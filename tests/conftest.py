@@ -32,7 +32,8 @@ class Result:
     stderr: str
 
     def json(self) -> dict[str, Any]:
-        return json.loads(self.stdout)
+        report: dict[str, Any] = json.loads(self.stdout)
+        return report
 
 
 FAST_LEAKS = {"LEAKSOAK_LEAK_SCALE": "4"}

@@ -16,8 +16,8 @@ flushed with its batch). Everything is numpy and takes a ``Generator``, so a see
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -142,7 +142,8 @@ def _live_sum(t: np.ndarray, born: np.ndarray, died: np.ndarray, weight: np.ndar
     cum_b = np.r_[0.0, np.cumsum(weight[order_b])]
     cum_d = np.r_[0.0, np.cumsum(weight[order_d])]
     alive = cum_b[np.searchsorted(born[order_b], t, side="right")] - cum_d[np.searchsorted(died[order_d], t, side="right")]
-    return np.round(alive, 6)  # the sums are exact multiples; keep float noise from looking like change
+    rounded: np.ndarray = np.round(alive, 6)
+    return rounded  # the sums are exact multiples; keep float noise from looking like change
 
 
 # --- the sites the tests and the benchmark use ----------------------------------------------------

@@ -1,7 +1,8 @@
 """The analyzers on synthetic series with known answers."""
 
-import numpy as np
+from collections.abc import Hashable
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -122,8 +123,8 @@ def test_autocorrelated_noise_inflates_the_variance_and_keeps_false_alarms_near_
     plain = corrected = 0
     for _ in range(300):
         y = ar1(0.8, 1.0, rng=rng)
-        plain += stats.kendalltau(T, y, alternative="greater").pvalue < 0.01
-        corrected += fit_trend(T, y).p_value < 0.01
+        plain += int(stats.kendalltau(T, y, alternative="greater").pvalue < 0.01)
+        corrected += int(fit_trend(T, y).p_value < 0.01)
     # The plain test calls about one random walk in five a trend; the corrected one stays near α.
     assert plain > 40
     assert corrected <= 12
@@ -226,7 +227,7 @@ def test_growth_below_the_heap_share_floor_is_not_material() -> None:
 def test_library_sites_from_one_call_site_roll_up_into_one_series() -> None:
     parts = [Series(("site", i), 1_000 + 300 * T + noise(50)) for i in range(6)]  # each ~1 MB/h
     other = Series(("site", 99), 5_000 + noise(50))
-    labels = {("site", i): ("somelib", ("app.py", 12)) for i in range(6)}
+    labels: dict[Hashable, tuple[str, Hashable]] = {("site", i): ("somelib", ("app.py", 12)) for i in range(6)}
     series, groups = roll_up([*parts, other], labels)
     assert len(series) == 2
     (key,) = groups

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from sampled_heap import CLEAN_SITES, KIB, SMALL, Estimate, Population, churn, kept, leak, simulate
-from soak.analyzers import Series, Thresholds, analyze
+
+from soak.analyzers import Series, analyze
 
 T = np.arange(0, 61, 1.0)  # 60 s at one snapshot a second, as the corpus is soaked
 R = 16 * KIB  # the sampled tracer's default mean interval

@@ -9,7 +9,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, TEST_WORKLOADS, db_rows, leak_lines, run_soak
 
 from soak import api
@@ -93,7 +92,7 @@ def test_annotations_are_capped_at_ten_most_severe_first(tmp_path: Path) -> None
     annotations = _annotations(result.stdout)
     assert len(annotations) == 10
     expected = [f"::error file=tests/workloads/many_leaks.py,line={f['where']['line']},title=memory leak%3A +" for f in leaks[:10]]
-    assert [a[: len(e)] for a, e in zip(annotations, expected)] == expected
+    assert [a[: len(e)] for a, e in zip(annotations, expected, strict=True)] == expected
     rates = [f["growth_bytes_per_hour"] for f in leaks]
     assert rates == sorted(rates, reverse=True)
     assert all("\n" not in a and a.count("::") == 2 for a in annotations)

@@ -10,9 +10,10 @@ Measured on a loaded 2-core machine, 6 s soaks at 0.25 s intervals: 64 KiB/s gav
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-import pytest
+from typing import Any
 
-from conftest import REPO, run_soak
+import pytest
+from conftest import REPO, Result, run_soak
 
 from soak.compare import DECREASED, INCREASED, UNCHANGED, Rate, rate_change
 
@@ -28,7 +29,7 @@ def _rate(kib_per_s: int) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def soaked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def soaked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A baseline at 64 KiB/s; `soak ci --baseline` at twice the rate; a rerun at 64 KiB/s in the
     baseline's database, of the same file named by its absolute path (another target text, so
     the runs must be named to be compared)."""
@@ -41,11 +42,11 @@ def soaked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {"tmp": tmp, "base": base, "new": new, "first": first, "doubled": doubled, "again": again}
 
 
-def _compare(*args: object) -> object:
+def _compare(*args: object) -> Result:
     return run_soak("compare", *(str(a) for a in args), cwd=REPO)
 
 
-def test_compare_flags_a_leak_whose_rate_doubled(soaked: dict) -> None:
+def test_compare_flags_a_leak_whose_rate_doubled(soaked: dict[str, Any]) -> None:
     assert soaked["first"].returncode == 1 and soaked["doubled"].returncode == 1
     result = _compare(soaked["base"], soaked["new"])
     assert result.returncode == 1, result.stdout + result.stderr
@@ -64,7 +65,7 @@ def test_compare_flags_a_leak_whose_rate_doubled(soaked: dict) -> None:
 
 
 
-def test_compare_passes_a_rerun_at_the_same_rate_and_reports_a_slower_one(soaked: dict) -> None:
+def test_compare_passes_a_rerun_at_the_same_rate_and_reports_a_slower_one(soaked: dict[str, Any]) -> None:
     assert soaked["again"].returncode == 1
     data = _compare(soaked["base"], soaked["base"], "--run-base", "1", "--run-new", "2", "--format", "json")
     assert data.returncode == 0, data.stdout + data.stderr
@@ -77,7 +78,7 @@ def test_compare_passes_a_rerun_at_the_same_rate_and_reports_a_slower_one(soaked
     assert slower.returncode == 0 and "IMPROVEMENT" in slower.stdout and "decreased   tests/workloads/timed_leak.py:26" in slower.stdout
 
 
-def test_ci_with_baseline_names_the_regression_in_junit_and_summary(soaked: dict) -> None:
+def test_ci_with_baseline_names_the_regression_in_junit_and_summary(soaked: dict[str, Any]) -> None:
     tmp = soaked["tmp"]
     failure = ET.parse(tmp / "junit.xml").getroot().find("testcase/failure")
     assert failure is not None
@@ -95,13 +96,13 @@ def test_ci_with_baseline_names_the_regression_in_junit_and_summary(soaked: dict
         (("{base}", "{base}", "--format", "xml"), "--format must be one of text, json"),
     ],
 )
-def test_compare_bad_input_is_one_line_exit_2(soaked: dict, args: tuple[str, ...], message: str) -> None:
+def test_compare_bad_input_is_one_line_exit_2(soaked: dict[str, Any], args: tuple[str, ...], message: str) -> None:
     result = _compare(*(a.format(base=soaked["base"]) for a in args))
     assert result.returncode == 2 and result.stderr.startswith("soak: error: ") and message in result.stderr
     assert result.stderr.count("\n") == 1
 
 
-def test_compare_without_a_shared_target_is_bad_input(soaked: dict) -> None:
+def test_compare_without_a_shared_target_is_bad_input(soaked: dict[str, Any]) -> None:
     # One database against itself: each target's newest run against its previous one; these have none.
     result = _compare(soaked["base"], soaked["base"])
     assert result.returncode == 2 and "pass --run-base and --run-new" in result.stderr

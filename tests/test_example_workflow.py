@@ -8,7 +8,6 @@ import shlex
 
 import typer.main
 import yaml
-
 from conftest import REPO
 
 from soak.cli import app

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import TEST_WORKLOADS, db_rows, run_soak, soak_command
 
 from soak.analyzers import Thresholds

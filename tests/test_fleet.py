@@ -10,14 +10,15 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from conftest import REPO
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import REPO
 from soak.analysis import Refreshed
 from soak.analyzers import Analysis
 from soak.metrics import FIXED_SERIES, SoakCollector, max_series, published_findings, serve_metrics
@@ -45,7 +46,7 @@ def _series(text: str) -> list[tuple[str, dict[str, str], float]]:
 
 def _scrape(state: dict[str, object], top: int) -> str:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SoakCollector(lambda: state, top))  # type: ignore[arg-type]
+    registry.register(SoakCollector(lambda: state, top))
     return generate_latest(registry).decode()
 
 
@@ -103,7 +104,8 @@ def test_served_metrics_stay_bounded_and_openmetrics_parses(unused_port: int) ->
     assert "# TYPE leaksoak_verdict stateset" in openmetrics and "# TYPE leaksoak_finding info" in openmetrics
     from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 
-    assert sum(len(f.samples) for f in openmetrics_families(openmetrics)) == max_series(10)
+    families = list(openmetrics_families(openmetrics))  # type: ignore[no-untyped-call]  # prometheus_client's parser is untyped
+    assert sum(len(family.samples) for family in families) == max_series(10)
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import statistics
 from pathlib import Path
 
 import pytest
+from conftest import db_rows, run_soak
 from sqlite_utils import Database
 
-from conftest import db_rows, run_soak
 from soak import fleet
 from soak.analysis import finding_id
 from soak.errors import BadInput
@@ -37,7 +37,8 @@ def _run(db: Database, *, target: str, started: float, host: int,
          finding: tuple[str, list[dict[str, object]], str, float] | None) -> int:
     """One finished run as the supervisor writes it; each host interns its stacks in its own order."""
     writer = RunWriter.create_run(db, name=target.split(":")[0], target=target, mode="ci", planned_duration_s=60,
-                                  interval_s=1, options={}, function_name=lambda file, line: {41: "add", 7: "render"}.get(line, "noise"), started_ts=started)
+                                  interval_s=1, options={}, started_ts=started,
+                                  function_name=lambda file, line: {41: "add", 7: "render"}.get(line, "noise"))
     noise = {str(n): [[f"/srv/common/noise_{host}_{n}.py", n]] for n in range(host % 5)}  # shifts stack ids per host
     stacks = {**noise, "100": [[f["file"], f["line"]] for f in (finding[1] if finding else LEAK_FRAMES)]}
     for seq in range(6):
@@ -115,7 +116,8 @@ def test_twenty_hosts_merge_into_one_fleet_summary(hosts: list[Path], tmp_path: 
     lines = db_rows(out, "SELECT DISTINCT finding_id, file, line FROM finding_lines")
     assert sorted(lines) == sorted([(LEAK_ID, "/srv/shop/cart.py", 41), (SUSPECT_ID, "/srv/billing/pdf.py", 7)])
     assert db_rows(out, "SELECT count(*) FROM stacks WHERE hash IN (SELECT hash FROM stacks GROUP BY hash HAVING count(*) > 1)") == [(0,)]
-    assert db_rows(out, "SELECT count(*) FROM site_samples") == [(sum(db_rows(h, "SELECT count(*) FROM site_samples")[0][0] for h in hosts),)]
+    per_host = [db_rows(h, "SELECT count(*) FROM site_samples")[0][0] for h in hosts]
+    assert db_rows(out, "SELECT count(*) FROM site_samples") == [(sum(per_host),)]
 
     for fmt, words in [("text", "on 15 runs, 15 hosts"), ("markdown", "| leak |"), ("html", "<td>15</td>")]:
         rendered = run_soak("fleet", "--db", str(out), "--format", fmt)
@@ -145,7 +147,8 @@ def test_a_run_that_went_on_replaces_its_copy_and_a_running_one_waits(hosts: lis
         conn.execute("UPDATE runs SET status = 'running', host = 'elsewhere' WHERE id = 2")
     (result,) = fleet.merge(str(out), [str(hosts[1])])
     assert (result.merged, result.replaced, result.present, result.running) == ([], [1], 0, [2])
-    assert db_rows(out, "SELECT id, snapshots, ended_at FROM runs ORDER BY id") == [(1, 10, "later"), (2, 6, db_rows(out, "SELECT ended_at FROM runs WHERE id = 2")[0][0])]
+    second_ended = db_rows(out, "SELECT ended_at FROM runs WHERE id = 2")[0][0]
+    assert db_rows(out, "SELECT id, snapshots, ended_at FROM runs ORDER BY id") == [(1, 10, "later"), (2, 6, second_ended)]
     assert db_rows(out, "SELECT count(*) FROM findings WHERE run_id = 1") == [(1,)]
     assert db_rows(out, "SELECT count(*) FROM snapshots WHERE run_id = 1") == [(6,)]
 

@@ -16,14 +16,14 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import psutil
 import pytest
-
 from conftest import TEST_WORKLOADS, db_rows, soak_command
+
 from soak import oom
 from soak.oom import MemoryCgroup, OomWatch, memory_cgroup
 from soak.probes.process import sample_process

@@ -14,7 +14,7 @@ import pytest
 
 from soak.analysis import analyze_run
 from soak.analyzers import Thresholds
-from soak.probes.probe import MAX_SERIES_PER_PROBE, ProbeResult, Reading, run_probes
+from soak.probes.probe import MAX_SERIES_PER_PROBE, FindingKind, ProbeResult, Reading, run_probes
 from soak.probes.process import read_from_outside
 from soak.probes.resources import FdProbe, TaskProbe, ThreadProbe, fd_kind
 from soak.storage import open_database, queries
@@ -23,7 +23,7 @@ from soak.storage.writer import RunWriter
 
 
 class _Fixed:
-    kind = "resource"
+    kind: FindingKind = "resource"
 
     def __init__(self, name: str, readings: list[Reading]) -> None:
         self.name, self.readings = name, readings
@@ -33,7 +33,8 @@ class _Fixed:
 
 
 class _Broken:
-    name, kind = "broken", "resource"
+    name = "broken"
+    kind: FindingKind = "resource"
 
     def collect(self) -> ProbeResult:
         raise OSError("no such file")
@@ -58,7 +59,7 @@ def test_series_beyond_the_cap_are_summed_into_other() -> None:
     assert series[-1][0] == "other" and sum(v for _, _, v in series) == sum(range(MAX_SERIES_PER_PROBE + 10))
 
 
-def _snapshot(writer: RunWriter, seq: int, probes: dict) -> None:
+def _snapshot(writer: RunWriter, seq: int, probes: dict[str, dict[str, object]]) -> None:
     writer.record_snapshot(float(seq), {"rss": 1}, {"pid": 1, "probes": probes})
 
 
@@ -66,7 +67,10 @@ def test_any_probes_series_is_stored_sparse_and_read_back_on_the_grid(tmp_path: 
     db = open_database(str(tmp_path / "soak.db"))
     writer = RunWriter.create_run(db, name="t", target="t", mode="run", planned_duration_s=None, interval_s=1.0,
                                   options={}, function_name=lambda file, line: "f")
-    entry = lambda *series: {"kind": "resource", "series": [list(s) for s in series], "evidence": {}}  # noqa: E731
+
+    def entry(*series: tuple[str, str, float]) -> dict[str, object]:
+        return {"kind": "resource", "series": [list(s) for s in series], "evidence": {}}
+
     _snapshot(writer, 0, {"fds": entry(("socket", "count", 2), ("file", "count", 1))})
     _snapshot(writer, 1, {"fds": entry(("socket", "count", 2), ("file", "count", 1))})  # unchanged: no rows
     _snapshot(writer, 2, {"fds": {"kind": "resource", "error": "gone"}})  # a failed probe carries forward
@@ -109,7 +113,10 @@ def test_fd_probe_sees_sockets_files_and_pipes_of_a_process() -> None:
     with open(__file__) as handle:
         after = {name: value for name, _, value in run_probes([FdProbe(os.getpid())])["fds"]["series"]}
         assert handle.fileno() >= 0
-    os.close(read), os.close(write), pair[0].close(), pair[1].close()
+    os.close(read)
+    os.close(write)
+    pair[0].close()
+    pair[1].close()
     assert after["socket"] - before.get("socket", 0) == 2 and after["pipe"] - before.get("pipe", 0) == 2
     assert after["file"] - before.get("file", 0) >= 1
     assert [fd_kind(t) for t in ("socket:[1]", "pipe:[2]", "/tmp/x", "/dev/null", "anon_inode:[eventfd]")] == \
@@ -151,9 +158,11 @@ def test_task_probe_counts_tasks_by_coroutine_leaving_the_drivers_own_out() -> N
     async def main() -> dict[str, float]:
         event = asyncio.Event()
         tasks = [asyncio.ensure_future(pending(event)) for _ in range(4)]
-        own = {asyncio.current_task()}
+        this = asyncio.current_task()
+        assert this is not None
+        own = {this}
         await asyncio.sleep(0)
-        probe = TaskProbe(lambda: (asyncio.get_running_loop(), own))  # type: ignore[arg-type]
+        probe = TaskProbe(lambda: (asyncio.get_running_loop(), own))
         counts = {name: value for name, _, value in run_probes([probe])["asyncio_tasks"]["series"]}
         event.set()
         await asyncio.gather(*tasks)

@@ -2,7 +2,7 @@ import io
 
 import pytest
 
-from soak.protocol import PROTOCOL_VERSION, Channel, ProtocolError
+from soak.protocol import PROTOCOL_VERSION, Channel, ProtocolError, object_field, typed_field
 
 
 def _channel(data: bytes) -> Channel:
@@ -29,3 +29,14 @@ def test_end_of_stream_is_none() -> None:
 def test_bad_messages_are_refused(line: bytes, words: str) -> None:
     with pytest.raises(ProtocolError, match=words):
         _channel(line).receive()
+
+
+def test_a_field_of_the_wrong_type_reads_as_absent() -> None:
+    line = b'{"v": 1, "type": "hello", "application_root": 7, "where": {"file": "a.py"}, "seq": "3"}\n'
+    message = _channel(line).receive()
+    assert message is not None
+    assert typed_field(message, "application_root", str) is None
+    assert typed_field(message, "type", str) == "hello"
+    assert typed_field(message, "seq", int) is None and typed_field(message, "missing", int) is None
+    assert object_field(message, "where") == {"file": "a.py"}
+    assert object_field(message, "type") is None

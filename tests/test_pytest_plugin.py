@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import db_rows
 
 pytest_plugins = ["pytester"]

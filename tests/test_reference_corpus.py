@@ -19,8 +19,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from conftest import REFERENCE, leak_lines
+
 from soak.workloads import reference
 from soak.workloads.reference import _rates
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REFERENCE, leak_lines, run_soak
+
 from soak.reports.markdown import render_markdown
 from soak.reports.model import FindingInfo, FrameInfo, Report, RunInfo
 from soak.reports.series import MAX_POINTS, make_line

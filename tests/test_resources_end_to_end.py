@@ -5,15 +5,15 @@ threads and tasks, the function that created them); the pools are clean."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-
 from conftest import REFERENCE, db_rows, run_soak
 
 SHORT = ("--duration", "8s", "--interval", "0.25s", "--format", "json")
 
 
-def _resources(report: dict) -> dict[str, dict]:
+def _resources(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f["resource"]: f for f in report["findings"] if f["kind"] == "resource"}
 
 

@@ -9,13 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
-
-from conftest import REFERENCE, TEST_WORKLOADS, db_rows, leak_lines, run_soak
+from conftest import REFERENCE, TEST_WORKLOADS, Result, db_rows, leak_lines, run_soak
 
 SHORT = ("--duration", "6s", "--interval", "0.2s", "--quiet")
 
 
-def _run(target: str, db: Path, *extra: str) -> object:
+def _run(target: str, db: Path, *extra: str) -> Result:
     return run_soak("run", target, "--db", str(db), *SHORT, "--format", "json", *extra)
 
 
@@ -78,7 +77,8 @@ def test_text_report_runs_list_and_fail_on_never(db: Path) -> None:
 def test_snapshots_record_process_metrics_and_probe_pauses(db: Path) -> None:
     result = _run("soak.workloads.reference.leaky_async_tasks:step", db, "--concurrency", "3", "--fail-on", "never")
     assert result.returncode == 0, result.stderr
-    rows = db_rows(db, "SELECT rss, uss, fds, threads, gc_objects, asyncio_tasks, pause_ms, probe_ms, at_boundary FROM snapshots ORDER BY seq")
+    rows = db_rows(db, "SELECT rss, uss, fds, threads, gc_objects, asyncio_tasks, pause_ms, probe_ms, at_boundary "
+                       "FROM snapshots ORDER BY seq")
     assert len(rows) >= 3  # far fewer than 30 when pauses grow past the interval: jobs coalesce
     rss, uss, fds, threads, gc_objects, tasks, pause_ms, probe_ms, at_boundary = rows[-1]
     assert rss > 10_000_000 and uss > 0 and fds >= 3 and threads >= 2 and gc_objects > 1000

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import TEST_WORKLOADS, db_rows, run_soak, soak_command
 
 

@@ -19,7 +19,7 @@ from soak.probes.sampled import sampled_unavailable
 if sampled_unavailable() is not None:  # pragma: no cover - the extension is built by pip install
     pytest.fail(f"the sampled tracer's extension did not load: {sampled_unavailable()}", pytrace=False)
 
-from soak import _sampler  # type: ignore[attr-defined]  # noqa: E402
+from soak import _sampler  # noqa: E402
 
 MEM, OBJ = 0, 1
 HERE = os.path.abspath(__file__)
@@ -165,7 +165,7 @@ def test_zero_size_and_huge_allocations() -> None:
         # 20,000: a standard error of 2.9%), and weighed 1/p
         zeros = [_sampler._test_alloc(domain, 0) for _ in range(20_000)]
         sampled = [z for z in zeros if _sampler._test_sampled(z) is not None]
-        assert all(_sampler._test_sampled(z)[0] == 0 for z in sampled)
+        assert all(info is not None and info[0] == 0 for info in map(_sampler._test_sampled, sampled))
         estimate = len(sampled) / -math.expm1(-1 / 16)
         assert abs(estimate - len(zeros)) / len(zeros) < 0.1, (estimate, len(zeros))
         huge = _sampler._test_alloc(domain, 512 * 1024 * 1024)
@@ -188,16 +188,19 @@ def test_realloc_of_a_sampled_block() -> None:
         block = _sampler._test_alloc(domain, 100)
         assert _sampler._test_sampled(block) == (100, 4)
         grown = _sampler._test_realloc(domain, block, 1_000_000)
+        assert grown is not None
         assert _sampler._test_sampled(grown) == (1_000_000, 4)
         if grown != block:
             assert _sampler._test_sampled(block) is None
         shrunk = _sampler._test_realloc(domain, grown, 10)
+        assert shrunk is not None
         assert _sampler._test_sampled(shrunk) == (10, 4)
         assert _sampler._test_realloc(domain, shrunk, sys.maxsize) is None  # failed: untouched
         assert _sampler._test_sampled(shrunk) == (10, 4)
         _sampler._test_free(domain, shrunk)
         assert _sampler._test_sampled(shrunk) is None
         fresh = _sampler._test_realloc(domain, 0, 64)  # realloc(NULL) allocates
+        assert fresh is not None
         assert _sampler._test_sampled(fresh) == (64, 4)
         _sampler._test_free(domain, fresh)
     assert _sampler._self_check() is None
@@ -209,9 +212,10 @@ def test_realloc_resamples_the_new_size() -> None:
     grown = 0
     for _ in range(200):
         block = _sampler._test_alloc(MEM, 8)
-        block = _sampler._test_realloc(MEM, block, 4 << 20)  # p = 1 - e^-4 = 98%
-        grown += _sampler._test_sampled(block) is not None
-        _sampler._test_free(MEM, block)
+        resized = _sampler._test_realloc(MEM, block, 4 << 20)  # p = 1 - e^-4 = 98%
+        assert resized is not None
+        grown += _sampler._test_sampled(resized) is not None
+        _sampler._test_free(MEM, resized)
     assert grown > 180
     assert _sampler.stats()["live_samples"] == 0
 

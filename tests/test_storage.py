@@ -20,8 +20,9 @@ def _writer(path: Path) -> RunWriter:
     )
 
 
-def _snapshot(writer: RunWriter, seq: int, sites: list[list[int]], new_stacks: dict | None = None) -> None:
-    assert writer.record_snapshot(float(seq), {"rss": 1000 + seq}, {"sites": sites, "new_stacks": new_stacks or {}, "iterations": seq * 10}) == seq
+def _snapshot(writer: RunWriter, seq: int, sites: list[list[int]], new_stacks: dict[str, list[list[object]]] | None = None) -> None:
+    heap = {"sites": sites, "new_stacks": new_stacks or {}, "iterations": seq * 10}
+    assert writer.record_snapshot(float(seq), {"rss": 1000 + seq}, heap) == seq
 
 
 def test_database_is_wal_and_migrations_are_recorded_once(db: Path) -> None:

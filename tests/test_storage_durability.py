@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from conftest import TEST_WORKLOADS, db_rows, run_soak, soak_command
 
 from soak.storage import open_database, queries
 from soak.storage.retention import thin
@@ -84,7 +85,7 @@ def test_reports_and_runs_work_while_a_run_writes(db: Path) -> None:
 def test_thinning_keeps_every_value_at_the_snapshots_it_keeps(db: Path) -> None:
     database = open_database(str(db))
     writer = RunWriter.create_run(database, name="t", target="x.py:f", mode="run", planned_duration_s=100,
-                                  interval_s=1, options={}, function_name=lambda f, l: "f")
+                                  interval_s=1, options={}, function_name=lambda f, line: "f")
     rng = np.random.default_rng(3)
     truth = {}
     for seq in range(60):
@@ -148,7 +149,8 @@ def test_read_only_location_is_one_line_exit_2(tmp_path: Path) -> None:
 
 
 def test_full_disk_ends_the_run_with_one_line_and_keeps_what_was_committed(db: Path) -> None:
-    assert run_soak("run", f"{TEST_WORKLOADS}/sleeper.py:step", "--db", str(db), "--duration", "1s", "--interval", "0.2s", "-q").returncode == 0
+    done = run_soak("run", f"{TEST_WORKLOADS}/sleeper.py:step", "--db", str(db), "--duration", "1s", "--interval", "0.2s", "-q")
+    assert done.returncode == 0
     limit = db.stat().st_size + 300_000  # the WAL can grow this far, then writes fail
 
     def small_disk() -> None:

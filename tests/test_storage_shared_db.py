@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 from conftest import FAST_LEAKS, REFERENCE, db_rows, soak_command
 
 WORKLOADS = ["clean_bounded_lru", "clean_churn", "clean_ttl_cache", "leaky_dict_cache"]
 
 
-def test_runs_started_together_on_a_new_file_all_complete(tmp_path):
+def test_runs_started_together_on_a_new_file_all_complete(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     procs = [
         subprocess.Popen(
@@ -25,7 +26,7 @@ def test_runs_started_together_on_a_new_file_all_complete(tmp_path):
         )
         for name in WORKLOADS
     ]
-    errors = {name: (proc.wait(timeout=120), proc.stderr.read()) for name, proc in zip(WORKLOADS, procs)}
+    errors = {name: (proc.wait(timeout=120), proc.communicate()[1]) for name, proc in zip(WORKLOADS, procs, strict=True)}
     assert all(code in (0, 1) and not err for code, err in errors.values()), errors
     rows = db_rows(db, "SELECT name, status, snapshots FROM runs ORDER BY name")
     assert [(name, status) for name, status, _ in rows] == [(name, "completed") for name in sorted(WORKLOADS)]

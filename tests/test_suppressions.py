@@ -8,13 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import TEST_WORKLOADS, leak_lines, run_soak
+
 from soak.errors import BadInput
 from soak.pyproject import read_config
 from soak.suppressions import (
-    TODO_REASON, Rule, SuppressionsError, add_months, apply_rules, format_rate, frames_match, generate_rules,
-    load_rules, parse_rate, parse_rules, path_matches,
+    TODO_REASON,
+    Rule,
+    SuppressionsError,
+    add_months,
+    apply_rules,
+    format_rate,
+    frames_match,
+    generate_rules,
+    load_rules,
+    parse_rate,
+    parse_rules,
+    path_matches,
 )
 
 TODAY = datetime.date(2026, 6, 15)
@@ -143,7 +153,8 @@ def test_a_malformed_file_is_one_line_naming_file_line_and_problem(tmp_path: Pat
     with pytest.raises(SuppressionsError) as caught:
         load_rules(str(path))
     error = caught.value
-    assert isinstance(error, BadInput) and error.exit_code == 2
+    assert isinstance(error, BadInput)
+    assert error.exit_code == 2
     assert (error.path, error.line) == (str(path), line)
     assert words in str(error)
     assert str(error).startswith(f"{path}:{line}: ") and "\n" not in str(error)
@@ -237,7 +248,8 @@ def test_path_globs(pattern: str, path: str, expected: bool) -> None:
     assert path_matches(pattern, path) is expected
 
 
-def accepted_ids(rules_: list[Rule], findings: list[dict[str, Any]] = FINDINGS, target: str = "app/handlers.py:handle_one") -> list[tuple[str, str]]:
+def accepted_ids(rules_: list[Rule], findings: list[dict[str, Any]] = FINDINGS,
+                 target: str = "app/handlers.py:handle_one") -> list[tuple[str, str]]:
     decision = apply_rules(findings, rules_, target=target, today=TODAY)
     return [(a.finding["id"], a.rule) for a in decision.accepted]
 

@@ -1,9 +1,8 @@
 import pytest
+from conftest import REFERENCE, TEST_WORKLOADS
 
 from soak.errors import BadInput
 from soak.targets import BadTarget, load_target, parse_target
-
-from conftest import REFERENCE, TEST_WORKLOADS
 
 
 def test_parses_file_and_module_targets() -> None:

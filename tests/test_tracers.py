@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import REFERENCE, leak_lines, run_soak
 
 from soak.probes import sampled as sampled_module

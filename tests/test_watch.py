@@ -13,13 +13,13 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from conftest import TESTS, db_rows, leak_lines, run_soak, soak_command
+from prometheus_client.parser import text_string_to_metric_families
 
 SERVICE = TESTS / "services" / "http_service.py"
 # Snapshots through the agent take ~1 s here: the service runs 4x slower under tracemalloc and
@@ -30,7 +30,8 @@ WATCH = ("--duration", "15s", "--interval", "0.5s", "--format", "json", "-q")
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class Service:
@@ -177,7 +178,7 @@ def test_metrics_are_served_and_parse(services: list[Service], tmp_path: Path, d
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        families: dict[str, list] = {}
+        families: dict[str, list[Any]] = {}
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
             try:

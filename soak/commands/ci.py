@@ -22,13 +22,17 @@ if TYPE_CHECKING:
 
 
 def ci_command(
-    targets: list[str] = typer.Argument(None, help="path/to/file.py:func or package.module:func; default: targets in \\[tool.leaksoak] of ./pyproject.toml."),
-    duration: str = typer.Option(None, "--duration", "-d", help="Budget of EACH target (not of all): 90s, 10m, 1h. Required here or in \\[tool.leaksoak]."),
-    interval: str = typer.Option(None, "--interval", "-i", help="Time between heap snapshots (default: duration/60, between 0.25s and 30s)."),
+    targets: list[str] = typer.Argument(
+        None, help="path/to/file.py:func or package.module:func; default: targets in \\[tool.leaksoak] of ./pyproject.toml."),
+    duration: str | None = typer.Option(
+        None, "--duration", "-d", help="Budget of EACH target (not of all): 90s, 10m, 1h. Required here or in \\[tool.leaksoak]."),
+    interval: str | None = typer.Option(
+        None, "--interval", "-i", help="Time between heap snapshots (default: duration/60, between 0.25s and 30s)."),
     db: str = DB,
     junit: str = typer.Option(None, "--junit", help="Write JUnit XML here: one test case per target."),
     summary: str = typer.Option(None, "--summary", help="Append a Markdown summary here, e.g. \"$GITHUB_STEP_SUMMARY\"."),
-    baseline: str = typer.Option(None, "--baseline", help="A database from an earlier run (e.g. last night's): a new leak, or a finding growing significantly faster, fails its target."),
+    baseline: str = typer.Option(None, "--baseline", help="A database from an earlier run (e.g. last night's): a new leak, "
+                                 "or a finding growing significantly faster, fails its target."),
     fail_on: str = typer.Option(None, "--fail-on", help="Fail a target on: leak, or suspect (a leak or a suspect; the default)."),
     tracer: str = typer.Option(None, "--tracer", help=TRACER.help),
     sample_interval: str = SAMPLE_INTERVAL,
@@ -92,12 +96,12 @@ def ci_command(
     raise typer.Exit(result.exit_code)
 
 
-def _start(options: "api.CiOptions", index: int, total: int, target: str) -> None:
+def _start(options: api.CiOptions, index: int, total: int, target: str) -> None:
     print(f"soak ci [{index}/{total}] {target}: soaking for {format_duration(options.duration_s)}, "
           f"a snapshot every {format_duration(options.interval)}", file=sys.stderr, flush=True)
 
 
-def _done(index: int, total: int, result: "TargetResult") -> None:
+def _done(index: int, total: int, result: TargetResult) -> None:
     if result.report is None:
         what = f"ERROR: {result.reason}"
     elif result.status != "completed":

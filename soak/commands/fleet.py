@@ -6,8 +6,8 @@ import typer
 
 from soak import api
 from soak.commands.options import DB, FORMATS
-from soak.output import write_output
 from soak.errors import BadInput
+from soak.output import write_output
 
 
 def fleet_command(

@@ -9,13 +9,15 @@ import typer
 from soak.durations import parse_size
 from soak.probes.sampled import DEFAULT_SAMPLE_INTERVAL
 from soak.probes.tracer import DEFAULT_TRACER
-from soak.reports import FORMATS  # noqa: F401  (re-exported: the formats every command accepts)
+from soak.reports import FORMATS as FORMATS  # re-exported: the formats every command accepts
 
 DB = typer.Option("soak.db", "--db", help="SQLite file holding the runs; many runs share one file.")
-FORMAT = typer.Option("text", "--format", "-f", help="text, json (schema leaksoak.report/1), markdown, or html (one self-contained page with charts).")
+FORMAT = typer.Option(
+    "text", "--format", "-f", help="text, json (schema leaksoak.report/1), markdown, or html (one self-contained page with charts).")
 
 METRICS_PORT = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics on this port during the run.")
-METRICS_TOP = typer.Option(10, "--metrics-top", help="Findings exported one by one on /metrics, most severe first; the rest are counted (leaksoak_findings_not_exported).")
+METRICS_TOP = typer.Option(10, "--metrics-top", help="Findings exported one by one on /metrics, most severe first; "
+                                                    "the rest are counted (leaksoak_findings_not_exported).")
 METRICS_HOST = typer.Option("127.0.0.1", "--metrics-host", help="Address for --metrics-port (default loopback only).")
 MEMORY_LIMIT = typer.Option(None, "--memory-limit", help="Project time until memory reaches this (e.g. 2GiB); default the cgroup limit.")
 KEEP_FULL = typer.Option("6h", "--keep-full", help="Keep every snapshot of the most recent window this long...")
@@ -28,11 +30,13 @@ SUPPRESSIONS = typer.Option(
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress on stderr (neither the live panel nor the progress lines).")
 TRACER = typer.Option(
     DEFAULT_TRACER, "--tracer",
-    help="Allocation tracer: sampled (estimates from sampled allocations, a few percent of cost), exact (tracemalloc: every allocation, many times slower), or off (process memory only).",
+    help="Allocation tracer: sampled (estimates from sampled allocations, a few percent of cost), "
+         "exact (tracemalloc: every allocation, many times slower), or off (process memory only).",
 )
 SAMPLE_INTERVAL = typer.Option(
     None, "--sample-interval",
-    help=f"The sampled tracer's mean bytes between two samples (default {DEFAULT_SAMPLE_INTERVAL // 1024}KiB): smaller is more precise and costs more.",
+    help=f"The sampled tracer's mean bytes between two samples (default {DEFAULT_SAMPLE_INTERVAL // 1024}KiB): "
+         "smaller is more precise and costs more.",
 )
 
 

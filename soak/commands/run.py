@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from soak.supervisor import RunOptions, RunResult
 
 
-def _start_line(options: "RunOptions", run_id: int) -> str:
+def _start_line(options: RunOptions, run_id: int) -> str:
     what = f"resuming run {run_id} ({options.target})" if options.resume else f"soaking {options.target} as run {run_id}"
     return (f"{what} for {format_duration(options.duration_s or 0)}, a snapshot every {format_duration(options.interval)}; "
             f"Ctrl-C ends early with a report. Data: {options.db_path}")
@@ -32,8 +32,10 @@ def _start_line(options: "RunOptions", run_id: int) -> str:
 
 def run_command(
     target: str = typer.Argument(None, help="path/to/file.py:func or package.module:func (def or async def)."),
-    duration: str = typer.Option(None, "--duration", "-d", help="How long to soak: 90s, 10m, 8h, 1h30m (default 10m; when resuming, what is left)."),
-    interval: str = typer.Option(None, "--interval", "-i", help="Time between heap snapshots (default: duration/60, between 0.25s and 30s; when resuming, the run's own)."),
+    duration: str | None = typer.Option(
+        None, "--duration", "-d", help="How long to soak: 90s, 10m, 8h, 1h30m (default 10m; when resuming, what is left)."),
+    interval: str | None = typer.Option(None, "--interval", "-i", help="Time between heap snapshots "
+                                 "(default: duration/60, between 0.25s and 30s; when resuming, the run's own)."),
     name: str = typer.Option(None, "--name", help="Label for the run (default: file:func)."),
     db: str = DB,
     frames: int = typer.Option(10, "--frames", help="Traceback depth of each allocation site."),
@@ -90,8 +92,8 @@ def run_command(
         result = api.run(options)
     else:
         with ProgressDisplay() as display:
-            def started(run_options: "RunOptions", run_id: int) -> None:
-                display.started(f"leaksoak run {run_id}: {os.path.basename(run_options.target)}", _start_line(run_options, run_id))
+            def started(run_options: RunOptions, run_id: int) -> None:
+                display.started(f"leaksoak run {run_id}: {os.path.basename(run_options.target or '')}", _start_line(run_options, run_id))
 
             result = api.run(options, on_progress=display, on_start=started)
     finish(result, db, fmt)

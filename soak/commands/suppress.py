@@ -21,7 +21,8 @@ def suppress_command(
 ) -> None:
     """Print ready-to-edit suppression rules for the run's findings, to paste into leaksoak.toml.
 
-    Each rule matches its finding by its frames (a library finding by its library and call site) and expires three months out; its reason is a TODO, which a rules file does not accept.
+    Each rule matches its finding by its frames (a library finding by its library and call site) and expires three months out;
+    its reason is a TODO, which a rules file does not accept.
     """
     report = json.loads(api.report(db, run, fmt="json"))
     findings = report["findings"]

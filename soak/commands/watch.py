@@ -20,10 +20,13 @@ from soak.progress import ProgressDisplay
 def watch_command(
     pid: int = typer.Option(None, "--pid", help="The process to watch."),
     match: str = typer.Option(None, "--match", help="Watch the process whose command line matches this regex; follow it across restarts."),
-    socket: str = typer.Option(None, "--socket", help="The agent's socket (default: from the process's SOAK_AGENT_SOCKET, else the per-user default)."),
-    tracer: str = typer.Option("agent", "--tracer", help="agent: heap snapshots from the agent when one listens, with the tracer it was started with (python -m soak.agent --tracer); off: process-level only."),
+    socket: str = typer.Option(
+        None, "--socket", help="The agent's socket (default: from the process's SOAK_AGENT_SOCKET, else the per-user default)."),
+    tracer: str = typer.Option("agent", "--tracer", help="agent: heap snapshots from the agent when one listens, with the tracer "
+                               "it was started with (python -m soak.agent --tracer); off: process-level only."),
     duration: str = typer.Option("10m", "--duration", "-d", help="How long to watch: 90s, 10m, 8h, 1h30m."),
-    interval: str = typer.Option(None, "--interval", "-i", help="Time between snapshots (default: a sixtieth of --duration, between 0.25s and 30s)."),
+    interval: str | None = typer.Option(
+        None, "--interval", "-i", help="Time between snapshots (default: a sixtieth of --duration, between 0.25s and 30s)."),
     name: str = typer.Option(None, "--name", help="Label for the run (default: the process name or the pattern)."),
     db: str = DB,
     fail_on: str = FAIL_ON,

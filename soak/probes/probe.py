@@ -14,8 +14,9 @@ host's probes.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Sequence, get_args
+from typing import Any, Literal, Protocol, get_args
 
 Unit = Literal["bytes", "objects", "count", "seconds"]
 UNITS: tuple[str, ...] = get_args(Unit)

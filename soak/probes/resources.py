@@ -11,9 +11,10 @@ import asyncio
 import os
 import threading
 from collections import Counter
-from typing import Any, Callable, Collection
+from collections.abc import Callable, Collection
+from typing import Any
 
-from soak.probes.probe import ProbeResult, Reading
+from soak.probes.probe import FindingKind, ProbeResult, Reading
 
 OWN_THREAD_PREFIX = "soak-"
 """leaksoak's own threads (control, agent) are named so, and left out of the census."""
@@ -23,7 +24,7 @@ class FdProbe:
     """Open file descriptors of ``pid`` by kind: file, socket, pipe, other (Linux ``/proc``)."""
 
     name = "fds"
-    kind = "resource"
+    kind: FindingKind = "resource"
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -54,7 +55,7 @@ class ThreadProbe:
     """Live threads by the function they run (``module.qualname``), leaksoak's own left out."""
 
     name = "threads"
-    kind = "resource"
+    kind: FindingKind = "resource"
 
     def collect(self) -> ProbeResult:
         counts: Counter[str] = Counter()
@@ -82,7 +83,7 @@ class TaskProbe:
     the driver's own tasks."""
 
     name = "asyncio_tasks"
-    kind = "resource"
+    kind: FindingKind = "resource"
 
     def __init__(self, event_loop: Callable[[], tuple[asyncio.AbstractEventLoop | None, Collection[asyncio.Task[Any]]]]) -> None:
         self._event_loop = event_loop

@@ -27,7 +27,7 @@ def _load() -> ModuleType | None:
     global _module, _unavailable
     if _module is None and _unavailable is None:
         try:
-            from soak import _sampler  # type: ignore[attr-defined]
+            from soak import _sampler
         except ImportError as exc:
             _unavailable = str(exc) or "the extension soak._sampler is not built"
         else:

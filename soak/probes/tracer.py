@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from soak.probes.exact import TracemallocTracer
 from soak.probes.sampled import DEFAULT_SAMPLE_INTERVAL, SampledTracer, sampled_unavailable

@@ -30,7 +30,7 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_annotations(result: "CiResult", root: str | None = None, limit: int = MAX_ANNOTATIONS) -> list[str]:
+def render_annotations(result: CiResult, root: str | None = None, limit: int = MAX_ANNOTATIONS) -> list[str]:
     root = root or workspace_root()
     candidates = []
     for target in result.targets:

@@ -30,7 +30,7 @@ def _code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def _vs_baseline(target: "TargetResult", baselined: bool) -> str:
+def _vs_baseline(target: TargetResult, baselined: bool) -> str:
     comparison = target.comparison
     if comparison is None:
         return "no baseline" if baselined and target.run_id is not None else "-"
@@ -46,7 +46,7 @@ def _vs_baseline(target: "TargetResult", baselined: bool) -> str:
     return "unchanged"
 
 
-def _row(target: "TargetResult", baselined: bool) -> str:
+def _row(target: TargetResult, baselined: bool) -> str:
     verdict = target.verdict if target.status == "completed" else f"run {target.status}"
     top = target.report.findings[0] if target.report and target.report.findings else None
     cells = [
@@ -59,7 +59,7 @@ def _row(target: "TargetResult", baselined: bool) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
-def _details(target: "TargetResult") -> str:
+def _details(target: TargetResult) -> str:
     lines = [f"### {_code(target.target)}: {target.verdict if target.status == 'completed' else 'run ' + target.status}", ""]
     report = target.report
     if report is not None:
@@ -92,7 +92,7 @@ def _details(target: "TargetResult") -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def render_summary(result: "CiResult", max_bytes: int = MAX_BYTES) -> str:
+def render_summary(result: CiResult, max_bytes: int = MAX_BYTES) -> str:
     failed = [t for t in result.targets if t.outcome != "pass"]
     total = len(result.targets)
     head = (f"## leaksoak: {len(failed)} of {total} target(s) failed" if failed else f"## leaksoak: all {total} target(s) passed")

@@ -7,7 +7,8 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from soak.reports.markdown import code, text
-from soak.reports.text import display_path, human_bytes
+from soak.reports.presenter import human_bytes
+from soak.reports.text import display_path
 from soak.verdicts import VERDICTS
 
 SCHEMA = "leaksoak.fleet/1"
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from soak.fleet import Fleet, FleetFinding
 
 
-def render_fleet(fleet: "Fleet", fmt: str) -> str:
+def render_fleet(fleet: Fleet, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(fleet_dict(fleet), indent=2) + "\n"
     if fmt == "markdown":
@@ -26,7 +27,7 @@ def render_fleet(fleet: "Fleet", fmt: str) -> str:
     return _text(fleet)
 
 
-def fleet_dict(fleet: "Fleet") -> dict[str, Any]:
+def fleet_dict(fleet: Fleet) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "findings": [{
@@ -46,13 +47,13 @@ def fleet_dict(fleet: "Fleet") -> dict[str, Any]:
     }
 
 
-def _where(finding: "FleetFinding") -> str:
+def _where(finding: FleetFinding) -> str:
     if finding.where is not None:
         return f"{display_path(finding.where.file)}:{finding.where.line} in {finding.where.function}"
     return finding.resource or finding.kind
 
 
-def _rates(finding: "FleetFinding") -> str:
+def _rates(finding: FleetFinding) -> str:
     growth = finding.growth_bytes_per_hour
     if growth.median is None:
         return "?"
@@ -61,13 +62,13 @@ def _rates(finding: "FleetFinding") -> str:
     return f"{human_bytes(growth.median)}/h (from {human_bytes(growth.min)} to {human_bytes(growth.max)})"
 
 
-def _headline(fleet: "Fleet") -> str:
+def _headline(fleet: Fleet) -> str:
     hosts = {r.host for r in fleet.runs}
     return (f"{len(fleet.runs)} runs on {len(hosts)} hosts, {len({r.target for r in fleet.runs})} targets; "
             f"{len(fleet.findings)} findings")
 
 
-def _text(fleet: "Fleet") -> str:
+def _text(fleet: Fleet) -> str:
     lines = [f"leaksoak fleet: {_headline(fleet)}", ""]
     for f in fleet.findings:
         lines.append(f"{f.verdict.upper():8} {f.id}  {_where(f)}")
@@ -83,7 +84,7 @@ def _text(fleet: "Fleet") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _markdown(fleet: "Fleet") -> str:
+def _markdown(fleet: Fleet) -> str:
     lines = ["## leaksoak fleet", "", text(_headline(fleet)), ""]
     if fleet.findings:
         lines += ["| verdict | finding | where | runs | hosts | growth (median, min–max) | library |",
@@ -99,7 +100,7 @@ def _markdown(fleet: "Fleet") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _html(fleet: "Fleet") -> str:
+def _html(fleet: Fleet) -> str:
     rows = "".join(
         f"<tr class='{escape(f.verdict)}'><td>{escape(f.verdict)}</td><td><code>{escape(f.id)}</code></td>"
         f"<td><code>{escape(_where(f))}</code></td><td>{f.runs}</td><td>{f.hosts}</td>"

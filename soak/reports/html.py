@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from html import escape
-from typing import Any, Iterable
+from typing import Any
 
 from soak import __version__
 from soak.durations import format_duration
 from soak.reports.accepted import NOTE, SECTION, rule_detail
 from soak.reports.model import FindingInfo, FrameInfo, Report
+from soak.reports.presenter import growth, human_bytes, label, subject, why
 from soak.reports.series import ChartData, FindingChart
 from soak.reports.svg import Styled, line_chart, seconds_ticks
 from soak.reports.presenter import first_frame, growth, human_bytes, label, subject, why
@@ -49,7 +51,8 @@ th{font-weight:600;color:#555}td.num{text-align:right;white-space:nowrap}
 .chart .plot{fill:#fff;stroke:#ccd}.chart .grid{stroke:#eceef2}
 .chart text{font:11px system-ui,sans-serif;fill:#555}.chart .ylab{text-anchor:end}.chart .xlab{text-anchor:middle}
 .chart .warmup{fill:#8a94a6;fill-opacity:.12}.chart .cut{stroke:#555;stroke-dasharray:4 3}
-.chart .segment{stroke:#999;stroke-dasharray:2 3}.chart .detected{stroke:#c62828;stroke-opacity:.6;stroke-dasharray:2 2}.chart .note{paint-order:stroke;stroke:#fff;stroke-width:3px}.chart .series{fill:none;stroke-linejoin:round}
+.chart .segment{stroke:#999;stroke-dasharray:2 3}.chart .detected{stroke:#c62828;stroke-opacity:.6;stroke-dasharray:2 2}
+.chart .note{paint-order:stroke;stroke:#fff;stroke-width:3px}.chart .series{fill:none;stroke-linejoin:round}
 .chart .fit{stroke-width:2.5;stroke-dasharray:7 4}
 .tb{list-style:none;padding:0;margin:8px 0 0}.tb li{padding:3px 0 3px 8px;border-left:3px solid #e0e3e8}
 .tb li.alloc{border-left-color:#c62828}.tb li.caller{border-left-color:#1f6fd1}
@@ -171,7 +174,7 @@ def _run_table(report: Report) -> str:
 
 def _memory(charts: ChartData) -> list[str]:
     out = ["<h2>Memory</h2>"]
-    marks = {"end_s": charts.end_s, "warmup_until_s": charts.warmup_until_s, "segment_starts": charts.segment_starts}
+    marks: dict[str, Any] = {"end_s": charts.end_s, "warmup_until_s": charts.warmup_until_s, "segment_starts": charts.segment_starts}
     if charts.process:
         lines = [Styled(line, COLORS["rss" if line.label == "RSS" else "uss"]) for line in charts.process]
         out.append(line_chart("chart-process", "worker process memory over time", lines, **marks))

@@ -28,7 +28,7 @@ TOP = 3
 
 def failure_message(result: TargetResult) -> str:
     """``leak at app.py:16 +380.2 MiB/h; ...``, led by regressions against the baseline."""
-    parts = []
+    parts: list[str] = []
     if result.comparison is not None:
         parts.extend(f"regression vs baseline at {place(c.finding)}: {change_text(c)}" for c in result.comparison.regressions[:TOP])
     if result.report is not None:

@@ -6,8 +6,9 @@ every snapshot of the run and the findings' own series, which cost a read each.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from sqlite_utils import Database

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Callable, Sequence
 
 from soak.durations import format_duration
 from soak.reports.series import Fit, Line
@@ -32,7 +32,7 @@ def nice_step(span: float, ticks: int = 6) -> float:
     if span <= 0:
         return 1.0
     raw = span / ticks
-    magnitude = 10 ** math.floor(math.log10(raw))
+    magnitude: float = 10 ** math.floor(math.log10(raw))
     for multiple in (1, 2, 5, 10):
         if multiple * magnitude >= raw:
             return multiple * magnitude
@@ -124,7 +124,8 @@ def line_chart(
         wx = x(warmup_until_s)
         out.append(f'<rect class="warmup" x="{LEFT}" y="{TOP}" width="{wx - LEFT:.1f}" height="{plot_h}"/>')
         out.append(f'<line class="cut" x1="{wx:.1f}" x2="{wx:.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')
-        out.append(f'<text class="note" x="{wx + 4:.1f}" y="{TOP + plot_h - 6}">warm-up ends {escape(format_duration(warmup_until_s))}</text>')
+        out.append(f'<text class="note" x="{wx + 4:.1f}" y="{TOP + plot_h - 6}">'
+                   f'warm-up ends {escape(format_duration(warmup_until_s))}</text>')
     for start in segment_starts:
         sx = x(start)
         out.append(f'<line class="segment" x1="{sx:.1f}" x2="{sx:.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')
@@ -132,7 +133,8 @@ def line_chart(
     if detected_at_s is not None:
         dx = x(detected_at_s)
         out.append(f'<line class="detected" x1="{dx:.1f}" x2="{dx:.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')
-        out.append(f'<text class="note" x="{dx - 4:.1f}" y="{TOP + 12}" text-anchor="end">first detected {escape(format_duration(detected_at_s))}</text>')
+        out.append(f'<text class="note" x="{dx - 4:.1f}" y="{TOP + 12}" text-anchor="end">'
+                   f'first detected {escape(format_duration(detected_at_s))}</text>')
     for styled in lines:
         for run in styled.line.runs:
             if len(run) == 1:

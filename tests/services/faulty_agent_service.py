@@ -9,8 +9,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import soak.agent  # noqa: E402
 from http_service import Handler  # noqa: E402
+
+import soak.agent  # noqa: E402
 from soak.probes.inprocess import InProcessProbes  # noqa: E402
 
 

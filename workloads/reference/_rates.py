@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 SCALE_VARIABLE = "LEAKSOAK_LEAK_SCALE"
 

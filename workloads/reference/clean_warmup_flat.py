@@ -1,4 +1,5 @@
-"""Clean after warm-up: a template cache fills during the first 6,000 requests (one template per route and locale), then every request hits it."""
+"""Clean after warm-up: a template cache fills during the first 6,000 requests (one template per route and locale),
+then every request hits it."""
 
 import itertools
 import time

@@ -1,7 +1,7 @@
 """Leaky: requests register a listener; one in four (at scale 1) never unregisters it."""
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from soak.workloads.reference._rates import LeakRate
 

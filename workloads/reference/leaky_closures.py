@@ -2,7 +2,7 @@
 
 import itertools
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from soak.workloads.reference._rates import LeakRate
 

@@ -1,4 +1,5 @@
-"""Leaky: failed requests are kept for a diagnostics page, exception and all; each traceback keeps the request's frames, and so its buffer, alive."""
+"""Leaky: failed requests are kept for a diagnostics page, exception and all; each traceback keeps the request's frames,
+and so its buffer, alive."""
 
 import time
 

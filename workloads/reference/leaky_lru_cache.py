@@ -12,7 +12,7 @@ _GREETING = "<section class='greeting'><h2>Welcome back, user {user_id}!</h2><p>
 _BODY = "Here is what changed since your last visit. " * 6
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _render_greeting(user_id: int) -> str:
     return _GREETING.format(user_id=user_id, body=_BODY)  # LEAK
 
