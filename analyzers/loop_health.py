@@ -8,8 +8,9 @@ not it gets worse. A share must pass its threshold in each half of the window, s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

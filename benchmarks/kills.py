@@ -96,13 +96,14 @@ def main() -> int:
         db = workdir / f"{victim}.db"
         started = time.monotonic()
         outcomes = kill_many(db, victim, args.kills, rng)
-        mid_run = sum(len(o.seen) > len(prev.seen) for prev, o in zip([Kill(victim, 0, "ok"), *outcomes], outcomes))
+        mid_run = sum(len(o.seen) > len(prev.seen) for prev, o in zip([Kill(victim, 0, "ok"), *outcomes], outcomes, strict=False))
         code, final = finish(db)
         corrupt = sum(o.integrity != "ok" for o in outcomes)
         lost = set().union(*(o.lost for o in outcomes))
         mismatched = sum(o.counted != len(o.seen) for o in outcomes)
         print(f"{victim}: {len(outcomes)} SIGKILLs in {time.monotonic() - started:.0f}s, each followed by --resume: "
-              f"({mid_run} after the run's first new snapshot), {corrupt} corrupt databases, {len(lost)} acknowledged snapshots lost, {mismatched} run rows miscounted; "
+              f"({mid_run} after the run's first new snapshot), {corrupt} corrupt databases, "
+              f"{len(lost)} acknowledged snapshots lost, {mismatched} run rows miscounted; "
               f"last resume exit {code}: {final}", flush=True)
         failed |= bool(corrupt or lost or mismatched) or final["status"] != "completed" or not final.get("series_without_holes")
     for path in workdir.iterdir():

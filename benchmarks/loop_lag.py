@@ -35,7 +35,8 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 CONFIGS = ("off", "lag", "all")
 WORKLOADS = ("sockets", "callbacks", "pool")
@@ -164,7 +165,7 @@ def main() -> None:
         r: dict[str, Any] = rates[workload]
         row = f"{workload:<10} {statistics.median(x[0] for x in r['off']):>12,.0f}"
         for config in ("lag", "all"):
-            ratios = sorted(on[0] / off[0] for on, off in zip(r[config], r["off"]))
+            ratios = sorted(on[0] / off[0] for on, off in zip(r[config], r["off"], strict=False))
             q1, _, q3 = statistics.quantiles(ratios, n=4)
             own = statistics.median(x[1] for x in r[config])
             row += f" {statistics.median(ratios):>8.3f} {f'{q1:.2f}-{q3:.2f}':>13} {own:>7.2%}"

@@ -142,7 +142,7 @@ def main() -> int:
         base = [r["calls_per_s"] for r in results[(name, "none")]]
         cells = []
         for config in CONFIGS[1:]:
-            ratios = [b / r["calls_per_s"] for b, r in zip(base, results[(name, config)])]
+            ratios = [b / r["calls_per_s"] for b, r in zip(base, results[(name, config)], strict=False)]
             cells.append(f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}-{max(ratios):.2f})")
             if config == "sampled+native":
                 native_slowdowns.append(statistics.median(ratios))

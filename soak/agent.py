@@ -19,10 +19,13 @@ import stat
 import struct
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the agent imports its probes when a client connects: a light import into the service
     import asyncio
+
+    from soak.probes.inprocess import InProcessProbes
+    from soak.protocol import Message
 
 SOCKET_ENV = "SOAK_AGENT_SOCKET"
 MAX_REQUEST_BYTES = 4096
@@ -233,7 +236,7 @@ def start(
         return agent
 
 
-def watch_loop(loop: "asyncio.AbstractEventLoop | None" = None, *, block_s: float | None = None) -> bool:
+def watch_loop(loop: asyncio.AbstractEventLoop | None = None, *, block_s: float | None = None) -> bool:
     """Measure the service's event loop: its lag, what blocks it, and the work it hands to
     thread pools (soak.probes.async_health). Call on the loop's thread, e.g. first thing in the
     service's main coroutine; ``loop`` defaults to the running one, ``block_s`` (the lag that

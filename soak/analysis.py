@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from sqlite_utils import Database
@@ -16,7 +16,8 @@ from soak.analyzers import Analysis, Series, Thresholds, analyze
 from soak.analyzers.rollup import Group, roll_up
 from soak.analyzers.trend import Trend
 from soak.analyzers.unexplained import unexplained_growth
-from soak.async_findings import KIND as ASYNC_KIND, analyze_async, is_async, place
+from soak.async_findings import KIND as ASYNC_KIND
+from soak.async_findings import analyze_async, is_async, place
 from soak.attribution import APPLICATION, Attributor
 from soak.holders import with_holders
 from soak.judgement import Judgement, judge_rows
@@ -281,7 +282,7 @@ def finding_rows(
 
 def refresh(
     db: Database, writer: RunWriter, thresholds: Thresholds, attributor: Attributor, t_s: float,
-    memory_limit_bytes: int | None = None, rules: "Sequence[Rule]" = (), target: str | None = None,
+    memory_limit_bytes: int | None = None, rules: Sequence[Rule] = (), target: str | None = None,
 ) -> Refreshed:
     """Analyse the run so far and replace its stored findings, verdict and projection, and what
     the suppression ``rules`` decided of the findings (for a run of ``target``).

@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from soak import reports
 from soak.analyzers import Thresholds
@@ -90,13 +91,13 @@ def render_comparison(comparison: Comparison, fmt: str = "text") -> str:
     return render_it(comparison, fmt)
 
 
-def load_report(db_path: str, run: str = "latest", *, rules: "Sequence[Rule] | None" = None) -> Report:
+def load_report(db_path: str, run: str = "latest", *, rules: Sequence[Rule] | None = None) -> Report:
     """The report model of a run (``run``: id, name, or ``latest``), with the decision of the
     suppression rules it ran with, or judged afresh against ``rules`` (see :func:`suppression_rules`)."""
     return reports.load_report(db_path, run, rules)
 
 
-def suppression_rules(path: str | None = None) -> "list[Rule]":
+def suppression_rules(path: str | None = None) -> list[Rule]:
     """The rules of a rules file, or of ``leaksoak.toml`` and ``pyproject.toml`` in the current
     directory; raises BadInput (one line: file, line, problem) for a malformed one."""
     from soak.suppressions import load_rules
@@ -104,7 +105,7 @@ def suppression_rules(path: str | None = None) -> "list[Rule]":
     return load_rules(path)
 
 
-def report(db_path: str, run: str = "latest", *, fmt: str = "text", rules: "Sequence[Rule] | None" = None) -> str:
+def report(db_path: str, run: str = "latest", *, fmt: str = "text", rules: Sequence[Rule] | None = None) -> str:
     """A run's report rendered as ``text``, ``json``, ``markdown`` or ``html`` (a page with charts),
     judged afresh against ``rules`` when they are given."""
     return render_report(db_path, load_report(db_path, run, rules=rules), fmt)

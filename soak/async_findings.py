@@ -9,7 +9,8 @@ in another file: the application's call into the code that blocks or hides a poo
 
 from __future__ import annotations
 
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
 from sqlite_utils import Database

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 from soak.probes.async_health import AsyncProbes
 from soak.probes.inprocess import InProcessProbes

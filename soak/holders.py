@@ -10,8 +10,9 @@ the findings' evidence, so every report format shows it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
 from sqlite_utils import Database
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 from soak.reports.json_report import finding_dict
 from soak.reports.model import AcceptedFinding, FindingInfo, Report, finding_info

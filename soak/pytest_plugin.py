@@ -135,7 +135,7 @@ def _read_mark(item: pytest.Function, marker: pytest.Mark) -> SoakMark:
     return mark
 
 
-def _run_options(item: pytest.Function, mark: SoakMark, db: str) -> "RunOptions":
+def _run_options(item: pytest.Function, mark: SoakMark, db: str) -> RunOptions:
     from soak.supervisor import RunOptions
 
     return RunOptions(

@@ -10,12 +10,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -34,6 +34,7 @@ from soak.probes.loop_lag import DEFAULT_BLOCK_S
 from soak.probes.native import native_unavailable
 from soak.probes.process import read_from_outside
 from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
+from soak.protocol import object_field, typed_field
 from soak.storage import check_before_writing, open_database, queries
 from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
@@ -102,7 +103,7 @@ class RunOptions:
     accept_source: str = "the baseline"
     """...and where they come from, as that rule says."""
 
-    def load_rules(self) -> "list[Rule]":
+    def load_rules(self) -> list[Rule]:
         """The suppression rules of the run, read and checked; raises BadInput for a malformed file."""
         from soak.suppressions import BASELINE_RULE, baseline_rule, load_rules
 
@@ -194,7 +195,7 @@ class RunResult:
     verdict: str
     """Of the findings that count: suppression rules accepted the others."""
     exit_code: int
-    judgement: "Judgement | None" = None
+    judgement: Judgement | None = None
     """What the run's suppression rules decided in its final analysis (None before one)."""
 
     @property
@@ -273,7 +274,7 @@ def _logging_level(name: str, level: int) -> Iterator[None]:
 
 def _run(
     options: RunOptions,
-    rules: "Sequence[Rule]",
+    rules: Sequence[Rule],
     on_progress: Callable[[Progress], None] | None,
     on_start: Callable[[RunOptions, int], None] | None,
 ) -> RunResult:
@@ -354,11 +355,11 @@ class Supervisor:
     ``soak run`` started, or the process that ``soak watch`` watches (soak.watch)."""
 
     def __init__(self, options: RunOptions, subject: Subject, hello: dict[str, Any],
-                 db: Database, writer: RunWriter, started_ts: float, rules: "Sequence[Rule]" = ()) -> None:
+                 db: Database, writer: RunWriter, started_ts: float, rules: Sequence[Rule] = ()) -> None:
         assert options.duration_s is not None
         self.options = options
         self.rules = tuple(rules)
-        self.judgement: "Judgement | None" = None
+        self.judgement: Judgement | None = None
         self.duration_s = options.duration_s
         self.subject = subject
         self.db = db

@@ -26,7 +26,7 @@ def fails(verdict: str, fail_on: str) -> bool:
     return verdict in _FAILING[fail_on]
 
 
-def counted_verdict(verdict: str, counted: "list[str]") -> str:
+def counted_verdict(verdict: str, counted: list[str]) -> str:
     """A run's verdict once suppressions have accepted some of its findings: the analysis'
     ``verdict`` when it found no growth (clean, inconclusive), else the most severe verdict of the
     findings that still count (``counted``), or clean when every finding was accepted."""

@@ -82,7 +82,7 @@ class Subject(Protocol):
 
     def describe(self) -> str: ...
 
-    def snapshot(self, seq: int, timeout_s: float, holders: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    def snapshot(self, seq: int, timeout_s: float, holders: list[Message] | None = None) -> Message | None:
         """Snapshot ``seq``; None when the process is gone or does not answer in time.
 
         ``holders``: subjects whose holder chains to search in this snapshot (soak.probes.holders);
@@ -183,7 +183,7 @@ class WorkerProcess:
             self.kill()
             return {"type": "failed", "phase": "import", "error": f"no answer after {HELLO_TIMEOUT_S:.0f}s"}
 
-    def snapshot(self, seq: int, timeout_s: float, holders: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    def snapshot(self, seq: int, timeout_s: float, holders: list[Message] | None = None) -> Message | None:
         """Ask for snapshot ``seq``; None if the worker is gone or does not answer in time."""
         if self.gone.is_set():
             return None

@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, db_rows, run_soak
 
 DEFAULT_WORKERS = min(32, (os.cpu_count() or 1) + 4)

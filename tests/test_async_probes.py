@@ -114,7 +114,8 @@ def test_a_pool_used_from_plain_threads_is_not_recorded() -> None:
         return readings
 
     readings = asyncio.run(main())
-    assert [e["submitted"] for e in readings["evidence"].values()] == [f"{__name__}.test_a_pool_used_from_plain_threads_is_not_recorded.<locals>.main.<locals>.<lambda>"]
+    expected = f"{__name__}.test_a_pool_used_from_plain_threads_is_not_recorded.<locals>.main.<locals>.<lambda>"
+    assert [e["submitted"] for e in readings["evidence"].values()] == [expected]
 
 
 def test_watch_loop_without_an_agent_is_false_and_harmless() -> None:

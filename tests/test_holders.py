@@ -5,13 +5,12 @@ that keeps a leak alive -- also when the leaking line never names it."""
 from __future__ import annotations
 
 import gc
-
 import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import db_rows, leak_lines, run_soak
+
 from soak.probes.holders import find_holders
 from soak.probes.inprocess import InProcessProbes
 from soak.probes.probe import run_probes

@@ -12,6 +12,7 @@ import sysconfig
 from pathlib import Path
 
 import numpy as np
+
 from soak.analyzers import Thresholds
 from soak.analyzers.unexplained import MIN_GROWTH_BYTES, unexplained_growth
 from soak.attribution import APPLICATION, STDLIB, Attributor

@@ -13,7 +13,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, TESTS, db_rows, leak_lines, run_soak
 
 NATIVE = REPO / "workloads" / "native"

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import numpy as np
 from conftest import TEST_WORKLOADS, db_rows, run_soak, soak_command
+from killing import committed, kill_once
 
 from soak.storage import open_database, queries
 from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
-
-from conftest import TEST_WORKLOADS, db_rows, run_soak, soak_command
-from killing import committed, kill_once
 
 LEAKY = "soak.workloads.reference.leaky_dict_cache:step"
 

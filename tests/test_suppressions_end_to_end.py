@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FAST_LEAKS, TEST_WORKLOADS, Result, db_rows, run_soak, soak_command
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import FAST_LEAKS, TEST_WORKLOADS, Result, db_rows, run_soak, soak_command
 from soak.suppressions import TODO_REASON
 
 TWO_LEAKS = TEST_WORKLOADS / "two_leaks.py"
@@ -153,7 +153,8 @@ def test_the_decision_is_stored_with_the_run_for_sql_and_datasette(soaked: dict[
     assert rules == [("session-cache", "applied", 0, 1), ("old-logger", "expired", 0, 0), ("fixed-parser", "unused", 0, 0)]
     accepted = soaked["ruled"].json()["accepted"][0]
     assert db_rows(db, "SELECT finding_id, rule_id FROM accepted_findings WHERE run_id = 2") == [(accepted["id"], "session-cache")]
-    assert db_rows(db, "SELECT accepted_by FROM finding_lines WHERE run_id = 2 AND finding_id = ?", (accepted["id"],)) == [("session-cache",)]
+    query = "SELECT accepted_by FROM finding_lines WHERE run_id = 2 AND finding_id = ?"
+    assert db_rows(db, query, (accepted["id"],)) == [("session-cache",)]
     assert db_rows(db, "SELECT verdict FROM runs ORDER BY id") == [("leak",), ("leak",)]
     by_library = dict(db_rows(db, "SELECT library, findings FROM library_growth WHERE run_id = 2"))
     assert by_library.get("application", 0) == sum(f["library"] == "application" for f in soaked["ruled"].json()["findings"])

@@ -14,8 +14,8 @@ from soak.durations import format_duration, parse_duration
 from soak.errors import BadInput
 from soak.pyproject import read_config
 from soak.reports.brief import brief
-from soak.suppressions import BASELINE_RULE
 from soak.reports.text import render_text
+from soak.suppressions import BASELINE_RULE
 
 if TYPE_CHECKING:
     from soak.ci import TargetResult
@@ -38,9 +38,11 @@ def ci_command(
     sample_interval: str = SAMPLE_INTERVAL,
     suppressions: str = SUPPRESSIONS,
     fail_on_unused_suppressions: bool = typer.Option(
-        False, "--fail-on-unused-suppressions", help="Fail (exit 1) when a suppression rule matched no finding in any target's run: remove rules for fixed leaks."),
+        False, "--fail-on-unused-suppressions",
+        help="Fail (exit 1) when a suppression rule matched no finding in any target's run: remove rules for fixed leaks."),
     accept_baseline: bool = typer.Option(
-        False, "--accept-baseline", help="Accept every finding that the target's --baseline run had (listed as accepted, not counted); only new ones fail."),
+        False, "--accept-baseline",
+        help="Accept every finding that the target's --baseline run had (listed as accepted, not counted); only new ones fail."),
 ) -> None:
     """Soak each TARGET in turn for --duration, in one database, and fail the ones that leak.
 
@@ -119,7 +121,8 @@ def _done(index: int, total: int, result: TargetResult) -> None:
                 print(f"    {accepted.finding.finding_id} {brief(accepted.finding)}", file=sys.stderr)
         others = len(result.report.accepted) - len(baseline)
         if others:
-            print(f"soak ci [{index}/{total}] {result.target}: {others} finding(s) accepted by suppression rules", file=sys.stderr, flush=True)
+            print(f"soak ci [{index}/{total}] {result.target}: {others} finding(s) accepted by suppression rules",
+                  file=sys.stderr, flush=True)
 
 
 def _first_given(option: Any, configured: Any, default: Any) -> Any:

@@ -25,7 +25,8 @@ THIN_EVERY = typer.Option(10, "--thin-every", help="...and every k-th one before
 FAIL_ON = typer.Option("suspect", "--fail-on", help="Exit 1 on: leak, suspect (leak or suspect), never.")
 SUPPRESSIONS = typer.Option(
     None, "--suppressions",
-    help="Suppression rules (\\[\\[suppress]] tables) from this file instead of ./leaksoak.toml and \\[\\[tool.leaksoak.suppress]] of ./pyproject.toml: findings a rule accepts are reported apart and do not count.",
+    help="Suppression rules (\\[\\[suppress]] tables) from this file instead of ./leaksoak.toml and"
+    " \\[\\[tool.leaksoak.suppress]] of ./pyproject.toml: findings a rule accepts are reported apart and do not count.",
 )
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress on stderr (neither the live panel nor the progress lines).")
 TRACER = typer.Option(

@@ -17,7 +17,8 @@ def report_command(
     output: str = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     suppressions: str = typer.Option(
         None, "--suppressions",
-        help="Judge the run afresh against the rules of this file (leaksoak.toml, pyproject.toml or any \\[\\[suppress]] file) instead of showing the decision stored with it.",
+        help="Judge the run afresh against the rules of this file (leaksoak.toml, pyproject.toml or any"
+        " \\[\\[suppress]] file) instead of showing the decision stored with it.",
     ),
 ) -> None:
     """Print the report of a run: verdict, then each finding with its growth rate, line and traceback.

@@ -10,14 +10,28 @@ from typing import TYPE_CHECKING
 import typer
 
 from soak import api
-from soak.commands.options import (
-    DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, METRICS_TOP, QUIET, SAMPLE_INTERVAL,
-    SUPPRESSIONS, THIN_EVERY, TRACER, parse_sample_interval, print_warnings,
-)
 from soak.analyzers import Thresholds
+from soak.commands.options import (
+    DB,
+    FAIL_ON,
+    FORMAT,
+    FORMATS,
+    KEEP_FULL,
+    MEMORY_LIMIT,
+    METRICS_HOST,
+    METRICS_PORT,
+    METRICS_TOP,
+    QUIET,
+    SAMPLE_INTERVAL,
+    SUPPRESSIONS,
+    THIN_EVERY,
+    TRACER,
+    parse_sample_interval,
+    print_warnings,
+)
 from soak.durations import format_duration, parse_duration, parse_share, parse_size
-from soak.probes.loop_lag import DEFAULT_BLOCK_S
 from soak.errors import BadInput
+from soak.probes.loop_lag import DEFAULT_BLOCK_S
 from soak.progress import ProgressDisplay
 
 if TYPE_CHECKING:
@@ -40,12 +54,19 @@ def run_command(
     db: str = DB,
     frames: int = typer.Option(10, "--frames", help="Traceback depth of each allocation site."),
     concurrency: int = typer.Option(1, "--concurrency", help="Concurrent callers of an async def target."),
-    loop_block: str = typer.Option(f"{DEFAULT_BLOCK_S * 1000:g}ms", "--loop-block", help="An async target's event loop is blocked when a heartbeat runs later than this; its stack is read then."),
-    blocked_share: str = typer.Option(f"{Thresholds().max_blocked_share:.0%}", "--blocked-share", help="A call that blocks the event loop this share of the time (after warm-up, in each half) is an async finding."),
-    pool_share: str = typer.Option(f"{Thresholds().max_pool_share:.0%}", "--pool-share", help="A call site whose work waits in a thread pool this share of the callers' time is an async finding."),
+    loop_block: str = typer.Option(
+        f"{DEFAULT_BLOCK_S * 1000:g}ms", "--loop-block",
+        help="An async target's event loop is blocked when a heartbeat runs later than this; its stack is read then."),
+    blocked_share: str = typer.Option(
+        f"{Thresholds().max_blocked_share:.0%}", "--blocked-share",
+        help="A call that blocks the event loop this share of the time (after warm-up, in each half) is an async finding."),
+    pool_share: str = typer.Option(
+        f"{Thresholds().max_pool_share:.0%}", "--pool-share",
+        help="A call site whose work waits in a thread pool this share of the callers' time is an async finding."),
     tracer: str = TRACER,
     sample_interval: str = SAMPLE_INTERVAL,
-    native: bool = typer.Option(False, "--native", help="Also track native allocations (C extensions, the C allocator) with memray; see the README for its cost."),
+    native: bool = typer.Option(
+        False, "--native", help="Also track native allocations (C extensions, the C allocator) with memray; see the README for its cost."),
     fail_on: str = FAIL_ON,
     resume: str = typer.Option(None, "--resume", help="Continue a killed or interrupted run (id or name) in a new segment."),
     keep_full: str = KEEP_FULL,
@@ -99,7 +120,7 @@ def run_command(
     finish(result, db, fmt)
 
 
-def finish(result: "RunResult", db: str, fmt: str) -> None:
+def finish(result: RunResult, db: str, fmt: str) -> None:
     """Print the run's report, say why if it failed, warn of its suppression rules, and exit with its code."""
     sys.stdout.write(api.report(db, str(result.run_id), fmt=fmt))
     print_warnings(result.warnings)

@@ -8,7 +8,18 @@ import typer
 
 from soak import api
 from soak.commands.options import (
-    DB, FAIL_ON, FORMAT, FORMATS, KEEP_FULL, MEMORY_LIMIT, METRICS_HOST, METRICS_PORT, METRICS_TOP, QUIET, SUPPRESSIONS, THIN_EVERY,
+    DB,
+    FAIL_ON,
+    FORMAT,
+    FORMATS,
+    KEEP_FULL,
+    MEMORY_LIMIT,
+    METRICS_HOST,
+    METRICS_PORT,
+    METRICS_TOP,
+    QUIET,
+    SUPPRESSIONS,
+    THIN_EVERY,
 )
 from soak.commands.run import finish
 from soak.durations import format_duration, parse_duration, parse_size

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
-from typing import Callable, ContextManager
 
 from soak.probes.loop_lag import DEFAULT_BLOCK_S, LoopLagProbe
 from soak.probes.probe import Probe

@@ -30,7 +30,8 @@ import time
 import tracemalloc
 import types
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from soak.probes.frames import DRIVER_FILES, FrameFilter
 from soak.probes.resources import OWN_THREAD_PREFIX

@@ -6,7 +6,8 @@ import asyncio
 import gc
 import os
 import time
-from typing import Any, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 from soak.probes import heap
 from soak.probes.async_health import AsyncProbes

@@ -23,9 +23,10 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from soak.probes.frames import DRIVER_FILES, FrameFilter
 from soak.probes.probe import ProbeResult, Reading

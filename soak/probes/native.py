@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO, Any, Callable
+from collections.abc import Callable
+from typing import IO, Any
 
 from soak.probes.native_reader import READER_MAIN
 from soak.probes.probe import ProbeResult, Reading

@@ -25,8 +25,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from soak.probes.frames import FrameFilter
 from soak.probes.loop_lag import StackFrame, read_stack, site_label

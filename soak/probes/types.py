@@ -23,7 +23,7 @@ import gc
 import time
 import types
 from collections import Counter
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from soak.probes.probe import MAX_SERIES_PER_PROBE, ProbeResult, Reading
 

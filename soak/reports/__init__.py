@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from soak.reports.model import Report, build_report
 
@@ -17,7 +18,7 @@ __all__ = ["FORMATS", "Report", "build_report", "load_report", "render"]
 FORMATS = ("text", "json", "html", "markdown")
 
 
-def load_report(db_path: str, run: str = "latest", rules: "Sequence[Rule] | None" = None) -> Report:
+def load_report(db_path: str, run: str = "latest", rules: Sequence[Rule] | None = None) -> Report:
     """The report model of a run (``run``: id, name, or ``latest``) in the database at ``db_path``:
     with the decision its suppression rules made as stored, or judged afresh against ``rules``."""
     from soak.storage import open_database
@@ -29,7 +30,7 @@ def load_report(db_path: str, run: str = "latest", rules: "Sequence[Rule] | None
         db.close()
 
 
-def judged_report(db: "Database", run: str = "latest", rules: "Sequence[Rule] | None" = None) -> Report:
+def judged_report(db: Database, run: str = "latest", rules: Sequence[Rule] | None = None) -> Report:
     """:func:`build_report`, judged afresh against ``rules`` unless they are None."""
     report = build_report(db, run)
     if rules is None:
@@ -40,7 +41,7 @@ def judged_report(db: "Database", run: str = "latest", rules: "Sequence[Rule] | 
     return rejudge(report, [row["finding_id"] for row in queries.findings(db, report.run.id)], rules)
 
 
-def render(report: Report, fmt: str, charts: "ChartData | None" = None) -> str:
+def render(report: Report, fmt: str, charts: ChartData | None = None) -> str:
     """``report`` as ``fmt``; ``charts`` are drawn by the ``html`` format only."""
     if fmt == "json":
         from soak.reports.json_report import render_json

@@ -116,7 +116,7 @@ def render_summary(result: CiResult, max_bytes: int = MAX_BYTES) -> str:
     return _capped(blocks, max_bytes)
 
 
-def _accepted(target: "TargetResult") -> str:
+def _accepted(target: TargetResult) -> str:
     """The findings of a target that suppression rules accepted, each with its rule and reason."""
     assert target.report is not None
     lines = [f"### {_code(target.target)}: accepted by suppression rules (not counted)", ""]

@@ -17,10 +17,9 @@ from soak import __version__
 from soak.durations import format_duration
 from soak.reports.accepted import NOTE, SECTION, rule_detail
 from soak.reports.model import FindingInfo, FrameInfo, Report
-from soak.reports.presenter import growth, human_bytes, label, subject, why
+from soak.reports.presenter import first_frame, growth, human_bytes, label, subject, why
 from soak.reports.series import ChartData, FindingChart
 from soak.reports.svg import Styled, line_chart, seconds_ticks
-from soak.reports.presenter import first_frame, growth, human_bytes, label, subject, why
 from soak.reports.text import display_path, format_confidence, projection_note, tracing_note, verdict_note
 from soak.sources import source_line
 

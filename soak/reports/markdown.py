@@ -86,7 +86,8 @@ def render_markdown(report: Report) -> str:
         for number, finding in enumerate(shown, 1):
             out += ["", *_details(number, finding)]
     out += _accepted(report)
-    notable = [e for e in report.events if e["kind"] in NOTABLE_EVENTS or (e["kind"] == "worker_exit" and run.status in ("failed", "oom-killed"))]
+    notable = [e for e in report.events
+               if e["kind"] in NOTABLE_EVENTS or (e["kind"] == "worker_exit" and run.status in ("failed", "oom-killed"))]
     if notable:
         out += ["", "### Events", ""]
         out += [f"- at {format_duration(e['t_s'])}: {text(e['kind'])}: {text(e['message'])}" for e in notable[:MAX_EVENTS]]

@@ -64,7 +64,8 @@ def render_text(report: Report) -> str:
         lines.append("")
         lines.extend(_finding(number, finding))
     lines.extend(_accepted(report))
-    notable = [e for e in report.events if e["kind"] in NOTABLE_EVENTS or (e["kind"] == "worker_exit" and run.status in ("failed", "oom-killed"))]
+    notable = [e for e in report.events
+               if e["kind"] in NOTABLE_EVENTS or (e["kind"] == "worker_exit" and run.status in ("failed", "oom-killed"))]
     if notable:
         lines.append("")
         lines.append("events:")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-
 from llmclient import LLMClient
 
 DIMENSIONS = 256

@@ -13,8 +13,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from app.rag import DOCUMENTS, Assistant, Index  # noqa: E402
 from llmclient import LLMClient  # noqa: E402
+
+from app.rag import DOCUMENTS, Assistant, Index  # noqa: E402
 
 
 async def handle(assistant: Assistant, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -34,7 +35,8 @@ async def handle(assistant: Assistant, reader: asyncio.StreamReader, writer: asy
                 data = json.loads(body or b"{}")
                 status, reply = "200 OK", {"answer": await assistant.answer(str(data.get("session", "")), str(data.get("question", "")))}
             payload = json.dumps(reply).encode()
-            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+            head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+            writer.write(head.encode() + payload)
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         return
