@@ -65,12 +65,20 @@ def main() -> int:
         if failure:
             print(failure, flush=True)
 
+    def check_parsers(text: str) -> None:
+        fuzzing.check_duration(text)
+        fuzzing.check_size(text)
+
+    def check_wire(data: bytes) -> None:
+        fuzzing.check_channel(data)
+        fuzzing.check_channel(data, 1 << 20)
+
     if "parsers" in chosen:
-        record("parsers", fuzzing.PARSER_TEXT, lambda text: (fuzzing.check_duration(text), fuzzing.check_size(text)))
+        record("parsers", fuzzing.PARSER_TEXT, check_parsers)
     if "targets" in chosen:
         record("targets", fuzzing.TARGET_TEXT, fuzzing.check_target)
     if "wire" in chosen:
-        record("wire", fuzzing.STREAMS, lambda data: (fuzzing.check_channel(data), fuzzing.check_channel(data, 1 << 20)))
+        record("wire", fuzzing.STREAMS, check_wire)
     if "agent" in chosen:
         service = fuzzing.AgentService(workdir)
         try:

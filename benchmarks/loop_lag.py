@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 CONFIGS = ("off", "lag", "all")
 WORKLOADS = ("sockets", "callbacks", "pool")
@@ -70,9 +70,9 @@ async def _workload(name: str) -> Callable[[], Awaitable[None]]:
         return call
     loop = asyncio.get_running_loop()
 
-    async def call() -> None:
+    async def in_executor() -> None:
         await loop.run_in_executor(None, int)
-    return call
+    return in_executor
 
 
 async def _slice(call: Callable[[], Awaitable[None]], probes: Any, config: str, seconds: float,
@@ -136,7 +136,7 @@ def _run_child(workload: str, rounds: int, seconds: float, concurrency: int) -> 
          "--seconds", str(seconds), "--concurrency", str(concurrency)],
         capture_output=True, text=True, check=True,
     )
-    return json.loads(out.stdout)
+    return cast("dict[str, list[list[float]]]", json.loads(out.stdout))
 
 
 def main() -> None:

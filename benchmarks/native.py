@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 REFERENCE = Path(__file__).resolve().parent.parent / "workloads" / "reference"
 CONFIGS = ("none", "sampled", "sampled+native")
@@ -41,7 +42,7 @@ CONFIGS = ("none", "sampled", "sampled+native")
 def child(config: str, name: str, seconds: float) -> dict[str, float]:
     import importlib
 
-    time.sleep = lambda _seconds: None  # type: ignore[assignment]  # the workloads' simulated I/O
+    time.sleep = lambda _seconds: None  # the workloads' simulated I/O
     module = importlib.import_module(f"soak.workloads.reference.{name}")
     if getattr(module, "setup", None):
         module.setup()
@@ -107,7 +108,7 @@ def measure(config: str, name: str, seconds: float) -> dict[str, float]:
                           env={**os.environ, "LEAKSOAK_LEAK_SCALE": os.environ.get("LEAKSOAK_LEAK_SCALE", "1")})
     if proc.returncode != 0:
         raise RuntimeError(f"{config} {name}: {proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return cast("dict[str, float]", json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
 def main() -> int:
@@ -133,7 +134,8 @@ def main() -> int:
         print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     import memray
 
-    print(f"Python {sys.version.split()[0]}, memray {memray.__version__}; {args.rounds} rounds of {args.seconds:g} s, "
+    memray_version = memray.__version__  # type: ignore[attr-defined]  # memray's __init__.pyi omits it
+    print(f"Python {sys.version.split()[0]}, memray {memray_version}; {args.rounds} rounds of {args.seconds:g} s, "
           "I/O pauses removed")
     print("| workload | untraced calls/s | sampled | sampled + --native | native snapshot | first native snapshot |")
     print("|---|---|---|---|---|---|")

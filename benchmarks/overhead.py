@@ -445,7 +445,7 @@ def main() -> None:
     try:
         import memray
 
-        header["memray"] = memray.__version__
+        header["memray"] = memray.__version__  # type: ignore[attr-defined]  # memray's __init__.pyi omits it
     except ImportError:
         pass
     if args.json:

@@ -119,7 +119,7 @@ def main() -> int:
             path.unlink()
         workdir.rmdir()
     if run_err.strip():
-        print(f"  soak run stderr: {run_err.strip()[:500]}", file=sys.stderr)
+        print(f"  soak run stderr: {run_err.decode(errors='replace').strip()[:500]}", file=sys.stderr)
     return 0 if goal else 1
 
 

@@ -117,6 +117,7 @@ class Agent:
 
     def _serve(self, conn: socket.socket) -> None:
         from soak.probes.inprocess import InProcessProbes
+        from soak.probes.types import SERVICE_CENSUS_BUDGET
         from soak.protocol import Channel, ProtocolError
 
         with conn:
@@ -128,7 +129,8 @@ class Agent:
                     return
                 # tracebacks are numbered per connection
                 probes = InProcessProbes(self.tracer, async_probes=self.async_probes,
-                                         extra_probes=[self.native] if self.native else [])
+                                         extra_probes=[self.native] if self.native else [],
+                                         census_budget=SERVICE_CENSUS_BUDGET)
                 while True:
                     try:
                         request = channel.receive()

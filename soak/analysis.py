@@ -243,7 +243,7 @@ def finding_rows(
             call_site: dict[str, Any] | None = group_call_site
             library: str | None = group.library
             evidence["sites"] = len(group.members)
-            ident = finding_id(kind, [{"file": group.library, "line": 0}, call_site])
+            ident = finding_id(kind, [{"file": group.library, "line": 0}, group_call_site])
         elif is_async(finding.key):
             library, call_site = place(finding.evidence.get("frames") or [], attributor)
             ident = finding_id(kind, [{"file": "/".join(finding.key[1:3]), "line": 0}, *finding.evidence.get("frames", [])[:1]])  # type: ignore[index]
@@ -273,7 +273,7 @@ def finding_rows(
                 growth_count_per_hour=finding.growth_bytes_per_hour if counted else finding.growth_count_per_hour,
                 p_value=finding.p_value,
                 q_value=finding.q_value,
-                confidence=None if finding.q_value is None else finding.confidence,
+                confidence=None if cast("float | None", finding.q_value) is None else finding.confidence,  # None in a loop-health finding
                 evidence={**evidence, "call_site": call_site},
             )
         )

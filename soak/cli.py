@@ -13,7 +13,7 @@ from soak.errors import SoakError
 try:  # typer 0.2x carries its own copy of click; older versions use click itself
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[assignment,no-redef]
+    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[assignment]
 
 app = typer.Typer(
     add_completion=False,

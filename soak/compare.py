@@ -282,7 +282,7 @@ def _compare_pair(base: Database, new: Database, new_row: dict[str, Any], base_r
     for gone in base_findings.values():
         changes.append(FindingChange(gone.finding_id, GONE, gone, gone.verdict, None, finding_rate(gone), None))
     order = {NEW_LEAK: 0, INCREASED: 1, NEW_SUSPECT: 2, UNCHANGED: 3, DECREASED: 4, GONE: 5, ACCEPTED: 6}
-    changes.sort(key=lambda c: (order[c.change], -((c.new or c.base).per_hour if (c.new or c.base) else 0)))
+    changes.sort(key=lambda c: (order[c.change], -_per_hour(c)))
     return TargetComparison(new_row["target"], _ref(new_report), _ref(base_report), changes,
                             _memory_change(base, new, base_row["id"], new_row["id"], min_ratio))
 

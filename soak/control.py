@@ -9,7 +9,7 @@ from soak.probes.async_health import AsyncProbes
 from soak.probes.inprocess import InProcessProbes
 from soak.probes.probe import Probe
 from soak.probes.sites import Tracer
-from soak.protocol import Channel, Message, ProtocolError
+from soak.protocol import Channel, Message, ProtocolError, typed_field
 from soak.workloads.adapters import AsyncDriver, Driver
 
 BOUNDARY_WAIT_S = 2.0
@@ -56,7 +56,7 @@ class Control:
 
     def _answer_snapshot(self, request: Message) -> None:
         try:
-            holders = request.get("holders") if isinstance(request.get("holders"), list) else None
+            holders = typed_field(request, "holders", list)
             body, at_boundary = self.driver.at_boundary(lambda: self.probes.collect(holders), BOUNDARY_WAIT_S)
             body["at_boundary"] = at_boundary
             body["seq"] = request.get("seq")

@@ -83,7 +83,7 @@ def _one_per_container(db: Database, rows: list[FindingRow]) -> list[FindingRow]
         head, rest = rows[members[0]], [rows[i] for i in members[1:]]
         frames = queries.stack_frames(db, [row.stack_id for row in rest if row.stack_id is not None])
         sites = [{**frames[row.stack_id][0], "growth_bytes_per_hour": row.growth_bytes_per_hour}
-                 for row in rest if frames.get(row.stack_id)]  # type: ignore[index]
+                 for row in rest if row.stack_id is not None and frames.get(row.stack_id)]
         merged[members[0]] = replace(
             head,
             growth_bytes_per_hour=sum(row.growth_bytes_per_hour or 0.0 for row in (head, *rest)),

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -539,7 +539,8 @@ class Supervisor:
         process, outside = read_from_outside(self.subject.pid)
         body = {**body, "probes": {**(object_field(body, "probes") or {}), **outside}}
         self.writer.record_snapshot(t_s, process, body)
-        for subject, found in (body.get("holders") or {}).items():  # a search out of time is tried again, twice
+        holders_found = cast("dict[str, dict[str, Any]]", body.get("holders") or {})
+        for subject, found in holders_found.items():  # a search out of time is tried again, twice
             self._attempts[subject] = self._attempts.get(subject, 0) + 1
             if found.get("held_by") or self._attempts[subject] >= HOLDER_ATTEMPTS:
                 self._searched.add(subject)

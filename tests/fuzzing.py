@@ -35,7 +35,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hypothesis import strategies as st
 
@@ -82,7 +82,8 @@ def check_size(text: str) -> None:
     except BadInput as exc:
         one_line_error(exc)
         return
-    assert isinstance(size, int) and size > 0, (text, size)
+    assert isinstance(size, int), (text, size)  # what parse_size says it returns, checked at run time
+    assert size > 0, (text, size)
 
 
 TARGET_TEXT = st.one_of(
@@ -138,7 +139,8 @@ def check_channel(data: bytes, max_bytes: int = 4096) -> None:
             return
         if message is None:
             return
-        assert isinstance(message, dict) and isinstance(message["type"], str)
+        assert isinstance(message, dict)  # what receive says it returns, checked at run time
+        assert isinstance(message["type"], str)
         assert message["v"] == PROTOCOL_VERSION
 
 
@@ -310,7 +312,8 @@ HUGE_INT = st.integers(min_value=2**31, max_value=10**400).map(str)
 BAD_CHOICE = st.text(max_size=12).filter(lambda t: t.strip().lower() not in
                                          {"text", "json", "markdown", "html", "leak", "suspect", "never", "sampled",
                                           "exact", "off", "agent", "snapshots", "sites", "csv", "md"})
-ARGV_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=30)
+SURROGATES: tuple[Literal["Cs"], ...] = ("Cs",)  # hypothesis' Unicode category names are Literals
+ARGV_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=SURROGATES), max_size=30)
 
 # Per command: the base arguments (valid, and short should a value be accepted after all) and
 # each option with values it must refuse. Zero and negative integers are bad for every integer

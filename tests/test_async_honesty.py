@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import REPO, db_rows, run_soak
@@ -23,7 +24,7 @@ def _marked(path: Path, mark: str) -> int:
     return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if line.rstrip().endswith(f"# {mark}"))
 
 
-def _async_findings(report: dict) -> list[dict]:
+def _async_findings(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [f for f in report["findings"] if f["kind"] == "async"]
 
 

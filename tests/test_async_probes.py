@@ -8,7 +8,7 @@ import concurrent.futures
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -79,13 +79,13 @@ def test_submit_is_wrapped_while_watched_never_raises_into_the_workload_and_is_p
         probes.start(loop)
         out["wrapped"] = concurrent.futures.ThreadPoolExecutor.submit is not original
         assert await asyncio.to_thread(sum, [1, 2]) == 3
-        assert await loop.run_in_executor(None, time.sleep, 0.01) is None
+        assert await loop.run_in_executor(None, time.sleep, 0.01) is None  # type: ignore[func-returns-value]  # the wrapper's result
         out["pools"] = _readings(probes)["thread_pools"]
 
         def broken(*args: Any) -> None:
             raise RuntimeError("bookkeeping failed")
 
-        probes.pools._site = broken  # type: ignore[method-assign]
+        probes.pools._site = broken  # type: ignore[method-assign,assignment]
         out["still_works"] = await asyncio.to_thread(sum, [2, 3])
         probes.stop()
         out["after_stop"] = await asyncio.to_thread(sum, [3, 4])
@@ -109,7 +109,7 @@ def test_a_pool_used_from_plain_threads_is_not_recorded() -> None:
         probes.start(asyncio.get_running_loop())
         with concurrent.futures.ThreadPoolExecutor(2) as pool:  # submitted from a thread with no loop
             await asyncio.get_running_loop().run_in_executor(None, lambda: pool.submit(int).result())
-        readings = _readings(probes)["thread_pools"]
+        readings: dict[str, Any] = _readings(probes)["thread_pools"]
         probes.stop()
         return readings
 
@@ -151,7 +151,7 @@ def test_a_pool_share_above_its_threshold_in_both_halves_is_a_hidden_pool() -> N
                                   ("e.py:5 <- f.py:6", "seconds"): callers * 0.05,
                                   ("c.py:3 <- d.py:4", "count"): np.full(len(T), 10.0)})
     [finding] = hidden_pools(T, data, Thresholds())
-    assert finding.key[2] == "c.py:3 <- d.py:4" and finding.evidence["share"] == pytest.approx(0.5)
+    assert cast("tuple[str, ...]", finding.key)[2] == "c.py:3 <- d.py:4" and finding.evidence["share"] == pytest.approx(0.5)
     assert finding.evidence["submits_per_s"] == pytest.approx(40.0)
     assert hidden_pools(T[:4], data, Thresholds()) == []  # too few periods after warm-up
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import db_rows, leak_lines, run_soak
@@ -116,7 +117,7 @@ def test_the_census_is_a_probe_of_objects_and_runs_within_its_budget() -> None:
     assert "types" not in body["probes"] and body["gc_objects"] > 0
 
 
-def _finding(report: dict, kind: str) -> dict:
+def _finding(report: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(f for f in report["findings"] if f["kind"] == kind)
 
 
@@ -165,3 +166,19 @@ def test_sites_that_one_container_holds_are_one_leak(db: Path) -> None:
 def test_a_resumed_run_reads_its_materiality_back() -> None:
     options = RunOptions(target="x.py:step")
     assert RunOptions.from_stored(options.stored()).thresholds == options.thresholds
+
+
+def test_beside_a_service_the_census_waits_ten_times_longer_for_its_budget() -> None:
+    # the agent's census budget (0.2%) against the worker's (2%): a census that paused c waits
+    # c / 0.002 before the next, so a live service is not paused by a census every second
+    from soak.probes.types import CENSUS_BUDGET, SERVICE_CENSUS_BUDGET
+
+    service, worker = TypeProbe(budget=SERVICE_CENSUS_BUDGET), TypeProbe()
+    assert worker.budget == CENSUS_BUDGET and SERVICE_CENSUS_BUDGET == CENSUS_BUDGET / 10
+    for probe in (service, worker):
+        probe.collect()
+        assert not probe.due()
+        cost = probe._cost_s  # noqa: SLF001 - the pause it measured of itself
+        probe._ran_at -= cost / CENSUS_BUDGET * 1.01  # noqa: SLF001 - as if the worker's wait had passed
+    assert worker.due() and not service.due()
+    assert InProcessProbes(None, census_budget=SERVICE_CENSUS_BUDGET).types.budget == SERVICE_CENSUS_BUDGET

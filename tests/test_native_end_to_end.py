@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import REPO, TESTS, db_rows, leak_lines, run_soak
@@ -23,7 +24,7 @@ def _workload(name: str) -> str:
     return f"soak.workloads.native.{name}:step"
 
 
-def _findings(report: dict, kind: str) -> list[dict]:
+def _findings(report: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [f for f in report["findings"] if f["kind"] == kind]
 
 

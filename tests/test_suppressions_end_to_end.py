@@ -312,7 +312,7 @@ def test_soak_ci_reports_accepted_findings_fails_on_unused_rules_and_accepts_its
     assert "accepted by 'session-cache'" in (accepted[0].findtext("system-out") or "")
     assert "_cache_response" not in (cases["leaksoak"].find("failure").get("message") or "")  # type: ignore[union-attr]
     [unused] = [case for case in suite if case.get("name") == "unused suppressions"]
-    assert "fixed-parser" in unused.find("failure").get("message")  # type: ignore[union-attr]
+    assert "fixed-parser" in (unused.find("failure").get("message") or "")  # type: ignore[union-attr]
     text = summary.read_text()
     assert "accepted by suppression rules (not counted)" in text and "accepted by 'session-cache'" in text
     assert "**Unused suppressions**" in text

@@ -15,7 +15,7 @@ def report_command(
     run: str = typer.Option("latest", "--run", "-r", help="Run id, run name (newest of that name), or latest."),
     fmt: str = FORMAT,
     output: str = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
-    suppressions: str = typer.Option(
+    suppressions: str | None = typer.Option(
         None, "--suppressions",
         help="Judge the run afresh against the rules of this file (leaksoak.toml, pyproject.toml or any"
         " \\[\\[suppress]] file) instead of showing the decision stored with it.",

@@ -74,7 +74,7 @@ def run_command(
     metrics_port: int = METRICS_PORT,
     metrics_host: str = METRICS_HOST,
     metrics_top: int = METRICS_TOP,
-    memory_limit: str = MEMORY_LIMIT,
+    memory_limit: str | None = MEMORY_LIMIT,
     suppressions: str = SUPPRESSIONS,
     fmt: str = FORMAT,
     quiet: bool = QUIET,

@@ -71,7 +71,7 @@ def find_holders(requests: list[dict[str, Any]], limit_s: float = SEARCH_LIMIT_S
     found: dict[str, dict[str, Any]] = {}
     for request in requests:
         if "frames" not in request:
-            samples = _type_samples(request["type"], deadline)
+            samples: list[tuple[Any, Any]] = _type_samples(request["type"], deadline)
         elif site_samples is None:
             found[request["key"]] = {"held_by": None, "holder_note": "the sampled tracer cannot tell a site's objects (--tracer exact can)"}
             continue
@@ -152,7 +152,8 @@ def _site_samples(requests: list[dict[str, Any]], deadline: float) -> dict[str, 
 
 
 def _module_containers() -> Iterator[Any]:
-    for module in reversed(list(sys.modules.values())):
+    modules: list[object] = list(sys.modules.values())  # anything may be put there, not only modules
+    for module in reversed(modules):
         if isinstance(module, types.ModuleType) and not is_own_module(module.__name__):
             for value in list(vars(module).values()):
                 if isinstance(value, (dict, list, set, collections.deque)) and value is not sys.modules:
@@ -193,7 +194,8 @@ class _Roots:
     """Which objects a chain may end at, read once per search."""
 
     def __init__(self) -> None:
-        self.modules = {id(module.__dict__): module for module in list(sys.modules.values())
+        modules: list[object] = list(sys.modules.values())  # anything may be put there, not only modules
+        self.modules = {id(module.__dict__): module for module in modules
                         if isinstance(module, types.ModuleType) and not is_own_module(module.__name__)}
         own_threads = {thread.ident for thread in threading.enumerate() if thread.name.startswith(OWN_THREAD_PREFIX)}
         own_threads.add(threading.get_ident())

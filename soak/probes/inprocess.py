@@ -16,7 +16,7 @@ from soak.probes.holders import find_holders
 from soak.probes.probe import Probe, run_probes
 from soak.probes.resources import TaskProbe, ThreadProbe
 from soak.probes.sites import Tracer
-from soak.probes.types import TypeProbe
+from soak.probes.types import CENSUS_BUDGET, TypeProbe
 
 
 class InProcessProbes:
@@ -31,12 +31,14 @@ class InProcessProbes:
         collect_garbage: bool = False,
         async_probes: AsyncProbes | None = None,
         extra_probes: Sequence[Probe] = (),
+        census_budget: float = CENSUS_BUDGET,
     ) -> None:
         """``collect_garbage``: run a full collection before each snapshot (the worker does; the
         agent does not, as that would be a full collection a snapshot in the user's service).
         ``async_probes``: an event loop's lag and thread pools; the snapshot's own pause is
         bracketed for them, so that it is not taken for the loop's.
-        ``extra_probes``: probes the host started itself (the native probe of ``--native``)."""
+        ``extra_probes``: probes the host started itself (the native probe of ``--native``).
+        ``census_budget``: the share of time the type census may pause (see soak.probes.types)."""
         self.async_probes = async_probes
         self.tracer = tracer
         self.collect_garbage = collect_garbage
@@ -45,7 +47,7 @@ class InProcessProbes:
         self._stack_ids: dict[tuple[Frame, ...], int] = {}
         self._body: dict[str, Any] | None = None
         # leaksoak's own objects, left out of the census: this host, with the snapshot it builds
-        self.types = TypeProbe(lambda: (self, self._body))
+        self.types = TypeProbe(lambda: (self, self._body), census_budget)
         self.probes: list[Probe] = [ThreadProbe()]
         if event_loop is not None:
             self.probes.append(TaskProbe(event_loop))

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soak.probes.frames import DRIVER_FILES, FrameFilter
-from soak.probes.probe import ProbeResult, Reading
+from soak.probes.probe import FindingKind, ProbeResult, Reading
 
 DEFAULT_HEARTBEAT_S = 0.01
 """Time between two heartbeats: lag is measured at this resolution."""
@@ -129,7 +129,7 @@ class LoopLagProbe:
     """Scheduling lag of one event loop, and the stacks that blocked it."""
 
     name = "event_loop"
-    kind = "async"
+    kind: FindingKind = "async"
 
     def __init__(self, block_s: float = DEFAULT_BLOCK_S, heartbeat_s: float = DEFAULT_HEARTBEAT_S) -> None:
         self.block_s = block_s

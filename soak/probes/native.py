@@ -17,10 +17,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from soak.probes.native_reader import READER_MAIN
-from soak.probes.probe import ProbeResult, Reading
+from soak.probes.probe import FindingKind, ProbeResult, Reading
 
 START_TIMEOUT_S = 60.0
 """How long the reader may take to connect (it retries every 0.5 s) and to read the header."""
@@ -45,7 +45,7 @@ def native_unavailable() -> str | None:
 
 class NativeProbe:
     name = "native"
-    kind = "native"
+    kind: FindingKind = "native"
 
     def __init__(self, frames: int = 10) -> None:
         self.frames = frames
@@ -149,7 +149,7 @@ def _read_line(stream: IO[bytes], timeout_s: float) -> dict[str, Any] | None:
     thread.join(timeout_s)
     if not box or not box[0]:
         return None
-    return json.loads(box[0])
+    return cast("dict[str, Any]", json.loads(box[0]))
 
 
 def _warn(message: str) -> None:

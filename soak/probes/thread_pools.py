@@ -31,7 +31,7 @@ from typing import Any
 
 from soak.probes.frames import FrameFilter
 from soak.probes.loop_lag import StackFrame, read_stack, site_label
-from soak.probes.probe import ProbeResult, Reading
+from soak.probes.probe import FindingKind, ProbeResult, Reading
 
 _POOL_MACHINERY = tuple(os.path.join(os.path.dirname(os.path.abspath(module.__file__ or "")), "")
                         for module in (asyncio, concurrent.futures))
@@ -39,7 +39,7 @@ _POOL_MACHINERY = tuple(os.path.join(os.path.dirname(os.path.abspath(module.__fi
 SUBMIT_FRAMES = 12
 """Frames read of a submission's stack: the pool machinery's one or two, then the library's call
 and the application's above it (reading each costs, and a service may submit thousands a second)."""
-_POOLS: tuple[type, ...] = (concurrent.futures.ThreadPoolExecutor, concurrent.futures.ProcessPoolExecutor)
+_POOLS: tuple[type[concurrent.futures.Executor], ...] = (concurrent.futures.ThreadPoolExecutor, concurrent.futures.ProcessPoolExecutor)
 
 
 @dataclass
@@ -78,7 +78,7 @@ class ExecutorProbe:
     """Work submitted to executors from event-loop threads, by call site."""
 
     name = "thread_pools"
-    kind = "async"
+    kind: FindingKind = "async"
 
     def __init__(self, callers: Callable[[], int] | None = None) -> None:
         """``callers``: how many callers of the workload run at once (the async driver's
@@ -94,7 +94,7 @@ class ExecutorProbe:
         self._period_started = time.monotonic()
         self._own_s = 0.0
         """The wrapper's own time since the last snapshot (the pool's time is not counted)."""
-        self._originals: dict[type, Any] = {}
+        self._originals: dict[type[concurrent.futures.Executor], Any] = {}
         self._lock = threading.Lock()
 
     def install(self) -> None:

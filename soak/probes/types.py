@@ -25,10 +25,13 @@ import types
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from soak.probes.probe import MAX_SERIES_PER_PROBE, ProbeResult, Reading
+from soak.probes.probe import MAX_SERIES_PER_PROBE, FindingKind, ProbeResult, Reading
 
 CENSUS_BUDGET = 0.02
 """The census runs when its last pause is at most this share of the time since it last ran."""
+SERVICE_CENSUS_BUDGET = 0.002
+"""The budget beside a live service (the agent): its requests wait out every pause, so a census
+of 6 ms runs every 3 s and one of 20 ms every 10 s, not every second."""
 CENSUS_MAX_EVERY_S = 60.0
 """...and at least this often, whatever it costs."""
 
@@ -71,10 +74,11 @@ class TypeProbe:
     """Live gc-tracked objects per type, leaksoak's own left out."""
 
     name = "types"
-    kind = "type"
+    kind: FindingKind = "type"
 
-    def __init__(self, own_roots: Callable[[], Iterable[object]] = tuple) -> None:
+    def __init__(self, own_roots: Callable[[], Iterable[object]] = tuple, budget: float = CENSUS_BUDGET) -> None:
         self._own_roots = own_roots
+        self.budget = budget
         self._ran_at = float("-inf")
         self._cost_s = 0.0
         self._baseline: dict[str, int] | None = None
@@ -83,9 +87,10 @@ class TypeProbe:
         """All gc-tracked objects at the last census (leaksoak's included)."""
 
     def due(self) -> bool:
-        """Whether the census may run now (see :data:`CENSUS_BUDGET`)."""
+        """Whether the census may run now: its last pause is at most ``budget`` of the time since
+        (:data:`CENSUS_BUDGET` in the worker, :data:`SERVICE_CENSUS_BUDGET` in the agent)."""
         since = time.monotonic() - self._ran_at
-        return since >= min(CENSUS_MAX_EVERY_S, self._cost_s / CENSUS_BUDGET)
+        return since >= min(CENSUS_MAX_EVERY_S, self._cost_s / self.budget)
 
     def collect(self) -> ProbeResult:
         started = time.perf_counter()

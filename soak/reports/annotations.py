@@ -18,6 +18,7 @@ from soak.verdicts import LEAK, fails
 
 if TYPE_CHECKING:
     from soak.reports.ci_result import CiResult
+    from soak.reports.model import FindingInfo
 
 MAX_ANNOTATIONS = 10
 
@@ -32,7 +33,7 @@ def escape_property(text: str) -> str:
 
 def render_annotations(result: CiResult, root: str | None = None, limit: int = MAX_ANNOTATIONS) -> list[str]:
     root = root or workspace_root()
-    candidates = []
+    candidates: list[tuple[bool, bool, float, str, FindingInfo, bool, str | None]] = []
     for target in result.targets:
         if target.report is None:
             continue
@@ -45,7 +46,7 @@ def render_annotations(result: CiResult, root: str | None = None, limit: int = M
                                False, accepted_by(taken)))
     candidates.sort(key=lambda c: (c[0], c[1], c[2]))
     lines = []
-    for _, _, _, target, finding, failing, accepted in candidates[:limit]:
+    for _, _, _, target_name, finding, failing, accepted in candidates[:limit]:
         frame = application_frame(finding)
         properties = []
         if frame is not None:
@@ -55,7 +56,7 @@ def render_annotations(result: CiResult, root: str | None = None, limit: int = M
         title = f"memory {finding.verdict}{' (accepted)' if accepted else ''}: {rate(finding.growth_bytes_per_hour)}"
         properties.append(f"title={escape_property(title)}")
         message = (f"{finding.verdict} at {place(finding, root)} growing {rate(finding.growth_bytes_per_hour)}"
-                   f" in soak of {target}" + (f" (p={finding.p_value:.1e})" if finding.p_value is not None else "")
+                   f" in soak of {target_name}" + (f" (p={finding.p_value:.1e})" if finding.p_value is not None else "")
                    + (f"; {accepted}" if accepted else ""))
         command = "notice" if accepted else "error" if failing else "warning"
         lines.append(f"::{command} {','.join(properties)}::{escape_data(message)}")

@@ -16,7 +16,7 @@ class AuditEvent:
         self.fields = {"id": request_id}
 
 
-def remember(bucket: list, event: AuditEvent) -> None:
+def remember(bucket: list[AuditEvent], event: AuditEvent) -> None:
     bucket.append(event)  # LEAK
 
 
