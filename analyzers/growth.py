@@ -106,6 +106,10 @@ class Thresholds:
     """Materiality of series counted in ``count`` (the three above are for bytes)."""
     objects_materiality: Materiality = OBJECTS_MATERIALITY
     """Materiality of series of live ``objects`` (the type census)."""
+    judge_types: bool = False
+    """Judge the type census' series as ``type`` findings (``--type-findings``). Off by default
+    for now: a leak's objects are then found twice, as its site and as its type, and a
+    suppression rule for one does not accept the other."""
     max_blocked_share: float = 0.02
     """An event loop blocked (beyond ``--loop-block``) this share of the time is an ``async`` finding."""
     max_pool_share: float = 0.2

@@ -9,6 +9,7 @@ import numpy as np
 
 from soak.analyzers.growth import Analysis, Series, Thresholds, analyze
 from soak.analyzers.trend import fit_trend
+from soak.verdicts import CLEAN, INCONCLUSIVE
 
 UNEXPLAINED_SHARE = 0.5
 """Growth is unexplained when the traced heap's own growth is less than this share of the
@@ -42,5 +43,5 @@ def unexplained_growth(times: np.ndarray, process_bytes: np.ndarray, explained_b
         kept.append(replace(finding, evidence={
             **finding.evidence, "process_slope_bytes_per_s": process, "explained_slope_bytes_per_s": explained,
             "native_tracked": native_tracked}))
-    verdict = result.verdict if kept or result.verdict in ("clean", "inconclusive") else "clean"
+    verdict = result.verdict if kept or result.verdict in (CLEAN, INCONCLUSIVE) else CLEAN
     return replace(result, verdict=verdict, findings=kept)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from sqlite_utils import Database
 
-from soak.analyzers import Analysis, Series, Thresholds, analyze
+from soak.analyzers import Analysis, Finding, Series, Thresholds, analyze
 from soak.analyzers.rollup import Group, roll_up
 from soak.analyzers.trend import Trend
 from soak.analyzers.unexplained import unexplained_growth
@@ -120,6 +120,8 @@ def _analyze_probes(db: Database, run_id: int, rows: list[dict[str, Any]], thres
     by_unit: dict[tuple[str, str | None], list[Series]] = {}
     described: dict[Hashable, dict[str, Any]] = {}
     for probe in queries.probe_series(db, run_id, seqs):
+        if probe.kind == "type" and not thresholds.judge_types:
+            continue  # stored and shown as growing types; judged only with --type-findings
         if probe.kind == ASYNC_KIND:
             continue  # shares of time, judged against thresholds (soak.async_findings), not trends
         key = (probe.kind, probe.probe, probe.name, probe.unit)
@@ -147,6 +149,14 @@ def _snapshots_read(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     return {probe: np.array([probe in p for p in pauses], dtype=bool) for probe in STRETCHED_PROBES}
 
 
+def _rank(finding: Finding) -> tuple[bool, int, float]:
+    """Leaks first; within a verdict, memory that a line or a library holds, then the process'
+    memory (a residual: RSS that those do not explain), then probes' series; fastest first."""
+    kind = cast("tuple[str, ...]", finding.key)[0]
+    order = 0 if kind in MEMORY_KINDS and kind != "process" else 1 if kind == "process" else 2
+    return finding.verdict != LEAK, order, -finding.growth_bytes_per_hour
+
+
 def combine(memory: Analysis, *others: Analysis) -> Analysis:
     """One analysis of a run from its memory analysis and its probes': memory findings first
     (within a verdict), the most severe verdict, every series tested counted."""
@@ -157,8 +167,7 @@ def combine(memory: Analysis, *others: Analysis) -> Analysis:
     verdict = min((part.verdict for part in parts), key=VERDICTS.index)  # most severe first
     if verdict == INCONCLUSIVE or (verdict == CLEAN and memory.verdict == INCONCLUSIVE):
         return memory  # probes share the memory series' grid: too few points for one is for all
-    findings = sorted((f for part in parts for f in part.findings),
-                      key=lambda f: (f.verdict != LEAK, f.key[0] not in MEMORY_KINDS, -f.growth_bytes_per_hour))  # type: ignore[index]
+    findings = sorted((f for part in parts for f in part.findings), key=_rank)
     return replace(memory, verdict=verdict, findings=findings, tested=sum(part.tested for part in parts))
 
 

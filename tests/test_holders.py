@@ -19,7 +19,7 @@ from soak.probes.types import TypeProbe, is_own_module, own_objects
 from soak.supervisor import RunOptions
 from soak.workloads.holders import cache_leak, handed_list, keyed_cache
 
-SHORT = ("--duration", "20s", "--interval", "0.25s", "--format", "json")
+SHORT = ("--type-findings", "--duration", "20s", "--interval", "0.25s", "--format", "json")
 """Long enough for a dozen censuses on a busy machine: the census runs within 2% of the time."""
 
 

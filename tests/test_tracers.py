@@ -80,7 +80,7 @@ def test_bad_tracer_options_are_one_line_and_exit_2(tmp_path: Path) -> None:
     db = tmp_path / "soak.db"
     target = f"{REFERENCE / 'leaky_dict_cache.py'}:step"
     for extra, message in ((("--tracer", "fast"), "--tracer must be one of sampled, exact, off"),
-                           (("--sample-interval", "0"), "--sample-interval '0' is not a size"),
+                           (("--sample-interval", "0"), "--sample-interval '0' must be at least one byte"),
                            (("--sample-interval", "lots"), "--sample-interval 'lots' is not a size")):
         result = run_soak("run", target, "--duration", "2s", "--interval", "1s", "--db", str(db), *extra)
         assert result.returncode == 2, result.stderr

@@ -65,6 +65,8 @@ def run_command(
         help="A call site whose work waits in a thread pool this share of the callers' time is an async finding."),
     tracer: str = TRACER,
     sample_interval: str = SAMPLE_INTERVAL,
+    type_findings: bool = typer.Option(
+        False, "--type-findings", help="Also judge the per-type census as type findings, with holder chains (see the README)."),
     native: bool = typer.Option(
         False, "--native", help="Also track native allocations (C extensions, the C allocator) with memray; see the README for its cost."),
     fail_on: str = FAIL_ON,
@@ -95,7 +97,7 @@ def run_command(
         concurrency=concurrency,
         loop_block_s=parse_duration(loop_block, option="loop-block"),
         thresholds=replace(Thresholds(), max_blocked_share=parse_share(blocked_share, option="blocked-share"),
-                           max_pool_share=parse_share(pool_share, option="pool-share")),
+                           max_pool_share=parse_share(pool_share, option="pool-share"), judge_types=type_findings),
         tracer=tracer,
         sample_interval=parse_sample_interval(sample_interval),
         native=native,
