@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import selectors
 import threading
 import time
 from typing import Any, cast
@@ -17,7 +18,7 @@ import soak.agent
 from soak.analyzers import Thresholds
 from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools
 from soak.probes.async_health import AsyncProbes
-from soak.probes.loop_lag import BLOCK_PREFIX
+from soak.probes.loop_lag import BLOCK_PREFIX, LoopLagProbe
 from soak.probes.probe import run_probes
 
 DEFAULT_WORKERS = min(32, (os.cpu_count() or 1) + 4)
@@ -62,6 +63,50 @@ def test_a_block_is_named_at_its_line_and_leaksoaks_own_pause_is_not_a_block() -
     assert frames[0]["file"] == __file__ and frames[0]["line"] == _line("time.sleep(0.15)")
     assert frames[0]["function"].endswith("main")
     assert blocked["evidence"][sites[0]]["count"] == 3
+
+
+class _LateSelector(selectors.DefaultSelector):
+    """A selector that, once asked, waits ``late_s`` longer than told: the loop thread sits in
+    its selector after a heartbeat is due, as when the OS is slow to wake it."""
+
+    late_s = 0.0
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        late, self.late_s = self.late_s, 0.0
+        return super().select(None if timeout is None else timeout + late)
+
+
+def _block() -> None:
+    time.sleep(0.15)  # BLOCKS the loop from a timer callback
+
+
+def test_a_block_after_the_loop_sat_late_in_its_selector_is_blocked_time() -> None:
+    """The watchdog first finds the loop idle in its selector, then (the same heartbeat still
+    late) in a blocking call: the block's time is the loop's blocked time as well as its line's."""
+    probe = LoopLagProbe(block_s=0.05, heartbeat_s=0.3)
+    selector = _LateSelector()
+    loop = asyncio.SelectorEventLoop(selector)
+    out: dict[str, Any] = {}
+
+    async def main() -> None:
+        running = asyncio.get_running_loop()
+        probe.attach(running)  # the heartbeat is due in 0.3 s
+        selector.late_s = 0.15  # the loop wakes at 0.4 s, so a check at 0.35 s finds it in its selector
+        running.call_later(0.25, _block)  # due before the heartbeat: run first when the loop wakes
+        await asyncio.sleep(0.8)  # the heartbeat, due at 0.3 s, runs after the block, at 0.55 s
+        out["readings"] = run_probes([probe])
+        probe.detach()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    series = _series(out["readings"]["event_loop"])
+    sites = {name: seconds for (name, _), seconds in series.items() if name.startswith(BLOCK_PREFIX)}
+    [site] = sites
+    assert site.startswith(f"{BLOCK_PREFIX}test_async_probes.py:{_line('time.sleep(0.15)  # BLOCKS')} <- ")
+    [seconds] = sites.values()
+    assert seconds > 0.2 and series[("blocked_s", "seconds")] == pytest.approx(seconds)
 
 
 def _line(text: str) -> int:

@@ -148,6 +148,9 @@ class LoopLagProbe:
         """The block going on: the heartbeat it holds back, and the stack read during it."""
         self._idle_due = -1.0
         """A heartbeat that was late while the loop thread sat in its selector: not a block."""
+        self._credited: tuple[float, float] = (-1.0, 0.0)
+        """(due, seconds): the blocked time of a heartbeat still late that a snapshot has already
+        counted in the period it ended, so that the heartbeat, when it runs, counts only the rest."""
         self._sites: dict[tuple[StackFrame, ...], BlockSite] = {}
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
@@ -194,12 +197,14 @@ class LoopLagProbe:
             with self._lock:
                 period = self._period
                 period.lags.append(lag)
+                credited = self._credited[1] if self._credited[0] == self._due else 0.0
+                rest = max(0.0, lag - credited)
                 if lag > self.block_s and self._idle_due != self._due:
-                    period.blocked_s += lag
+                    period.blocked_s += rest
                 pending, self._pending = self._pending, None
                 if pending is not None and lag > self.block_s and pending[0] == self._due:
                     self._record_block(pending[1], lag)
-                    period.by_site[pending[1]] = period.by_site.get(pending[1], 0.0) + lag
+                    period.by_site[pending[1]] = period.by_site.get(pending[1], 0.0) + rest
             self._schedule(now)
         except Exception:  # noqa: BLE001 - a probe never raises into the workload's loop
             self._handle = None
@@ -250,6 +255,10 @@ class LoopLagProbe:
             with self._lock:
                 if self._due == due:
                     self._pending = (due, stack)
+                    # the loop sat in its selector at an earlier check of this heartbeat, then
+                    # ran a blocking call: the heartbeat is late because of the block
+                    if self._idle_due == due:
+                        self._idle_due = -1.0
         return self.block_s
 
     def blocking_stack(self, stack: tuple[StackFrame, ...]) -> tuple[StackFrame, ...]:
@@ -275,6 +284,29 @@ class LoopLagProbe:
             self._pause_ended = ended
             self._pause_started = None
 
+    def _credit_late_heartbeat(self, period: _Period, paused: float) -> None:
+        """Count in the period that ends now the blocked time so far of a heartbeat still late
+        (under the lock). A block that a snapshot interrupts -- the worker's snapshot runs on the
+        loop, after the blocking call returns and before the late heartbeat -- belongs to the period
+        it happened in; counted when the heartbeat runs, it would fall in a period too short to
+        hold it, and its line's share and the loop's blocked share would disagree."""
+        loop = self._loop
+        if loop is None or self._handle is None:
+            return
+        late = loop.time() - self._due - (paused - self._paused_at_due)
+        if late <= self.block_s or self._idle_due == self._due:
+            return
+        credited = self._credited[1] if self._credited[0] == self._due else 0.0
+        part = late - credited
+        if part <= 0:
+            return
+        period.blocked_s += part
+        pending = self._pending
+        if pending is not None and pending[0] == self._due:
+            period.by_site[pending[1]] = period.by_site.get(pending[1], 0.0) + part
+            self._sites.setdefault(pending[1], BlockSite(pending[1]))
+        self._credited = (self._due, late)
+
     def collect(self) -> ProbeResult:
         if self._loop is None:
             return ProbeResult([])
@@ -282,6 +314,7 @@ class LoopLagProbe:
         paused = self._paused_total + (now - self._pause_started if self._pause_started is not None else 0.0)
         with self._lock:
             period, self._period = self._period, _Period(started=now, paused_mark=paused)
+            self._credit_late_heartbeat(period, paused)
             sites = sorted(self._sites.values(), key=lambda s: -s.total_s)[:MAX_BLOCK_SITES]
             blocking = [(self._sites[frames], seconds) for frames, seconds in period.by_site.items()]
         wall = max(0.0, now - period.started - (paused - period.paused_mark))
