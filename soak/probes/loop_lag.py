@@ -197,8 +197,7 @@ class LoopLagProbe:
             with self._lock:
                 period = self._period
                 period.lags.append(lag)
-                credited = self._credited[1] if self._credited[0] == self._due else 0.0
-                rest = max(0.0, lag - credited)
+                rest = max(0.0, lag - self._credited_so_far())
                 if lag > self.block_s and self._idle_due != self._due:
                     period.blocked_s += rest
                 pending, self._pending = self._pending, None
@@ -284,6 +283,11 @@ class LoopLagProbe:
             self._pause_ended = ended
             self._pause_started = None
 
+    def _credited_so_far(self) -> float:
+        """The blocked time of the heartbeat due now that snapshots have counted already."""
+        due, seconds = self._credited
+        return seconds if due == self._due else 0.0
+
     def _credit_late_heartbeat(self, period: _Period, paused: float) -> None:
         """Count in the period that ends now the blocked time so far of a heartbeat still late
         (under the lock). A block that a snapshot interrupts -- the worker's snapshot runs on the
@@ -296,8 +300,7 @@ class LoopLagProbe:
         late = loop.time() - self._due - (paused - self._paused_at_due)
         if late <= self.block_s or self._idle_due == self._due:
             return
-        credited = self._credited[1] if self._credited[0] == self._due else 0.0
-        part = late - credited
+        part = late - self._credited_so_far()
         if part <= 0:
             return
         period.blocked_s += part
