@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy.py [--duration 60s] [--interval 1s] [--scale 1.0] [--only NAME ...]
                                   [--tracer sampled|exact|off] [--sample-interval BYTES]
-                                  [--jobs 1] [--db PATH] [--json PATH]
+                                  [--soak-option=OPTION ...] [--jobs 1] [--db PATH] [--json PATH]
     python benchmarks/accuracy.py --replay --db PATH [--only NAME ...]
 
 Each workload in ``soak.workloads.reference`` is soaked by the real CLI (``soak run ... --format
@@ -170,6 +170,7 @@ def run_one(truth: Truth, args: argparse.Namespace, db_path: str) -> Outcome:
         "--duration", args.duration, "--interval", args.interval,
         "--db", db_path, "--name", f"accuracy:{truth.name}", "--format", "json", "--quiet",
         "--tracer", args.tracer, *(["--sample-interval", args.sample_interval] if args.sample_interval else []),
+        *args.soak_option,
     ]
     started = time.monotonic()
     try:
@@ -446,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these workloads")
     parser.add_argument("--tracer", default=DEFAULT_TRACER, choices=TRACERS, help=f"soak run --tracer (default {DEFAULT_TRACER})")
     parser.add_argument("--sample-interval", help="soak run --sample-interval, e.g. 16KiB (default: the tracer's)")
+    parser.add_argument("--soak-option", action="append", default=[], metavar="OPTION",
+                        help="one more option for every soak run, repeatable: --soak-option=--native --soak-option=--type-findings")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
     parser.add_argument("--db", help="SQLite file to soak into (default: a temporary one, removed at the end)")
     parser.add_argument("--json", metavar="PATH", help="also write the outcomes and summary here")
@@ -484,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             f"--interval {args.interval}, LEAKSOAK_LEAK_SCALE={os.environ['LEAKSOAK_LEAK_SCALE']}, "
             f"LEAKSOAK_LATE_ONSET_S={os.environ['LEAKSOAK_LATE_ONSET_S']}, --tracer {args.tracer}"
             + (f" --sample-interval {args.sample_interval}" if args.sample_interval else "")
+            + "".join(f" {option}" for option in args.soak_option)
             + f", --jobs {args.jobs}, db {db_path}",
             flush=True,
         )
