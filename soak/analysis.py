@@ -24,6 +24,7 @@ from soak.judgement import Judgement, judge_rows
 from soak.native_attribution import native_attribution
 from soak.probes.native import NativeProbe
 from soak.storage import queries
+from soak.storage.queries import ProbeSeries
 from soak.storage.writer import FindingRow, RunWriter
 from soak.verdicts import CLEAN, INCONCLUSIVE, LEAK, VERDICTS
 
@@ -69,8 +70,10 @@ def _analyze_segment(
 
     Keys are ``("site", stack_id)``, ``("library", library, (file, line))`` or ``("process", "rss")``.
     """
-    probes = _analyze_probes(db, run_id, rows, thresholds)
-    if (loop := analyze_async(db, run_id, rows, thresholds)) is not None:
+    # one read of the probes' series a refresh, on the segment's grid; subsets index into it
+    stored = queries.probe_series(db, run_id, np.array([row["seq"] for row in rows], dtype=np.int64))
+    probes = _analyze_probes(stored, rows, thresholds)
+    if (loop := analyze_async(stored, rows, thresholds)) is not None:
         probes.append(loop)
     if not any(row["tracer"] for row in rows):
         times = np.array([row["t_s"] for row in rows], dtype=float)
@@ -78,6 +81,7 @@ def _analyze_segment(
         return combine(analyze(times, [Series(("process", "rss"), rss)], thresholds, heap_bytes=_median(rss)), *probes), {}
     # Sites are series of the snapshots that read the heap: not of process-level readings taken
     # while a watched service's agent did not answer.
+    stored = _on_rows(stored, [bool(row["tracer"]) for row in rows])
     rows = [row for row in rows if row["tracer"]]
     times = np.array([row["t_s"] for row in rows], dtype=float)
     seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
@@ -90,15 +94,22 @@ def _analyze_segment(
     # one interval per segment (a worker's tracer is set once); the largest is the cautious reading
     sample_interval = max((i for i in intervals if i), default=None)
     memory = analyze(times, series, thresholds, heap_bytes=heap, sample_interval=sample_interval)
-    return combine(memory, *probes, _unexplained(db, run_id, rows, thresholds)), groups
+    return combine(memory, *probes, _unexplained(stored, rows, thresholds)), groups
 
 
-def _unexplained(db: Database, run_id: int, rows: list[dict[str, Any]], thresholds: Thresholds) -> Analysis:
-    """RSS growth that the traced heap (and native sites, with ``--native``) does not explain."""
+def _on_rows(stored: list[ProbeSeries], keep: list[bool]) -> list[ProbeSeries]:
+    """The probes' series on the rows that ``keep`` marks (a value holds until the next, so the
+    full grid's values at those rows are the subset grid's own)."""
+    mask = np.array(keep, dtype=bool)
+    return stored if mask.all() else [replace(series, values=series.values[mask]) for series in stored]
+
+
+def _unexplained(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresholds: Thresholds) -> Analysis:
+    """RSS growth that the traced heap (and native sites, with ``--native``) does not explain.
+    ``stored``: the probes' series on ``rows``."""
+    native = [p.values for p in _on_rows(stored, [row["rss"] is not None for row in rows]) if p.probe == NATIVE_PROBE]
     rows = [row for row in rows if row["rss"] is not None]
     times = np.array([row["t_s"] for row in rows], dtype=float)
-    seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
-    native = [p.values for p in queries.probe_series(db, run_id, seqs) if p.probe == NATIVE_PROBE]
     explained = np.array([(row["traced_bytes"] or 0) + (row["tracer_overhead_bytes"] or 0) for row in rows], dtype=float)
     if native:
         explained = explained + np.sum(native, axis=0)
@@ -108,18 +119,17 @@ def _unexplained(db: Database, run_id: int, rows: list[dict[str, Any]], threshol
     return unexplained_growth(times, rss, explained, thresholds, native_tracked=tracked)
 
 
-def _analyze_probes(db: Database, run_id: int, rows: list[dict[str, Any]], thresholds: Thresholds) -> list[Analysis]:
-    """Every probe series of the segment, judged per unit (each unit its own family of tests).
+def _analyze_probes(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresholds: Thresholds) -> list[Analysis]:
+    """Every probe series of the segment (``stored``, on ``rows``), judged per unit (each unit its own family of tests).
 
     Finding keys are ``(kind, probe, series name, unit)``; the evidence names the series and
     carries what its probe said of it (the function that created a thread, say).
     """
     times = np.array([row["t_s"] for row in rows], dtype=float)
-    seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
     read = _snapshots_read(rows)
     by_unit: dict[tuple[str, str | None], list[Series]] = {}
     described: dict[Hashable, dict[str, Any]] = {}
-    for probe in queries.probe_series(db, run_id, seqs):
+    for probe in stored:
         if probe.kind == "type" and not thresholds.judge_types:
             continue  # stored and shown as growing types; judged only with --type-findings
         if probe.kind == ASYNC_KIND:

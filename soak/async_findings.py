@@ -13,7 +13,6 @@ from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
-from sqlite_utils import Database
 
 from soak.analyzers import Analysis, Thresholds
 from soak.analyzers.growth import Finding
@@ -21,19 +20,19 @@ from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools, wi
 from soak.attribution import APPLICATION, Attributor
 from soak.probes.loop_lag import LoopLagProbe
 from soak.probes.thread_pools import ExecutorProbe
-from soak.storage import queries
+from soak.storage.queries import ProbeSeries
 from soak.verdicts import CLEAN, INCONCLUSIVE
 
 KIND = "async"
 JUDGES = {LoopLagProbe.name: blocked_loop, ExecutorProbe.name: hidden_pools}
 
 
-def analyze_async(db: Database, run_id: int, rows: list[dict[str, Any]], thresholds: Thresholds) -> Analysis | None:
-    """The segment's async findings; None when no async probe reported in it."""
+def analyze_async(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresholds: Thresholds) -> Analysis | None:
+    """The segment's async findings from its probes' series (``stored``, on ``rows``); None when
+    no async probe reported in it."""
     times = np.array([row["t_s"] for row in rows], dtype=float)
-    seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
     probes: dict[str, tuple[dict[tuple[str, str], np.ndarray], dict[str, dict[str, Any]]]] = {}
-    for series in queries.probe_series(db, run_id, seqs):
+    for series in stored:
         if series.kind != KIND:
             continue
         values, evidence = probes.setdefault(series.probe, ({}, {}))

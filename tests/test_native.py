@@ -111,7 +111,7 @@ def test_native_attribution_takes_the_first_application_line_as_the_call_site() 
 def test_the_probe_sees_a_c_library_allocation_at_its_python_line() -> None:
     """The probe in a real process: records kept by a C library are a site at the calling line;
     released ones are gone from a later snapshot (memray's records reach the reader within a few
-    milliseconds: the snapshot is of what it has received)."""
+    milliseconds: a snapshot is of what it has received, so each side is polled for)."""
     script = """
 import json, sys, time
 from soak.probes.native import NativeProbe
@@ -119,15 +119,19 @@ from soak.workloads.native._build import load_libretain
 lib = load_libretain()
 probe = NativeProbe(); probe.start()
 kept = [lib.make_record(65536, 1) for _ in range(20)]  # the line
-first = probe.collect()
+def kept_bytes(result):
+    return sum(r.value for r in result.readings if result.evidence[r.series]["symbol"] == "make_record")
+def poll(until):
+    deadline = time.monotonic() + 10
+    while True:
+        result = probe.collect()
+        if until(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.05)
+first = poll(lambda result: kept_bytes(result) >= 20 * 65536)
 for record in kept:
     lib.release_record(record)
-deadline = time.monotonic() + 10
-while True:
-    second = probe.collect()
-    if not any(e["symbol"] == "make_record" for e in second.evidence.values()) or time.monotonic() > deadline:
-        break
-    time.sleep(0.05)
+second = poll(lambda result: kept_bytes(result) == 0)
 probe.stop()
 def ours(result):
     return {r.series: (r.value, result.evidence[r.series]) for r in result.readings if result.evidence[r.series]["symbol"] == "make_record"}
