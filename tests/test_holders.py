@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from conftest import db_rows, leak_lines, run_soak
 
+from soak.holders import SITE_TRACERS
 from soak.probes.holders import find_holders
 from soak.probes.inprocess import InProcessProbes
 from soak.probes.probe import run_probes
@@ -141,8 +142,15 @@ def test_a_soak_reports_the_growing_type_and_its_holder(workload: str, db: Path)
     assert 1 <= len(pauses) <= 3 < snapshots
 
 
-def test_an_exact_trace_names_the_holder_of_a_leaking_site(db: Path) -> None:
-    result = run_soak("run", "soak.workloads.holders.cache_leak:step", "--tracer", "exact", "--db", str(db), *SHORT)
+TRACED = {"exact": ("--tracer", "exact"), "sampled": ("--tracer", "sampled", "--sample-interval", "64")}
+"""The tracers that tell a site's objects; the sampled one at a small interval, so that most of a
+short soak's leaked objects are sampled."""
+
+
+@pytest.mark.parametrize("tracer", ["exact", "sampled"])
+def test_a_trace_names_the_holder_of_a_leaking_site(tracer: str, db: Path) -> None:
+    assert set(TRACED) == set(SITE_TRACERS)
+    result = run_soak("run", "soak.workloads.holders.cache_leak:step", *TRACED[tracer], "--db", str(db), *SHORT)
     assert result.returncode == 1, result.stdout + result.stderr
     site = _finding(result.json(), "site")
     assert site["evidence"]["held_by"] == cache_leak.HELD_BY
