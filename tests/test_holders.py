@@ -148,13 +148,17 @@ short soak's leaked objects are sampled."""
 
 
 @pytest.mark.parametrize("tracer", ["exact", "sampled"])
-def test_a_trace_names_the_holder_of_a_leaking_site(tracer: str, db: Path) -> None:
+@pytest.mark.parametrize("workload", ["cache_leak", "handed_list"])
+def test_a_trace_names_the_holder_of_a_leaking_site(workload: str, tracer: str, db: Path) -> None:
+    """Under either tracer that tells a site's objects, also when the leaking line never names
+    the global (handed_list appends to a list handed to it)."""
     assert set(TRACED) == set(SITE_TRACERS)
-    result = run_soak("run", "soak.workloads.holders.cache_leak:step", *TRACED[tracer], "--db", str(db), *SHORT)
+    module = {"handed_list": handed_list, "cache_leak": cache_leak}[workload]
+    result = run_soak("run", f"soak.workloads.holders.{workload}:step", *TRACED[tracer], "--db", str(db), *SHORT)
     assert result.returncode == 1, result.stdout + result.stderr
     site = _finding(result.json(), "site")
-    assert site["evidence"]["held_by"] == cache_leak.HELD_BY
-    assert f"held by `{cache_leak.HELD_BY}`" in run_soak("report", "--db", str(db)).stdout
+    assert site["evidence"]["held_by"] == module.HELD_BY
+    assert f"held by `{module.HELD_BY}`" in run_soak("report", "--db", str(db)).stdout
 
 
 def test_sites_that_one_container_holds_are_one_leak(db: Path) -> None:
