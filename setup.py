@@ -1,4 +1,4 @@
-"""The C extension of the sampled tracer; everything else is declared in pyproject.toml."""
+"""The C extensions (the sampled tracer; the C allocator for ctypes under --native); everything else is declared in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -12,6 +12,14 @@ setup(
             # Without a compiler the install still succeeds; --tracer sampled then warns and
             # falls back to exact.
             optional=True,
-        )
+        ),
+        Extension(
+            "soak._ctypes_allocators",
+            sources=["soak/_ctypes_allocators.c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                                "-Wno-missing-field-initializers", "-fno-optimize-sibling-calls"],
+            # Without it, --native does not see ctypes' calls of libc's malloc (soak.probes.ctypes_allocators).
+            optional=True,
+        ),
     ]
 )

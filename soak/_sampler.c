@@ -1018,6 +1018,69 @@ static PyObject *sampler_test_blocks(PyObject *self, PyObject *unused)
     return result;
 }
 
+/* ---------------------------------------------------------------- site_of */
+
+/* Bytes between the start of an object's memory block and the object itself: what CPython's
+ * allocator puts before it (_PyType_PreHeaderSize). The GC head (two words, 3.8 to 3.13) for a
+ * GC type; from 3.11 two words more for a managed dict (3.12 and 3.13: or managed weakrefs). */
+static size_t pre_header_size(PyTypeObject *tp)
+{
+    size_t size = PyType_IS_GC(tp) ? 2 * sizeof(uintptr_t) : 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF)) {
+        size += 2 * sizeof(PyObject *);
+    }
+#elif PY_VERSION_HEX >= 0x030B0000
+    if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT)) {
+        size += 2 * sizeof(PyObject *);
+    }
+#endif
+    return size;
+}
+
+/* site_of(obj) -> the frames of the sampled block that holds obj, or None. */
+static PyObject *sampler_site_of(PyObject *self, PyObject *obj)
+{
+    frame_t frames[MAX_FRAMES];
+    uint32_t nframe = 0;
+    int found = 0;
+    uintptr_t start = (uintptr_t)obj - pre_header_size(Py_TYPE(obj));
+    /* Phase 1, no Python object touched: copy the block's stack (with references), so that
+     * building the result (which allocates, and may collect) works on our own copy. */
+    guard = 1;
+    if (S.active && may_be_sampled((void *)start)) {
+        block_t *b = find_block(start);
+        if (b != NULL) {
+            stack_t *st = S.stacks[b->stack];
+            found = 1;
+            nframe = st->nframe;
+            for (uint32_t k = 0; k < nframe; k++) {
+                frames[k] = st->frames[k];
+                Py_INCREF(frames[k].code); /* a count only */
+            }
+        }
+    }
+    guard = 0;
+    if (!found) {
+        Py_RETURN_NONE;
+    }
+    /* Phase 2: Python objects, allocation frame first, as collect() reports a site. */
+    PyObject *result = PyTuple_New(nframe);
+    for (uint32_t k = 0; k < nframe && result != NULL; k++) {
+        PyCodeObject *code = frames[k].code;
+        PyObject *frame = Py_BuildValue("(Oi)", code->co_filename, PyCode_Addr2Line(code, frames[k].lasti));
+        if (frame == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyTuple_SET_ITEM(result, k, frame);
+    }
+    for (uint32_t k = 0; k < nframe; k++) {
+        Py_DECREF(frames[k].code);
+    }
+    return result;
+}
+
 static PyObject *sampler_hooks_installed(PyObject *self, PyObject *unused)
 {
     /* per domain (MEM, OBJ): is the current allocator ours? */
@@ -1044,6 +1107,9 @@ static PyMethodDef methods[] = {
     {"_test_sampled", sampler_test_sampled, METH_O, "_test_sampled(address) -> (size, nframe) or None."},
     {"_test_blocks", sampler_test_blocks, METH_NOARGS, "_test_blocks() -> [(address, size, allocation line)]."},
     {"_hooks_installed", sampler_hooks_installed, METH_NOARGS, "_hooks_installed() -> (MEM is ours, OBJ is ours)."},
+    {"site_of", sampler_site_of, METH_O,
+     "site_of(obj) -> where obj's memory block was allocated, as collect() reports a site's frames "
+     "(allocation frame first), if that block is sampled; else None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -28,7 +28,7 @@ from soak.analyzers.growth import Materiality
 from soak.attribution import Attributor
 from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
-from soak.holders import requests_for
+from soak.holders import SITE_TRACERS, requests_for
 from soak.oom import OomEvidence, peak_rss_bytes
 from soak.probes.loop_lag import DEFAULT_BLOCK_S
 from soak.probes.native import native_unavailable
@@ -593,7 +593,7 @@ class Supervisor:
             # Without a tracer the worker's RSS is what is judged, and a search's own memory
             # (a megabyte or two, kept by the allocator) would show in it as a step and a plateau.
             self._holder_requests = requests_for(self.db, refreshed.findings, self._searched,
-                                                 sites=self.hello.get("tracer") == "exact")
+                                                 sites=self.hello.get("tracer") in SITE_TRACERS)
         published = published_findings(refreshed, max(self.options.metrics_top, 5))
         process = self._state.get("process", {})
         limit = self.options.memory_limit_bytes or process.get("cgroup_limit")

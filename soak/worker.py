@@ -18,6 +18,7 @@ from typing import Any
 
 from soak.control import Control
 from soak.oom import lower_oom_priority
+from soak.probes.ctypes_allocators import route_ctypes_allocators
 from soak.probes.frames import DRIVER_FILES
 from soak.probes.native import NativeProbe, native_probe_or_none
 from soak.probes.sites import Tracer
@@ -84,6 +85,8 @@ def _start(args: argparse.Namespace) -> int | tuple[Channel, LoadedTarget, Trace
     # When memory runs out, the workload is what dies, not the supervisor that keeps its evidence.
     lower_oom_priority()
     channel = Channel(os.fdopen(args.request_fd, "rb"), os.fdopen(args.reply_fd, "wb"))
+    if args.native:
+        route_ctypes_allocators()  # before the target looks libc's malloc up (at import, often)
     try:
         target = load_target(parse_target(args.target))
     except BadTarget as exc:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from conftest import db_rows, leak_lines, run_soak
 
+from soak.holders import SITE_TRACERS
 from soak.probes.holders import find_holders
 from soak.probes.inprocess import InProcessProbes
 from soak.probes.probe import run_probes
@@ -141,12 +142,23 @@ def test_a_soak_reports_the_growing_type_and_its_holder(workload: str, db: Path)
     assert 1 <= len(pauses) <= 3 < snapshots
 
 
-def test_an_exact_trace_names_the_holder_of_a_leaking_site(db: Path) -> None:
-    result = run_soak("run", "soak.workloads.holders.cache_leak:step", "--tracer", "exact", "--db", str(db), *SHORT)
+TRACED = {"exact": ("--tracer", "exact"), "sampled": ("--tracer", "sampled", "--sample-interval", "64")}
+"""The tracers that tell a site's objects; the sampled one at a small interval, so that most of a
+short soak's leaked objects are sampled."""
+
+
+@pytest.mark.parametrize("tracer", ["exact", "sampled"])
+@pytest.mark.parametrize("workload", ["cache_leak", "handed_list"])
+def test_a_trace_names_the_holder_of_a_leaking_site(workload: str, tracer: str, db: Path) -> None:
+    """Under either tracer that tells a site's objects, also when the leaking line never names
+    the global (handed_list appends to a list handed to it)."""
+    assert set(TRACED) == set(SITE_TRACERS)
+    module = {"handed_list": handed_list, "cache_leak": cache_leak}[workload]
+    result = run_soak("run", f"soak.workloads.holders.{workload}:step", *TRACED[tracer], "--db", str(db), *SHORT)
     assert result.returncode == 1, result.stdout + result.stderr
     site = _finding(result.json(), "site")
-    assert site["evidence"]["held_by"] == cache_leak.HELD_BY
-    assert f"held by `{cache_leak.HELD_BY}`" in run_soak("report", "--db", str(db)).stdout
+    assert site["evidence"]["held_by"] == module.HELD_BY
+    assert f"held by `{module.HELD_BY}`" in run_soak("report", "--db", str(db)).stdout
 
 
 def test_sites_that_one_container_holds_are_one_leak(db: Path) -> None:

@@ -308,3 +308,82 @@ def test_many_distinct_stacks_are_compacted_when_freed() -> None:
     _sampler.collect()
     assert _sampler.stats()["stacks"] < 3000
     assert _sampler._self_check() is None
+
+
+class Managed:
+    """Instances keep their __dict__ in the pre-header from 3.11 (Py_TPFLAGS_MANAGED_DICT)."""
+
+    def __init__(self) -> None:
+        self.name = "managed"
+
+
+class Slotted:
+    """A GC type without a managed dict: only the GC head precedes its instances."""
+
+    __slots__ = ("name",)
+
+    def __init__(self) -> None:
+        self.name = "slotted"
+
+
+HAVE_GC, MANAGED_DICT = 1 << 14, 1 << 4
+
+
+def test_site_of_a_non_gc_object_is_where_its_block_was_allocated() -> None:
+    _sampler.start(interval=1, frames=10)  # every block is sampled
+    kept = bytes(500)  # SITE_BYTES
+    assert not type(kept).__flags__ & HAVE_GC  # the block starts at the object
+    site = _sampler.site_of(kept)
+    assert site is not None and site[0] == (HERE, line_of("SITE_BYTES"))
+    # the frames collect() reports for that block's site, caller included
+    reported = [frames for frames, _, _, _ in _sampler.collect()[0] if frames[:1] == site[:1]]
+    assert site in reported and len(site) > 1
+
+
+def test_site_of_a_gc_object_looks_behind_its_gc_head() -> None:
+    _sampler.start(interval=1, frames=10)
+    slotted = Slotted()  # SITE_SLOTTED
+    members = {"a", "b", "c"}  # SITE_SET
+    for obj in (slotted, members):
+        assert type(obj).__flags__ & HAVE_GC and not type(obj).__flags__ & MANAGED_DICT
+    slotted_site, set_site = _sampler.site_of(slotted), _sampler.site_of(members)
+    assert slotted_site is not None and slotted_site[0] == (HERE, line_of("SITE_SLOTTED"))
+    assert set_site is not None and set_site[0] == (HERE, line_of("SITE_SET"))
+    # a str held by nothing else is a block of its own, at its own line
+    name = "".join(["sl", "otted"])  # SITE_FIELD
+    field_site = _sampler.site_of(name)
+    assert field_site is not None and field_site[0] == (HERE, line_of("SITE_FIELD"))
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="managed dicts are 3.11's")
+def test_site_of_an_object_with_a_managed_dict_looks_behind_its_pre_header() -> None:
+    _sampler.start(interval=1, frames=10)
+    managed = Managed()  # SITE_MANAGED
+    assert type(managed).__flags__ & MANAGED_DICT and type(managed).__flags__ & HAVE_GC
+    site = _sampler.site_of(managed)
+    assert site is not None and site[0] == (HERE, line_of("SITE_MANAGED"))
+
+
+def test_site_of_an_unsampled_object_is_none() -> None:
+    before = bytes(300)  # allocated before sampling started
+    _sampler.start(interval=1 << 40, frames=10)  # nothing is sampled at this interval
+    during = [Managed(), Slotted(), bytes(300), {"k": 1}]
+    assert [_sampler.site_of(obj) for obj in during] == [None] * len(during)
+    _sampler.stop()
+    _sampler.start(interval=1, frames=10)
+    # objects that no sampled block holds: allocated before start, static, immortal or cached
+    for obj in (before, None, int, 5, sys, HERE):
+        assert _sampler.site_of(obj) is None, obj
+    assert _sampler._self_check() is None
+
+
+def test_site_of_after_stop_is_none_and_its_answers_are_copies() -> None:
+    _sampler.start(interval=1, frames=10)
+    kept = [Managed() for _ in range(100)]  # SITE_MANY
+    sites = [_sampler.site_of(obj) for obj in kept]
+    assert all(site is not None and site[0] == (HERE, line_of("SITE_MANY")) for site in sites)
+    _sampler.stop()
+    assert all(_sampler.site_of(obj) is None for obj in kept)
+    del kept
+    assert all(site is not None and site[0][0] == HERE for site in sites)  # still usable
+    assert _sampler.site_of(sites[0]) is None

@@ -13,8 +13,9 @@ objects a level, and one deadline for the whole request. It runs in a snapshot, 
 probe has read its series, only when the supervisor asks (a finding is suspected), never from an
 allocator hook.
 
-A site's objects are known only to an exact tracer (``tracemalloc.get_object_traceback``); under
-the sampled tracer a site's holders are not searched, its type's are.
+A site's objects are told by where their memory blocks were allocated: every block under the
+exact tracer (``tracemalloc.get_object_traceback``), the sampled blocks under the sampled tracer
+(``soak._sampler.site_of``), so a site's samples are among its sampled objects.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from soak.probes.frames import DRIVER_FILES, FrameFilter
+from soak.probes.frames import DRIVER_FILES, Frame, FrameFilter
 from soak.probes.resources import OWN_THREAD_PREFIX
+from soak.probes.sampled import running_sampler
 from soak.probes.types import is_own_module, type_name
 
 SEARCH_LIMIT_S = 2.0
@@ -67,13 +69,13 @@ def find_holders(requests: list[dict[str, Any]], limit_s: float = SEARCH_LIMIT_S
     requests = requests[:MAX_SUBJECTS]
     sites = [request for request in requests if "frames" in request]
     # one scan of the heap finds every site's samples; it may take half the time
-    site_samples = _site_samples(sites, started + limit_s / 2) if sites and tracemalloc.is_tracing() else None
+    site_samples = _site_samples(sites, started + limit_s / 2) if sites and _site_tracer_running() else None
     found: dict[str, dict[str, Any]] = {}
     for request in requests:
         if "frames" not in request:
             samples: list[tuple[Any, Any]] = _type_samples(request["type"], deadline)
         elif site_samples is None:
-            found[request["key"]] = {"held_by": None, "holder_note": "the sampled tracer cannot tell a site's objects (--tracer exact can)"}
+            found[request["key"]] = {"held_by": None, "holder_note": "no tracer that can tell a site's objects is running"}
             continue
         else:
             samples = site_samples.get(request["key"], [])
@@ -118,7 +120,7 @@ def _type_samples(name: str, deadline: float) -> list[tuple[Any, None]]:
 
 
 def _site_samples(requests: list[dict[str, Any]], deadline: float) -> dict[str, list[tuple[Any, Any]]]:
-    """A few live objects allocated at each requested site (by its traceback, as the exact tracer
+    """A few live objects allocated at each requested site (by its traceback, as the tracer
     reports it), each with the container it was found in (None for a gc-tracked object, found by
     itself), as many as one scan of the heap finds by ``deadline``."""
     wanted = {tuple((str(file), int(line)) for file, line in request["frames"]): request["key"] for request in requests}
@@ -136,7 +138,7 @@ def _site_samples(requests: list[dict[str, Any]], deadline: float) -> dict[str, 
             if scanned % 256 == 0 and time.perf_counter() > deadline:
                 break
             for candidate, container in _with_untracked(obj):
-                raw = _object_traceback(candidate)  # allocation frame first
+                raw = _allocation_frames(candidate)
                 if not raw or raw[0] not in lines or id(candidate) in taken:
                     continue
                 key = wanted.get(frame_filter.workload_frames(raw))
@@ -167,9 +169,21 @@ def _module_containers() -> Iterator[Any]:
                     yield from (item for item in held if gc.is_tracked(item))
 
 
-def _object_traceback(obj: Any) -> tuple[tuple[str, int], ...] | None:
-    """Where tracemalloc saw ``obj`` allocated, allocation frame first (its private reader skips
-    building a Traceback, as soak.probes.exact does for the traces)."""
+def _site_tracer_running() -> bool:
+    return running_sampler() is not None or tracemalloc.is_tracing()
+
+
+def _allocation_frames(obj: Any) -> tuple[Frame, ...] | None:
+    """Where the running tracer saw ``obj``'s memory block allocated, allocation frame first, as
+    it reports a site's frames: the sampled tracer's sample (None unless that block is sampled),
+    else tracemalloc's trace. The sampled tracer first: when it runs, it is leaksoak's tracer,
+    whatever a workload does with tracemalloc."""
+    sampler = running_sampler()
+    if sampler is not None:
+        return sampler.site_of(obj)  # type: ignore[no-any-return]
+    if not tracemalloc.is_tracing():
+        return None
+    # tracemalloc's private reader skips building a Traceback, as soak.probes.exact does for the traces
     reader = getattr(tracemalloc, "_get_object_traceback", None)
     if reader is not None:
         return reader(obj)  # type: ignore[no-any-return]

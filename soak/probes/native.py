@@ -3,7 +3,9 @@ tracked by memray (``Tracker(native_traces=True)``) and read live by a child pro
 (soak.probes.native_reader). Each native site is a bytes series of this probe; its evidence
 names the native frames, the object that allocated and the workload's Python frames above it.
 
-Only memory memray's default hooks see is tracked: ``malloc`` and its family, ``mmap``. What
+Only memory memray's default hooks see is tracked: ``malloc`` and its family, ``mmap``, called
+through an object's call table (ctypes' calls of libc's allocator are routed through one: see
+soak.probes.ctypes_allocators). What
 an extension takes from pymalloc (``PyObject_Malloc`` of small blocks) shows only as the arenas
 pymalloc maps for it; the Python tracer sees those blocks.
 """
@@ -19,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any, cast
 
+from soak.probes.ctypes_allocators import route_ctypes_allocators, unroute_ctypes_allocators
 from soak.probes.native_reader import READER_MAIN
 from soak.probes.probe import FindingKind, ProbeResult, Reading
 
@@ -52,6 +55,8 @@ class NativeProbe:
         self._tracker: Any = None
         self._reader: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._routed = False
+        """Whether this probe routed ctypes' allocators (soak.probes.ctypes_allocators), to undo at stop."""
 
     def start(self) -> None:
         """Start memray's tracker and the reader; raise NativeUnavailable if they cannot start."""
@@ -60,6 +65,9 @@ class NativeProbe:
             raise NativeUnavailable(reason)
         import memray
 
+        # ctypes' calls of libc's malloc go through soak._ctypes_allocators, where memray sees them
+        # (the worker routes them earlier, before the target is imported)
+        self._routed = route_ctypes_allocators()
         port = _free_port()
         # The reader must exist before the tracker: memray's tracker waits for its one client.
         reader = subprocess.Popen(
@@ -75,6 +83,7 @@ class NativeProbe:
             tracker.__enter__()
         except Exception as exc:
             reader.kill()
+            self._unroute()
             raise NativeUnavailable(f"memray's tracker did not start: {exc}") from exc
         finally:
             connected.set()
@@ -83,6 +92,7 @@ class NativeProbe:
         if ready is None or not ready.get("ready"):
             tracker.__exit__(None, None, None)
             reader.kill()
+            self._unroute()
             raise NativeUnavailable("memray's reader did not connect (see its error above)")
         self._tracker, self._reader = tracker, reader
 
@@ -109,6 +119,7 @@ class NativeProbe:
         self._tracker = self._reader = None
         if tracker is not None:
             tracker.__exit__(None, None, None)
+        self._unroute()
         if reader is not None:
             if reader.stdin is not None:
                 reader.stdin.close()
@@ -116,6 +127,12 @@ class NativeProbe:
                 reader.wait(5)
             except subprocess.TimeoutExpired:
                 reader.kill()
+
+
+    def _unroute(self) -> None:
+        if self._routed:
+            unroute_ctypes_allocators()
+            self._routed = False
 
 
 def _free_port() -> int:

@@ -12,7 +12,7 @@ The native code is the first frame, from the allocation outward, that is not the
 the C/C++ runtime or ctypes' call machinery; an allocation made by the interpreter alone (a list
 growing, a new pymalloc arena) is Python-visible memory, which the Python tracer sees, and is
 left out. An allocation reached through ctypes with no frame of its own in between (ctypes
-calling ``malloc`` itself) is the C library's.
+calling ``malloc`` itself, through soak._ctypes_allocators under ``--native``) is the C library's.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ LIBC = "libc"
 C_ALLOCATORS = frozenset({"malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
                           "memalign", "valloc", "pvalloc"})
 """The C library's allocators: called by ctypes itself, the memory is the C library's site."""
+ROUTED_ALLOCATORS = {"leaksoak_malloc": "malloc", "leaksoak_calloc": "calloc", "leaksoak_realloc": "realloc",
+                     "leaksoak_free": "free"}
+"""soak._ctypes_allocators' functions, which ctypes calls in place of the C library's
+(soak.probes.ctypes_allocators): a frame of one is the C library's allocator, by its name."""
 NATIVE_FRAMES_KEPT = 8
 """Native frames of a site sent as its evidence (allocation frame first)."""
 
@@ -204,6 +208,11 @@ class Sites:
         for function, source, line in hybrid[:first_python]:
             if function == "<unknown>":
                 continue  # an address no symbol table names: nothing to show or attribute
+            allocator = ROUTED_ALLOCATORS.get(function)
+            if allocator is not None:  # ctypes called the C library's allocator through ours
+                native.append([allocator, None, 0, self.objects.libc])  # libc's, not our source line
+                through_ctypes = True
+                continue
             path = self.objects.defining(function) or ""
             role = object_role(path, self.objects.interpreter) if path else "unknown"
             if role == "own":

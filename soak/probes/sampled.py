@@ -41,6 +41,12 @@ def sampled_unavailable() -> str | None:
     return _unavailable
 
 
+def running_sampler() -> Any | None:
+    """The extension's module while the sampled tracer runs in this process, else None."""
+    module = _load()
+    return module if module is not None and module.is_tracing() else None
+
+
 class SampledTracer:
     """Sampled tracing: estimated live bytes and blocks per traceback of up to ``frames`` frames."""
 

@@ -103,7 +103,8 @@ def _what_grows(finding: FindingInfo) -> str | None:
     if finding.kind == "process" and finding.resource == UNEXPLAINED:
         if finding.evidence.get("native_tracked"):
             return ("the worker's RSS grows beyond the traced heap and the native sites: memory no hook saw"
-                    " (e.g. libc's malloc called through a ctypes function pointer, which memray cannot intercept)")
+                    " (e.g. an allocator called through a function pointer, such as one ctypes built from an address,"
+                    " which memray's hooks cannot intercept)")
         return ("the worker's RSS grows beyond what the traced heap holds: memory allocated by C extensions or"
                 " the C allocator; run with --native to see which native code allocates it and from which line")
     if finding.kind == "native":

@@ -1,8 +1,10 @@
 """Leaky: each request takes 16 KiB from libc's ``malloc`` through ctypes and never frees it.
 
-ctypes calls ``malloc`` through the pointer ``dlsym`` gave it, which no allocation hook on the
-library's call table sees (memray's included): the growth is seen only as process memory that
-the traced heap does not explain.
+No Python object is allocated for the block. ctypes calls ``malloc`` through the pointer
+``dlsym`` gave it, which no allocation hook on a library's call table sees (memray's included):
+without ``--native`` the growth is process memory that the traced heap does not explain; with it,
+the lookup of ``malloc`` is routed through leaksoak's copy (soak.probes.ctypes_allocators), and
+the leak is libc's ``malloc`` called from the line below.
 """
 
 from __future__ import annotations

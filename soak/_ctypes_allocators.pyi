@@ -1,0 +1,3 @@
+"""The types of ``soak/_ctypes_allocators.c``, for mypy."""
+
+def addresses() -> dict[str, int]: ...
