@@ -21,6 +21,7 @@ def _resources(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     ("leaky_threads", "threads", "soak.workloads.resources.leaky_threads._watch_for_shutdown"),
     ("leaky_files", "fds", "file"),
     ("leaky_sockets", "fds", "socket"),
+    ("leaky_children", "children", "true (not reaped)"),
 ])
 def test_a_resource_leak_is_a_resource_finding(workload: str, resource: str, series: str, db: Path) -> None:
     result = run_soak("run", f"soak.workloads.resources.{workload}:step", "--db", str(db), *SHORT)
@@ -31,17 +32,27 @@ def test_a_resource_leak_is_a_resource_finding(workload: str, resource: str, ser
     if resource == "threads":
         assert finding["evidence"]["created_by"] == series
     text = run_soak("report", "--db", str(db))
-    assert ("created by " + series if resource == "threads" else f"of kind {series} pile up") in text.stdout
+    said = {"threads": "created by " + series, "fds": f"of kind {series} pile up", "children": f"child processes pile up: {series}"}
+    assert said[resource] in text.stdout
 
 
-@pytest.mark.parametrize("workload", ["clean_thread_pool", "clean_connection_pool"])
+@pytest.mark.parametrize("workload", ["clean_thread_pool", "clean_connection_pool", "clean_process_pool"])
 def test_a_bounded_pool_is_clean(workload: str, db: Path) -> None:
     result = run_soak("run", f"soak.workloads.resources.{workload}:step", "--db", str(db), *SHORT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.json()["verdict"] == "clean"
-    # the pool's threads or sockets were seen, and stayed flat
-    kinds = {name for (name,) in db_rows(db, "SELECT name FROM probe_series")}
-    assert ("socket" in kinds) if workload == "clean_connection_pool" else any(k.startswith("concurrent.futures") for k in kinds)
+    # the pool's threads, sockets or processes were seen, and stayed flat
+    kinds = {(str(probe), str(name)) for probe, name in db_rows(db, "SELECT probe, name FROM probe_series")}
+    assert any(_pool_series(workload, probe, name) for probe, name in kinds), kinds
+
+
+def _pool_series(workload: str, probe: str, name: str) -> bool:
+    """Whether a stored series is the pool's own: its sockets, threads or worker processes."""
+    if workload == "clean_connection_pool":
+        return (probe, name) == ("fds", "socket")
+    if workload == "clean_thread_pool":
+        return probe == "threads" and name.startswith("concurrent.futures")
+    return probe == "children" and not name.endswith("(not reaped)")
 
 
 def test_leaked_asyncio_tasks_are_named_by_their_coroutine(db: Path) -> None:

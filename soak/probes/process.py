@@ -9,6 +9,7 @@ from typing import Any
 import psutil
 
 from soak.oom import memory_cgroup
+from soak.probes.children import ChildProbe
 from soak.probes.probe import Probe, run_probes
 from soak.probes.resources import FdProbe
 
@@ -30,7 +31,7 @@ class ProcessSample:
 
 def external_probes(pid: int) -> list[Probe]:
     """The probes the supervisor runs on a measured process from outside it."""
-    return [FdProbe(pid)]
+    return [FdProbe(pid), ChildProbe(pid)]
 
 
 def read_from_outside(pid: int) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:

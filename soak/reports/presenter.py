@@ -16,6 +16,13 @@ from soak.reports import async_presenter
 from soak.reports.model import FindingInfo
 
 RESOURCE_NOUNS = {"fds": "open file descriptors", "threads": "threads", "asyncio_tasks": "asyncio tasks"}
+"""What the first resource probes count; a later probe names it in its series' evidence (``noun``)."""
+
+
+def resource_noun(finding: FindingInfo) -> str:
+    """What a resource finding counts: its probe's ``noun``, else its probe's name."""
+    noun = finding.evidence.get("noun") or RESOURCE_NOUNS.get(finding.resource or "")
+    return str(noun or finding.resource or "resources")
 
 
 def human_bytes(n: float | None) -> str:
@@ -51,7 +58,7 @@ def growth(finding: FindingInfo) -> str:
     if finding.kind == "type":
         return f"+{amount(finding.growth_count_per_hour, 'objects')} `{short_type(finding)}` objects/hour"
     if unit_of(finding) != "bytes":
-        noun = RESOURCE_NOUNS.get(finding.resource or "", finding.resource or "resources")
+        noun = resource_noun(finding)
         return f"+{amount(finding.growth_count_per_hour, 'count')} {noun}/hour"
     text = f"+{human_bytes(finding.growth_bytes_per_hour)}/hour"
     if finding.growth_count_per_hour is not None:
@@ -118,9 +125,8 @@ def _what_grows(finding: FindingInfo) -> str | None:
         series = finding.evidence.get("series")
         if finding.resource == "fds":
             return f"open file descriptors of kind {series} pile up"
-        noun = RESOURCE_NOUNS.get(finding.resource or "", finding.resource or "resources")
         created = finding.evidence.get("created_by")
-        return f"{noun} pile up" + (f", created by {created}" if created else f": {series}" if series else "")
+        return f"{resource_noun(finding)} pile up" + (f", created by {created}" if created else f": {series}" if series else "")
     return None
 
 
