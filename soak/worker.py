@@ -18,6 +18,7 @@ from typing import Any
 
 from soak.control import Control
 from soak.oom import lower_oom_priority
+from soak.probes.budget import WORKER_BUDGET
 from soak.probes.frames import DRIVER_FILES
 from soak.probes.native import NativeProbe, native_probe_or_none
 from soak.probes.sites import Tracer
@@ -38,6 +39,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--loop-block", type=float, default=None)
     parser.add_argument("--native", action="store_true")
+    parser.add_argument("--pause-budget", type=float, default=WORKER_BUDGET)
     return parser.parse_args(argv)
 
 
@@ -102,7 +104,7 @@ def _start(args: argparse.Namespace) -> int | tuple[Channel, LoadedTarget, Trace
     tracer = make_tracer(args.tracer, args.frames, args.sample_interval)
     driver = make_driver(target.function, is_async=target.is_async, concurrency=args.concurrency)
     native = native_probe_or_none(args.native, args.frames)
-    control = Control(channel, driver, tracer, args.loop_block, [native] if native is not None else [])
+    control = Control(channel, driver, tracer, args.loop_block, [native] if native is not None else [], args.pause_budget)
     if tracer is not None:
         tracer.start()
     channel.send(
