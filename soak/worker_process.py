@@ -106,7 +106,7 @@ class WorkerProcess:
 
     def __init__(self, target: str, *, frames: int, tracer: str, concurrency: int,
                  sample_interval: int | None = None, loop_block_s: float | None = None, native: bool = False,
-                 pause_budget: float | None = None) -> None:
+                 pause_budget: float | None = None, pause_max_every_s: float | None = None) -> None:
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
         command = [
@@ -121,6 +121,7 @@ class WorkerProcess:
             *(["--loop-block", repr(loop_block_s)] if loop_block_s is not None else []),
             *(["--native"] if native else []),
             *(["--pause-budget", repr(pause_budget)] if pause_budget is not None else []),
+            *(["--pause-max-every", repr(pause_max_every_s)] if pause_max_every_s is not None else []),
         ]
         # Own session: a Ctrl-C at the terminal reaches the supervisor only, which ends the run.
         self.process = subprocess.Popen(command, pass_fds=(request_read, reply_write), start_new_session=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from soak.probes.async_health import AsyncProbes
-from soak.probes.budget import WORKER_BUDGET, PauseBudget
+from soak.probes.budget import MAX_EVERY_S, WORKER_BUDGET, PauseBudget
 from soak.probes.frames import Frame
 from soak.probes.holders import find_holders
 from soak.probes.probe import Probe, run_probes
@@ -32,6 +32,7 @@ class InProcessProbes:
         async_probes: AsyncProbes | None = None,
         extra_probes: Sequence[Probe] = (),
         pause_budget: float = WORKER_BUDGET,
+        pause_max_every_s: float = MAX_EVERY_S,
     ) -> None:
         """``collect_garbage``: run a full collection before each snapshot (the worker does; the
         agent does not, as that would be a full collection a snapshot in the user's service).
@@ -39,7 +40,8 @@ class InProcessProbes:
         bracketed for them, so that it is not taken for the loop's.
         ``extra_probes``: probes the host started itself (the native probe of ``--native``).
         ``pause_budget``: the share of wall time the snapshots may pause the process; the full
-        collection, the census and the holder searches are rationed to it (soak.probes.budget)."""
+        collection, the census and the holder searches are rationed to it (soak.probes.budget),
+        each run at least every ``pause_max_every_s``."""
         self.async_probes = async_probes
         self.tracer = tracer
         self.collect_garbage = collect_garbage
@@ -49,7 +51,7 @@ class InProcessProbes:
         self._body: dict[str, Any] | None = None
         # leaksoak's own objects, left out of the census: this host, with the snapshot it builds
         self.types = TypeProbe(lambda: (self, self._body))
-        self.budget = PauseBudget(pause_budget)
+        self.budget = PauseBudget(pause_budget, max_every_s=pause_max_every_s)
         self.probes: list[Probe] = [ThreadProbe()]
         if event_loop is not None:
             self.probes.append(TaskProbe(event_loop))
