@@ -135,7 +135,9 @@ def test_on_a_big_heap_the_census_is_rationed_but_runs_every_max_every(big_worke
     def rationed(seq: int) -> set[str]:
         body = big_worker.snapshot(seq, timeout_s=30)
         assert body is not None
-        return {job for job in ("gc_collect", "types") if job in body["pause_ms"]}
+        pauses = body["pause_ms"]
+        assert isinstance(pauses, dict)
+        return {job for job in ("gc_collect", "types") if job in pauses}
 
     # at 0.001% a census of milliseconds waits minutes for its budget: only MAX_EVERY lets it run
     assert rationed(1) == {"gc_collect", "types"}  # never ran: first
@@ -149,7 +151,9 @@ def test_on_a_big_heap_the_census_is_rationed_but_runs_every_max_every(big_worke
 def test_an_infinite_budget_runs_the_census_every_snapshot(big_worker: WorkerProcess) -> None:
     for seq in range(1, 4):
         body = big_worker.snapshot(seq, timeout_s=30)
-        assert body is not None and "types" in body["probes"] and body["gc_objects"] > 100_000
+        assert body is not None
+        probes, counted = body["probes"], body["gc_objects"]
+        assert isinstance(probes, dict) and "types" in probes and isinstance(counted, int) and counted > 100_000
 
 
 def test_a_snapshot_due_while_the_previous_is_in_progress_is_skipped_and_shown(db: Path) -> None:
