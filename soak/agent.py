@@ -19,6 +19,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the agent imports its probes when a client connects: a light import into the service
@@ -29,6 +30,9 @@ if TYPE_CHECKING:  # the agent imports its probes when a client connects: a ligh
 
 SOCKET_ENV = "SOAK_AGENT_SOCKET"
 MAX_REQUEST_BYTES = 4096
+SNAPSHOT_SWITCH_INTERVAL_S = 0.1
+"""The switch interval while a snapshot runs (the service's own, 5 ms by default, otherwise):
+longer than a snapshot with the sampled tracer takes, short enough to bound a stall."""
 _lock = threading.Lock()
 _agent: Agent | None = None
 
@@ -171,14 +175,22 @@ class Agent:
             try:
                 # Hold the GIL through the snapshot: a consistent heap and a short pause, rather
                 # than a long one shared in 5 ms slices with every busy thread of the service.
+                # Not for seconds: the raised interval is every thread's, so were the snapshot to
+                # let the GIL go (a contended lock), a busy thread of the service could then keep
+                # it that long from all the others.
                 switch = sys.getswitchinterval()
-                sys.setswitchinterval(max(switch, 5.0))
+                sys.setswitchinterval(max(switch, SNAPSHOT_SWITCH_INTERVAL_S))
                 try:
                     body = probes.collect()
                 except Exception as exc:  # noqa: BLE001 - a failed snapshot is reported, never raised into the service
                     return {"type": "error", "message": f"snapshot failed: {type(exc).__name__}: {exc}"}
                 finally:
                     sys.setswitchinterval(switch)
+                    # The service's threads that began waiting for the GIL during the snapshot
+                    # wait out the raised interval before they ask for it: until then,
+                    # what runs next here (encoding the reply) would keep it. Handing the GIL
+                    # over once wakes a waiter, which waits again with the restored interval.
+                    time.sleep(0)
             finally:
                 self._collect_lock.release()
             return {"type": "snapshot", "seq": request.get("seq"), "at_boundary": None, **body}
