@@ -19,6 +19,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the agent imports its probes when a client connects: a light import into the service
@@ -29,6 +30,9 @@ if TYPE_CHECKING:  # the agent imports its probes when a client connects: a ligh
 
 SOCKET_ENV = "SOAK_AGENT_SOCKET"
 MAX_REQUEST_BYTES = 4096
+SNAPSHOT_SWITCH_INTERVAL_S = 0.1
+"""The switch interval while a snapshot runs (the service's own, 5 ms by default, otherwise):
+longer than a snapshot with the sampled tracer takes, short enough to bound a stall."""
 _lock = threading.Lock()
 _agent: Agent | None = None
 
@@ -46,11 +50,14 @@ class AgentError(Exception):
 
 class Agent:
     def __init__(self, path: str, frames: int = 10, tracer: str = "sampled", sample_interval: int | None = None,
-                 native: bool = False) -> None:
+                 native: bool = False, pause_budget: float | None = None) -> None:
+        from soak.probes.budget import AGENT_BUDGET
         from soak.probes.native import NativeProbe, native_unavailable
         from soak.probes.tracer import BadTracer, make_tracer
 
         self.path = path
+        self.pause_budget = AGENT_BUDGET if pause_budget is None else pause_budget
+        """The share of wall time a snapshot may pause the service (soak.probes.budget)."""
         if native and (reason := native_unavailable()) is not None:
             raise AgentError(f"--native cannot run here: {reason}")
         self.native = NativeProbe(frames) if native else None
@@ -117,7 +124,6 @@ class Agent:
 
     def _serve(self, conn: socket.socket) -> None:
         from soak.probes.inprocess import InProcessProbes
-        from soak.probes.types import SERVICE_CENSUS_BUDGET
         from soak.protocol import Channel, ProtocolError
 
         with conn:
@@ -130,7 +136,7 @@ class Agent:
                 # tracebacks are numbered per connection
                 probes = InProcessProbes(self.tracer, async_probes=self.async_probes,
                                          extra_probes=[self.native] if self.native else [],
-                                         census_budget=SERVICE_CENSUS_BUDGET)
+                                         pause_budget=self.pause_budget)
                 while True:
                     try:
                         request = channel.receive()
@@ -162,17 +168,31 @@ class Agent:
                 "application_root": os.path.dirname(os.path.abspath(main_file)) if main_file else os.getcwd(),
             }
         if kind == "snapshot" and set(request) <= {"v", "type", "seq"} and isinstance(request.get("seq", 0), int):
-            with self._collect_lock:
+            # One snapshot at a time, whichever client asks: one asked for while another is in
+            # progress is skipped, not queued behind it (a second pause right after the first).
+            if not self._collect_lock.acquire(blocking=False):
+                return {"type": "error", "skipped": True, "message": "the previous snapshot is still in progress"}
+            try:
                 # Hold the GIL through the snapshot: a consistent heap and a short pause, rather
                 # than a long one shared in 5 ms slices with every busy thread of the service.
+                # Not for seconds: the raised interval is every thread's, so were the snapshot to
+                # let the GIL go (a contended lock), a busy thread of the service could then keep
+                # it that long from all the others.
                 switch = sys.getswitchinterval()
-                sys.setswitchinterval(max(switch, 5.0))
+                sys.setswitchinterval(max(switch, SNAPSHOT_SWITCH_INTERVAL_S))
                 try:
                     body = probes.collect()
                 except Exception as exc:  # noqa: BLE001 - a failed snapshot is reported, never raised into the service
                     return {"type": "error", "message": f"snapshot failed: {type(exc).__name__}: {exc}"}
                 finally:
                     sys.setswitchinterval(switch)
+                    # The service's threads that began waiting for the GIL during the snapshot
+                    # wait out the raised interval before they ask for it: until then,
+                    # what runs next here (encoding the reply) would keep it. Handing the GIL
+                    # over once wakes a waiter, which waits again with the restored interval.
+                    time.sleep(0)
+            finally:
+                self._collect_lock.release()
             return {"type": "snapshot", "seq": request.get("seq"), "at_boundary": None, **body}
         return None
 
@@ -211,13 +231,15 @@ def _peer_uid(conn: socket.socket) -> int:
 
 def start(
     socket_path: str | None = None, *, frames: int = 10, tracer: str = "sampled", sample_interval: int | None = None,
-    native: bool = False,
+    native: bool = False, pause_budget: float | None = None,
 ) -> Agent | None:
     """Start the agent once for this process (a second call returns the first agent).
 
     ``tracer`` is ``sampled`` (the default: estimates at a small cost), ``exact`` (tracemalloc)
     or ``off``; ``sample_interval`` is the sampled tracer's mean bytes between samples;
-    ``native`` also tracks native allocations with memray (see ``soak run --native``).
+    ``native`` also tracks native allocations with memray (see ``soak run --native``);
+    ``pause_budget`` is the share of wall time snapshots may pause the service (default 1%,
+    ``float("inf")``: no rationing; see soak.probes.budget).
     Returns None, after one line on stderr, if the agent cannot start: the service goes on.
     """
     global _agent
@@ -226,7 +248,7 @@ def start(
             return _agent
         path = socket_path or os.environ.get(SOCKET_ENV) or default_socket_path()
         try:
-            agent = Agent(path, frames, tracer, sample_interval, native)
+            agent = Agent(path, frames, tracer, sample_interval, native, pause_budget)
             agent.start()
         except AgentError as exc:
             print(f"leaksoak agent not started: {exc}", file=sys.stderr)
@@ -269,14 +291,14 @@ def stop() -> None:
 
 
 USAGE = ("usage: python -m soak.agent [--socket PATH] [--frames N] [--tracer sampled|exact|off] [--sample-interval BYTES]"
-         " [--native] (-- script.py | -m module) [ARGS...]")
+         " [--pause-budget SHARE] [--native] (-- script.py | -m module) [ARGS...]")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     options: dict[str, str] = {}
     native = False
-    while args and args[0] in ("--socket", "--frames", "--tracer", "--sample-interval", "--native"):
+    while args and args[0] in ("--socket", "--frames", "--tracer", "--sample-interval", "--pause-budget", "--native"):
         if args[0] == "--native":
             native, args = True, args[1:]
             continue
@@ -295,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from soak.durations import parse_size
     from soak.errors import BadInput
+    from soak.probes.budget import parse_pause_budget
     from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
 
     try:
@@ -306,12 +329,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         interval = parse_size(options["sample-interval"], option="sample-interval") if "sample-interval" in options else None
         check_tracer(tracer, frames, interval)
+        pause_budget = parse_pause_budget(options["pause-budget"]) if "pause-budget" in options else None
     except (BadTracer, BadInput) as exc:
         print(f"soak.agent: {exc}; {USAGE}", file=sys.stderr)
         return 2
     from soak import agent as this  # under `python -m`, this file runs as __main__: share the one agent
 
-    this.start(options.get("socket"), frames=frames, tracer=tracer, sample_interval=interval, native=native)
+    this.start(options.get("socket"), frames=frames, tracer=tracer, sample_interval=interval, native=native,
+               pause_budget=pause_budget)
     if module is not None:
         sys.argv = [module, *args]
         runpy.run_module(module, run_name="__main__", alter_sys=True)

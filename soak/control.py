@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 
 from soak.probes.async_health import AsyncProbes
+from soak.probes.budget import MAX_EVERY_S, WORKER_BUDGET
 from soak.probes.inprocess import InProcessProbes
 from soak.probes.probe import Probe
 from soak.probes.sites import Tracer
@@ -18,9 +19,12 @@ BOUNDARY_WAIT_S = 2.0
 
 class Control:
     def __init__(self, channel: Channel, driver: Driver, tracer: Tracer | None, loop_block_s: float | None = None,
-                 probes: Sequence[Probe] = ()) -> None:
+                 probes: Sequence[Probe] = (), pause_budget: float = WORKER_BUDGET,
+                 pause_max_every_s: float = MAX_EVERY_S) -> None:
         """``loop_block_s``: the lag beyond which an async target's loop counts as blocked;
-        ``probes``: probes the worker started itself (the native probe of ``--native``)."""
+        ``probes``: probes the worker started itself (the native probe of ``--native``);
+        ``pause_budget``: the share of wall time snapshots may pause the workload (``--pause-budget``),
+        ``pause_max_every_s`` how often each rationed job runs at least (soak.probes.budget)."""
         self.channel = channel
         self.driver = driver
         self.supervisor_gone = False
@@ -31,7 +35,8 @@ class Control:
             async_probes = AsyncProbes(loop_block_s, callers=lambda: driver.concurrency)
             driver.on_loop.append(async_probes.watch)
         self.probes = InProcessProbes(tracer, lambda: driver.iterations, event_loop, collect_garbage=True,
-                                      async_probes=async_probes, extra_probes=probes)
+                                      async_probes=async_probes, extra_probes=probes, pause_budget=pause_budget,
+                                      pause_max_every_s=pause_max_every_s)
         self._thread = threading.Thread(target=self._serve, name="soak-control", daemon=True)
 
     def start(self) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlite_utils import Database
@@ -30,6 +31,7 @@ from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
 from soak.holders import SITE_TRACERS, requests_for
 from soak.oom import OomEvidence, peak_rss_bytes
+from soak.probes.budget import WORKER_BUDGET, check_pause_budget
 from soak.probes.loop_lag import DEFAULT_BLOCK_S
 from soak.probes.native import native_unavailable
 from soak.probes.process import read_from_outside
@@ -40,7 +42,7 @@ from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
 from soak.targets import parse_target
 from soak.verdicts import FAIL_ON, fails
-from soak.worker_process import SnapshotFailed, Subject, WorkerProcess
+from soak.worker_process import SnapshotFailed, SnapshotSkipped, Subject, WorkerProcess
 
 if TYPE_CHECKING:
     from soak.judgement import Judgement
@@ -72,6 +74,9 @@ class RunOptions:
     """The sampled tracer's mean bytes between samples (None: its default)."""
     native: bool = False
     """Track native allocations (C extensions, the C allocator) with memray: ``--native``."""
+    pause_budget: float = WORKER_BUDGET
+    """The share of wall time snapshots may pause the workload (``--pause-budget``; inf: no
+    rationing of the full collection, the census and the holder searches; soak.probes.budget)."""
     fail_on: str = "suspect"
     resume: str | None = None
     """A killed or interrupted run (id or name) to continue in a new segment."""
@@ -145,6 +150,7 @@ class RunOptions:
             raise BadInput(f"--native cannot run here: {reason}")
         if self.concurrency < 1:
             raise BadInput("--concurrency must be at least 1")
+        check_pause_budget(self.pause_budget)
         if self.loop_block_s <= 0:
             raise BadInput("--loop-block must be longer than zero")
         if self.fail_on not in FAIL_ON:
@@ -290,7 +296,8 @@ def _run(
     check_before_writing(options.db_path)  # fail fast on a wrong file
     worker = WorkerProcess(spec.text, frames=options.frames, tracer=options.tracer,
                            sample_interval=options.sample_interval, concurrency=options.concurrency,
-                           loop_block_s=options.loop_block_s, native=options.native)
+                           loop_block_s=options.loop_block_s, native=options.native,
+                           pause_budget=options.pause_budget)
     try:
         hello = worker.wait_ready()
         if hello["type"] == "bad_target":
@@ -385,6 +392,10 @@ class Supervisor:
         """Holder searches for the next snapshot (soak.holders): suspected findings not searched yet."""
         self._searched: set[str] = set()
         self._attempts: dict[str, int] = {}
+        self._skipped: list[float] = []
+        """When snapshots were due while the previous one was still in progress (the scheduler's
+        thread appends; the next snapshot job records them as one ``snapshot_skipped`` event)."""
+        self._skipped_lock = threading.Lock()
         self._state: dict[str, Any] = {"run_name": writer.name, "run_id": writer.run_id, "target": options.target,
                                        "verdict": "inconclusive", "findings": [], "snapshots": 0}
 
@@ -427,7 +438,10 @@ class Supervisor:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         start = datetime.now().astimezone()
-        scheduler.add_job(self._guard(self._snapshot), "interval", seconds=options.interval, next_run_time=start)
+        # One snapshot at a time: one due while the previous is still in progress is skipped
+        # (max_instances), and recorded as skipped.
+        snapshots = scheduler.add_job(self._guard(self._snapshot), "interval", seconds=options.interval, next_run_time=start)
+        scheduler.add_listener(lambda event: self._on_skipped(event, snapshots.id), EVENT_JOB_MAX_INSTANCES)
         scheduler.add_job(self._guard(self._analyze), "interval", seconds=analyze_every,
                           next_run_time=start + timedelta(seconds=analyze_every))
         scheduler.add_job(self._guard(self._thin), "interval", seconds=thin_every_s)
@@ -513,8 +527,23 @@ class Supervisor:
         ).fetchone()[0]
         return self.segment_start_s - (last or 0.0)
 
+    def _on_skipped(self, event: JobSubmissionEvent, snapshot_job: str) -> None:
+        if event.job_id == snapshot_job:
+            with self._skipped_lock:
+                self._skipped.append(self.elapsed())
+
+    def _record_skipped(self) -> None:
+        with self._skipped_lock:
+            skipped, self._skipped = self._skipped, []
+        if skipped:
+            what = "a snapshot was" if len(skipped) == 1 else f"{len(skipped)} snapshots were"
+            self.writer.record_event(skipped[0], "snapshot_skipped",
+                                     f"{what} due while the previous one was still in progress: skipped",
+                                     {"skipped": len(skipped), "last_t_s": skipped[-1]})
+
     def _snapshot(self) -> None:
         timeout = self.options.snapshot_timeout_s or max(60.0, 2 * self.options.interval)
+        self._record_skipped()
         t_s = self.elapsed()
         restart = self.subject.pop_restart()
         if restart is not None:  # a watched process came back under a new pid: a new segment
@@ -528,6 +557,9 @@ class Supervisor:
         holders, self._holder_requests = self._holder_requests, []
         try:
             body = self.subject.snapshot(self.requests, timeout, holders=holders or None)
+        except SnapshotSkipped as skipped:
+            self.writer.record_event(t_s, "snapshot_skipped", str(skipped))
+            return
         except SnapshotFailed as failed:
             self.writer.record_event(t_s, "snapshot_failed", str(failed))
             return

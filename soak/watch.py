@@ -24,7 +24,7 @@ from soak.agent import SOCKET_ENV, default_socket_path
 from soak.errors import BadInput
 from soak.oom import OomWatch
 from soak.protocol import Channel, Message, ProtocolError
-from soak.worker_process import Restart, SnapshotFailed, WorkerExit
+from soak.worker_process import Restart, SnapshotFailed, SnapshotSkipped, WorkerExit
 
 if TYPE_CHECKING:
     from soak.supervisor import RunResult
@@ -56,6 +56,8 @@ class AgentClient:
         self.sock.settimeout(timeout_s)
         self.channel.send("snapshot", seq=seq)
         reply = self.channel.receive()
+        if reply is not None and reply["type"] == "error" and reply.get("skipped") is True:
+            raise SnapshotSkipped(f"the agent skipped snapshot {seq}: {reply.get('message')}")
         if reply is not None and reply["type"] == "error":
             raise SnapshotFailed(f"the agent could not take snapshot {seq}: {reply.get('message')}")
         if reply is None or reply["type"] != "snapshot":

@@ -18,6 +18,7 @@ from typing import Any
 
 from soak.control import Control
 from soak.oom import lower_oom_priority
+from soak.probes.budget import MAX_EVERY_S, WORKER_BUDGET
 from soak.probes.ctypes_allocators import route_ctypes_allocators
 from soak.probes.frames import DRIVER_FILES
 from soak.probes.native import NativeProbe, native_probe_or_none
@@ -39,6 +40,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--loop-block", type=float, default=None)
     parser.add_argument("--native", action="store_true")
+    parser.add_argument("--pause-budget", type=float, default=WORKER_BUDGET)
+    parser.add_argument("--pause-max-every", type=float, default=MAX_EVERY_S)  # tests and benchmarks
     return parser.parse_args(argv)
 
 
@@ -105,7 +108,8 @@ def _start(args: argparse.Namespace) -> int | tuple[Channel, LoadedTarget, Trace
     tracer = make_tracer(args.tracer, args.frames, args.sample_interval)
     driver = make_driver(target.function, is_async=target.is_async, concurrency=args.concurrency)
     native = native_probe_or_none(args.native, args.frames)
-    control = Control(channel, driver, tracer, args.loop_block, [native] if native is not None else [])
+    control = Control(channel, driver, tracer, args.loop_block, [native] if native is not None else [],
+                      args.pause_budget, args.pause_max_every)
     if tracer is not None:
         tracer.start()
     channel.send(

@@ -55,6 +55,10 @@ class SnapshotFailed(Exception):
     """One snapshot could not be taken (the measured process goes on): its one-line reason."""
 
 
+class SnapshotSkipped(SnapshotFailed):
+    """The measured process was still taking a previous snapshot (another client's): none taken."""
+
+
 class _Replaced(TypedDict):
     message: str
     old_pid: int
@@ -101,7 +105,8 @@ class WorkerProcess:
     noun = "worker"
 
     def __init__(self, target: str, *, frames: int, tracer: str, concurrency: int,
-                 sample_interval: int | None = None, loop_block_s: float | None = None, native: bool = False) -> None:
+                 sample_interval: int | None = None, loop_block_s: float | None = None, native: bool = False,
+                 pause_budget: float | None = None, pause_max_every_s: float | None = None) -> None:
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
         command = [
@@ -115,6 +120,8 @@ class WorkerProcess:
             *(["--sample-interval", str(sample_interval)] if sample_interval is not None else []),
             *(["--loop-block", repr(loop_block_s)] if loop_block_s is not None else []),
             *(["--native"] if native else []),
+            *(["--pause-budget", repr(pause_budget)] if pause_budget is not None else []),
+            *(["--pause-max-every", repr(pause_max_every_s)] if pause_max_every_s is not None else []),
         ]
         # Own session: a Ctrl-C at the terminal reaches the supervisor only, which ends the run.
         self.process = subprocess.Popen(command, pass_fds=(request_read, reply_write), start_new_session=True)

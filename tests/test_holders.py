@@ -108,14 +108,15 @@ def test_the_census_is_a_probe_of_objects_and_runs_within_its_budget() -> None:
     entry = run_probes([probes.types])["types"]
     assert entry["kind"] == "type" and entry["series"] == []  # the first census is the baseline
     kept = [Token() for _ in range(2000)]
-    probes.types._ran_at = float("-inf")  # noqa: SLF001 - due again without waiting out its budget
     entry = run_probes([probes.types])["types"]
     grown = {name: value for name, unit, value in entry["series"] if unit == "objects"}
     assert grown[f"{__name__}.Token"] >= 2000 and entry["evidence"][f"{__name__}.Token"] == {"objects_at_first_census": 0}
     del kept
-    assert not probes.types.due()  # it just ran: the next census waits for its budget
+    body = probes.collect()  # the host's first census: it runs whatever it costs
+    assert "types" in body["probes"] and body["gc_objects"] > 0
+    probes.budget.ran("types", 1.0)  # as if that census had paused for a second: the next waits
     body = probes.collect()
-    assert "types" not in body["probes"] and body["gc_objects"] > 0
+    assert "types" not in body["probes"] and body["gc_objects"] is None
 
 
 def _finding(report: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -178,19 +179,3 @@ def test_sites_that_one_container_holds_are_one_leak(db: Path) -> None:
 def test_a_resumed_run_reads_its_materiality_back() -> None:
     options = RunOptions(target="x.py:step")
     assert RunOptions.from_stored(options.stored()).thresholds == options.thresholds
-
-
-def test_beside_a_service_the_census_waits_ten_times_longer_for_its_budget() -> None:
-    # the agent's census budget (0.2%) against the worker's (2%): a census that paused c waits
-    # c / 0.002 before the next, so a live service is not paused by a census every second
-    from soak.probes.types import CENSUS_BUDGET, SERVICE_CENSUS_BUDGET
-
-    service, worker = TypeProbe(budget=SERVICE_CENSUS_BUDGET), TypeProbe()
-    assert worker.budget == CENSUS_BUDGET and SERVICE_CENSUS_BUDGET == CENSUS_BUDGET / 10
-    for probe in (service, worker):
-        probe.collect()
-        assert not probe.due()
-        cost = probe._cost_s  # noqa: SLF001 - the pause it measured of itself
-        probe._ran_at -= cost / CENSUS_BUDGET * 1.01  # noqa: SLF001 - as if the worker's wait had passed
-    assert worker.due() and not service.due()
-    assert InProcessProbes(None, census_budget=SERVICE_CENSUS_BUDGET).types.budget == SERVICE_CENSUS_BUDGET

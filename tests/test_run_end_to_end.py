@@ -81,7 +81,9 @@ def test_snapshots_record_process_metrics_and_probe_pauses(db: Path) -> None:
                        "FROM snapshots ORDER BY seq")
     assert len(rows) >= 3  # far fewer than 30 when pauses grow past the interval: jobs coalesce
     rss, uss, fds, threads, gc_objects, tasks, pause_ms, probe_ms, at_boundary = rows[-1]
-    assert rss > 10_000_000 and uss > 0 and fds >= 3 and threads >= 2 and gc_objects > 1000
+    assert rss > 10_000_000 and uss > 0 and fds >= 3 and threads >= 2
+    # the census' count, on the snapshots whose census the pause budget let run (the first at least)
+    assert rows[0][4] > 1000 and all(row[4] is None or row[4] > 1000 for row in rows)
     assert tasks > rows[1][5] > 0  # leaked tasks pile up; the driver's own callers are not counted
     assert pause_ms > 0 and '"tracer"' in probe_ms and at_boundary == 1
     events = [r[0] for r in db_rows(db, "SELECT kind FROM events ORDER BY id")]

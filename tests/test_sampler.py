@@ -387,3 +387,49 @@ def test_site_of_after_stop_is_none_and_its_answers_are_copies() -> None:
     del kept
     assert all(site is not None and site[0][0] == HERE for site in sites)  # still usable
     assert _sampler.site_of(sites[0]) is None
+
+
+class _Counted:
+    pass
+
+
+def test_count_types_counts_a_list_of_objects_by_type() -> None:
+    objects: list[object] = [_Counted() for _ in range(1000)] + [[] for _ in range(3)] + [{}, "s", 1]
+    counts = _sampler.count_types(objects)
+    assert counts == {_Counted: 1000, list: 3, dict: 1, str: 1, int: 1}
+    assert _sampler.count_types(tuple(objects)) == counts
+
+
+def test_count_types_of_the_heap_agrees_with_counting_in_python() -> None:
+    import gc
+    from collections import Counter
+
+    # many types: the table grows past its first size, several times
+    kinds = [type(f"Kind{i}", (), {}) for i in range(2000)]
+    kept = [kind() for kind in kinds for _ in range(3)]
+    objects = gc.get_objects()
+    try:
+        assert _sampler.count_types(objects) == dict(Counter(map(type, objects)))
+        assert all(_sampler.count_types(objects)[kind] == 3 for kind in kinds)
+    finally:
+        del objects, kept
+
+
+def test_count_types_of_nothing_and_of_wrong_arguments() -> None:
+    assert _sampler.count_types([]) == {} and _sampler.count_types(()) == {}
+    with pytest.raises(TypeError, match="list or a tuple"):
+        _sampler.count_types(iter([1, 2]))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        _sampler.count_types()  # type: ignore[call-arg]
+
+
+def test_count_types_while_sampling_counts_the_same() -> None:
+    # its own table is allocated with the raw allocator, which the tracer's hooks never see
+    objects: list[object] = [_Counted() for _ in range(5000)]
+    _sampler.start(interval=64, frames=4)
+    try:
+        counts = _sampler.count_types(objects)
+    finally:
+        _sampler.stop()
+    assert counts == {_Counted: 5000}
+    assert _sampler._self_check() is None

@@ -31,6 +31,7 @@ from soak.commands.options import (
 )
 from soak.durations import format_duration, parse_duration, parse_share, parse_size
 from soak.errors import BadInput
+from soak.probes.budget import WORKER_BUDGET, parse_pause_budget
 from soak.probes.loop_lag import DEFAULT_BLOCK_S
 from soak.progress import ProgressDisplay
 
@@ -67,6 +68,10 @@ def run_command(
     sample_interval: str = SAMPLE_INTERVAL,
     type_findings: bool = typer.Option(
         False, "--type-findings", help="Also judge the per-type census as type findings, with holder chains (see the README)."),
+    pause_budget: str = typer.Option(
+        f"{WORKER_BUDGET:.0%}", "--pause-budget",
+        help="Share of wall time snapshots may pause the workload: the full collection, the type census and the holder "
+             "searches run less often on a big heap to keep to it; inf runs them every snapshot."),
     native: bool = typer.Option(
         False, "--native", help="Also track native allocations (C extensions, the C allocator) with memray; see the README for its cost."),
     fail_on: str = FAIL_ON,
@@ -101,6 +106,7 @@ def run_command(
         tracer=tracer,
         sample_interval=parse_sample_interval(sample_interval),
         native=native,
+        pause_budget=parse_pause_budget(pause_budget),
         fail_on=fail_on,
         resume=resume,
         keep_full_s=parse_duration(keep_full, option="keep-full"),

@@ -9,14 +9,14 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from soak.probes import heap
 from soak.probes.async_health import AsyncProbes
+from soak.probes.budget import MAX_EVERY_S, WORKER_BUDGET, PauseBudget
 from soak.probes.frames import Frame
 from soak.probes.holders import find_holders
 from soak.probes.probe import Probe, run_probes
 from soak.probes.resources import TaskProbe, ThreadProbe
 from soak.probes.sites import Tracer
-from soak.probes.types import CENSUS_BUDGET, TypeProbe
+from soak.probes.types import TypeProbe
 
 
 class InProcessProbes:
@@ -31,14 +31,17 @@ class InProcessProbes:
         collect_garbage: bool = False,
         async_probes: AsyncProbes | None = None,
         extra_probes: Sequence[Probe] = (),
-        census_budget: float = CENSUS_BUDGET,
+        pause_budget: float = WORKER_BUDGET,
+        pause_max_every_s: float = MAX_EVERY_S,
     ) -> None:
         """``collect_garbage``: run a full collection before each snapshot (the worker does; the
         agent does not, as that would be a full collection a snapshot in the user's service).
         ``async_probes``: an event loop's lag and thread pools; the snapshot's own pause is
         bracketed for them, so that it is not taken for the loop's.
         ``extra_probes``: probes the host started itself (the native probe of ``--native``).
-        ``census_budget``: the share of time the type census may pause (see soak.probes.types)."""
+        ``pause_budget``: the share of wall time the snapshots may pause the process; the full
+        collection, the census and the holder searches are rationed to it (soak.probes.budget),
+        each run at least every ``pause_max_every_s``."""
         self.async_probes = async_probes
         self.tracer = tracer
         self.collect_garbage = collect_garbage
@@ -47,7 +50,8 @@ class InProcessProbes:
         self._stack_ids: dict[tuple[Frame, ...], int] = {}
         self._body: dict[str, Any] | None = None
         # leaksoak's own objects, left out of the census: this host, with the snapshot it builds
-        self.types = TypeProbe(lambda: (self, self._body), census_budget)
+        self.types = TypeProbe(lambda: (self, self._body))
+        self.budget = PauseBudget(pause_budget, max_every_s=pause_max_every_s)
         self.probes: list[Probe] = [ThreadProbe()]
         if event_loop is not None:
             self.probes.append(TaskProbe(event_loop))
@@ -75,12 +79,15 @@ class InProcessProbes:
 
     def _collect(self, body: dict[str, Any], pauses: dict[str, float], holders: list[dict[str, Any]] | None) -> dict[str, Any]:
         paused_at = time.perf_counter()
-        if self.collect_garbage:
+        rationed_s = 0.0
+        if self.collect_garbage and self.budget.allows("gc_collect"):
             # Measure what is still reachable: cyclic garbage waits for the collector's next full
             # pass, which CPython runs only once the long-lived heap has grown by a quarter, so
             # a clean workload that makes reference cycles grows for minutes between two passes.
+            # On a big heap the pass is rationed (the budget); the passes it runs keep the heap
+            # from drifting up between them.
             gc.collect()
-            pauses["gc_collect"] = round((time.perf_counter() - paused_at) * 1000, 3)
+            rationed_s += self._ran("gc_collect", paused_at, pauses)
         if self.tracer is not None:
             traced = self.tracer.collect()
             pauses["tracer"] = round(traced.pause_ms, 3)
@@ -103,20 +110,32 @@ class InProcessProbes:
                 sample_interval=traced.sample_interval,
             )
             del traced  # its frames are leaksoak's copies: not for the census below
-        census = self.types.due()
+        census = self.budget.allows(self.types.name)
         body["probes"] = run_probes([*self.probes, self.types] if census else self.probes)
         pauses.update((name, entry["pause_ms"]) for name, entry in body["probes"].items())
-        if census and self.types.total is not None:
+        # the census' count of gc-tracked objects (None when the budget held the census back)
+        body["gc_objects"] = None
+        if census:
+            cost_s = pauses[self.types.name] / 1000
+            self.budget.ran(self.types.name, cost_s)
+            rationed_s += cost_s
             body["gc_objects"] = self.types.total
-        else:
-            body["gc_objects"], pauses["gc"] = heap.gc_object_count()
         body["gc_collections"] = sum(stat["collections"] for stat in gc.get_stats())
-        if holders:
+        if holders and self.budget.allows("holders"):
             started = time.perf_counter()
             body["holders"] = find_holders(holders)
-            pauses["holders"] = round((time.perf_counter() - started) * 1000, 3)
+            rationed_s += self._ran("holders", started, pauses)
         tasks = body["probes"].get(TaskProbe.name, {}).get("series")
         body["asyncio_tasks"] = None if tasks is None else int(sum(value for _, _, value in tasks))
         body["pause_ms"] = pauses
-        body["pause_total_ms"] = round((time.perf_counter() - paused_at) * 1000, 3)
+        total_s = time.perf_counter() - paused_at
+        self.budget.spend(total_s - rationed_s)
+        body["pause_total_ms"] = round(total_s * 1000, 3)
         return body
+
+    def _ran(self, job: str, started: float, pauses: dict[str, float]) -> float:
+        """Record a rationed job that started at ``started`` and just ended; its cost in seconds."""
+        cost_s = time.perf_counter() - started
+        pauses[job] = round(cost_s * 1000, 3)
+        self.budget.ran(job, cost_s)
+        return cost_s

@@ -73,7 +73,7 @@ def render_text(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-NOTABLE_EVENTS = ("resume", "restart", "signal", "snapshot_timeout", "snapshot_failed", "oom_kill")
+NOTABLE_EVENTS = ("resume", "restart", "signal", "snapshot_timeout", "snapshot_failed", "snapshot_skipped", "oom_kill")
 
 
 def verdict_note(report: Report) -> str:
