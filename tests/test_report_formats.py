@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REFERENCE, leak_lines, run_soak
+from conftest import REFERENCE, db_rows, leak_lines, run_soak
 
 from soak.reports.markdown import render_markdown
 from soak.reports.model import FindingInfo, FrameInfo, Report, RunInfo
+from soak.reports.pauses import pause_note, pause_summary
 from soak.reports.series import MAX_POINTS, make_line
 
 NASTY_NAME = "<script>alert('pwned')</script>"
@@ -270,3 +271,28 @@ def test_markdown_keeps_user_text_out_of_its_markup() -> None:
     outside_code = re.sub(r"(`+).+?\1", "", text)
     assert "<img" not in outside_code and "<b>" not in outside_code
     assert "\\<b\\>\\*boom\\*\\</b\\> \\| here" in text
+
+
+def test_every_format_shows_the_snapshots_pauses(leaky: tuple[Path, Path]) -> None:
+    """The pauses the run's snapshots recorded, as a share of its wall time and per probe."""
+    db, _ = leaky
+    [(total_ms, duration_s)] = db_rows(db, "SELECT (SELECT sum(pause_ms) FROM snapshots), duration_s FROM runs")
+    pauses = json.loads(run_soak("report", "--db", str(db), "--format", "json").stdout)["pauses"]
+    assert pauses["share"] == pytest.approx(total_ms / 1000 / duration_s)
+    assert 0 < pauses["p50_ms"] <= pauses["p99_ms"] <= pauses["max_ms"]
+    probes = {p["probe"]: p for p in pauses["probes"]}
+    assert "tracer" in probes and "process" not in probes  # read from outside: no pause of the workload
+    assert sum(p["total_ms"] for p in pauses["probes"]) <= total_ms * 1.01
+    for fmt in ("text", "markdown", "html"):
+        shown = run_soak("report", "--db", str(db), "--format", fmt).stdout
+        assert f"snapshot pauses {pauses['share']:.2%} of wall time" in shown, fmt
+
+
+def test_pause_summary_of_rationed_probes_and_of_no_pauses() -> None:
+    rows = [{"pause_ms": 10.0, "probe_ms": json.dumps({"tracer": 1.0, "types": 9.0, "process": 50.0})},
+            {"pause_ms": 2.0, "probe_ms": json.dumps({"tracer": 2.0, "process": 50.0})}]
+    summary = pause_summary(rows, wall_s=1.2)
+    assert summary is not None and summary.share == pytest.approx(0.01)
+    assert [(p.probe, p.runs, p.total_ms) for p in summary.probes] == [("types", 1, 9.0), ("tracer", 2, 3.0)]
+    assert pause_summary([{"pause_ms": None, "probe_ms": None}], wall_s=5) is None
+    assert pause_summary(rows, wall_s=0) is None and pause_note(None) is None

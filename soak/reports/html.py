@@ -17,6 +17,7 @@ from soak import __version__
 from soak.durations import format_duration
 from soak.reports.accepted import NOTE, SECTION, rule_detail
 from soak.reports.model import FindingInfo, FrameInfo, Report
+from soak.reports.pauses import pause_note
 from soak.reports.presenter import first_frame, growth, human_bytes, label, subject, why
 from soak.reports.series import ChartData, FindingChart
 from soak.reports.svg import Styled, line_chart, seconds_ticks
@@ -165,6 +166,9 @@ def _run_table(report: Report) -> str:
     tracing = tracing_note(report)
     if tracing:
         pairs.append(("tracer", escape(tracing)))
+    pauses = pause_note(report.pauses)
+    if pauses:
+        pairs.append(("pauses", escape(pauses)))
     if run.options:
         options = json.dumps(run.options, indent=1, sort_keys=True)
         pairs.append(("options", f"<details><summary>as started</summary><pre>{escape(options)}</pre></details>"))

@@ -12,6 +12,7 @@ import re
 from soak.durations import format_duration
 from soak.reports.accepted import NOTE, SECTION, accepted_by
 from soak.reports.model import FindingInfo, FrameInfo, Report
+from soak.reports.pauses import pause_note
 from soak.reports.presenter import first_frame, growth, human_bytes, label, subject, unit_of, why
 from soak.reports.text import NOTABLE_EVENTS, display_path, format_confidence, projection_note, tracing_note, verdict_note
 from soak.sources import source_line
@@ -70,6 +71,9 @@ def render_markdown(report: Report) -> str:
     tracing = tracing_note(report)
     if tracing:
         out.append(f"| tracer | {text(tracing)} |")
+    pauses = pause_note(report.pauses)
+    if pauses:
+        out.append(f"| pauses | {text(pauses)} |")
     projection = projection_note(report.analysis.get("projection") or {}).strip()
     if projection:
         out.append(f"| projection | {text(projection)} |")

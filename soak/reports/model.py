@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from soak.reports.pauses import PauseSummary, pause_summary
 from soak.storage import queries
 from soak.suppressions import SuppressionStatus
 
@@ -105,6 +106,8 @@ class Report:
     """Rules that expired, matched nothing, or are too broad."""
     suppression_warnings: list[str] = field(default_factory=list)
     """One line each: what needs a look in the rules."""
+    pauses: PauseSummary | None = None
+    """How long the snapshots paused the measured process (None if no snapshot recorded it)."""
 
     @property
     def tracer(self) -> str | None:
@@ -194,4 +197,5 @@ def build_report(db: Database, selector: str = "latest") -> Report:
         accepted=accepted,
         suppressions=status_lists,
         suppression_warnings=[w for r in rules.values() for w in r["warnings"]],
+        pauses=pause_summary(snaps, run["duration_s"] or (snaps[-1]["t_s"] if snaps else None)),
     )

@@ -8,6 +8,7 @@ from typing import Any
 from soak.durations import format_duration
 from soak.reports.accepted import NOTE, SECTION, accepted_headline, accepted_note
 from soak.reports.model import FindingInfo, FrameInfo, Report
+from soak.reports.pauses import pause_note
 from soak.reports.presenter import first_frame, growth, human_bytes, subject, why
 from soak.sources import source_line
 
@@ -55,6 +56,9 @@ def render_text(report: Report) -> str:
     tracing = tracing_note(report)
     if tracing:
         lines.append(f"  {tracing}")
+    pauses = pause_note(report.pauses)
+    if pauses:
+        lines.append(f"  {pauses}")
     projection = projection_note(report.analysis.get("projection") or {})
     if projection:
         lines.append(projection)
