@@ -8,19 +8,18 @@ CLI (``soak run``, default probes, a snapshot every ``--interval``), once with
 ``inf`` and its default. Configurations are interleaved, one after the other, in one run.
 
 Printed per configuration: the total pause over the wall time the run lasted (what the workload
-lost to snapshots), the pause per snapshot (p50, p99, max), how many snapshots ran the census
-and the full collection, and the slowest job's median pause.
+lost to snapshots), the pause per snapshot (p50, p99, max), and each probe's median pause with
+the number of snapshots it ran in (the rationed ones, ``gc_collect``, ``types`` and ``holders``,
+skip some), read as the run's report reads them (soak.reports.pauses).
 
-    python benchmarks/pauses.py [--sizes 100000,1000000] [--duration 60s] [--interval 1s] [--agent-size 1000000]
+    python benchmarks/pauses.py [--sizes 100000,1000000,2000000] [--duration 60s] [--interval 1s] [--agent-size 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 from soak.agent import default_socket_path
 from soak.durations import parse_duration
 from soak.probes.budget import AGENT_BUDGET, WORKER_BUDGET
+from soak.reports.pauses import PauseSummary, pause_summary
 
 WORKLOAD = '''
 import os
@@ -64,28 +64,19 @@ def soak_command() -> list[str]:
     return [sys.executable, "-m", "soak"]
 
 
-def measured(db: Path) -> dict[str, float | int]:
+def measured(db: Path) -> PauseSummary:
+    """The run's pauses as its report gives them (soak.reports.pauses)."""
     with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
         wall = conn.execute("SELECT duration_s FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0]
-        rows = conn.execute("SELECT pause_ms, probe_ms FROM snapshots WHERE pause_ms IS NOT NULL ORDER BY seq").fetchall()
-    pauses = sorted(float(p) for p, _ in rows)
-    jobs = [json.loads(j or "{}") for _, j in rows]
-    census = [j["types"] for j in jobs if "types" in j]
-    collections = [j["gc_collect"] for j in jobs if "gc_collect" in j]
-    return {
-        "share": sum(pauses) / 1000 / wall if wall else float("nan"),
-        "snapshots": len(pauses),
-        "p50": statistics.median(pauses),
-        "p99": pauses[min(len(pauses) - 1, int(0.99 * len(pauses)))],
-        "max": pauses[-1],
-        "census": len(census),
-        "census_ms": statistics.median(census) if census else 0.0,
-        "gc": len(collections),
-        "gc_ms": statistics.median(collections) if collections else 0.0,
-    }
+        rows = [dict(row) for row in conn.execute("SELECT pause_ms, probe_ms FROM snapshots ORDER BY seq")]
+    summary = pause_summary(rows, wall)
+    if summary is None:
+        raise SystemExit(f"{db}: no snapshot recorded a pause")
+    return summary
 
 
-def run_worker(script: Path, live: int, budget: str, duration: str, interval: str, work: Path) -> dict[str, float | int]:
+def run_worker(script: Path, live: int, budget: str, duration: str, interval: str, work: Path) -> PauseSummary:
     db = work / f"worker-{live}-{budget.replace('%', 'pc')}.db"
     env = {**os.environ, "PAUSES_LIVE": str(live)}
     proc = subprocess.run([*soak_command(), "run", f"{script}:step", "--db", str(db), "-d", duration, "-i", interval,
@@ -96,7 +87,7 @@ def run_worker(script: Path, live: int, budget: str, duration: str, interval: st
     return measured(db)
 
 
-def run_agent(script: Path, live: int, budget: str, duration: str, interval: str, work: Path) -> dict[str, float | int]:
+def run_agent(script: Path, live: int, budget: str, duration: str, interval: str, work: Path) -> PauseSummary:
     db = work / f"agent-{live}-{budget.replace('%', 'pc')}.db"
     env = {**os.environ, "PAUSES_LIVE": str(live)}
     service = subprocess.Popen([sys.executable, "-m", "soak.agent", "--tracer", "sampled", "--pause-budget", budget,
@@ -119,14 +110,16 @@ def run_agent(script: Path, live: int, budget: str, duration: str, interval: str
     return measured(db)
 
 
-def row(name: str, budget: str, m: dict[str, float | int]) -> str:
-    return (f"{name:<16} {budget:>7} {m['share']:>8.2%} {m['snapshots']:>6} {m['p50']:>8.1f} {m['p99']:>8.1f} {m['max']:>8.1f}"
-            f" {m['census']:>7} {m['census_ms']:>9.1f} {m['gc']:>5} {m['gc_ms']:>7.1f}")
+def row(name: str, budget: str, m: PauseSummary) -> str:
+    """The configuration's totals, then each probe's median pause and how many snapshots it ran in."""
+    probes = "  ".join(f"{p.probe} {p.median_ms:.1f}x{p.runs}" for p in m.probes)
+    return (f"{name:<16} {budget:>7} {m.share:>8.2%} {m.snapshots:>6} {m.p50_ms:>8.1f} {m.p99_ms:>8.1f} {m.max_ms:>8.1f}"
+            f"  {probes}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--sizes", default="100000,1000000,2000000")
     parser.add_argument("--agent-size", type=int, default=1_000_000)
     parser.add_argument("--duration", default="60s")
     parser.add_argument("--interval", default="1s")
@@ -134,7 +127,7 @@ def main() -> None:
     print(f"pause per snapshot in ms; default budgets: worker {WORKER_BUDGET:.0%}, agent {AGENT_BUDGET:.0%};"
           f" {args.duration} each, a snapshot every {args.interval}")
     print(f"{'configuration':<16} {'budget':>7} {'pause %':>8} {'snaps':>6} {'p50':>8} {'p99':>8} {'max':>8}"
-          f" {'census':>7} {'census ms':>9} {'gcs':>5} {'gc ms':>7}")
+          f"  per probe: median ms x snapshots it ran in")
     with tempfile.TemporaryDirectory(prefix="leaksoak-pauses-") as tmp:
         work = Path(tmp)
         script = work / "pauses_heap.py"
