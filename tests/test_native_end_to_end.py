@@ -28,19 +28,26 @@ def _findings(report: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [f for f in report["findings"] if f["kind"] == kind]
 
 
-def test_a_c_library_leak_through_ctypes_is_a_native_site_at_the_calling_line(db: Path) -> None:
-    result = run_soak("run", _workload("leaky_ctypes_library"), "--native", "--db", str(db), *SHORT)
+def _native_leak_at_its_line(workload: str, db: Path) -> dict[str, Any]:
+    """The first finding of a --native soak of ``workload``: a native leak called from one of the
+    workload's LEAK lines, which explains the process's growth (no ``process`` finding)."""
+    result = run_soak("run", _workload(workload), "--native", "--db", str(db), *SHORT)
     assert result.returncode == 1, result.stdout + result.stderr
     report = result.json()
     native = _findings(report, "native")
     assert native and native[0]["verdict"] == "leak", report["findings"]
     finding = native[0]
+    assert finding["call_site"]["file"] == str(NATIVE / f"{workload}.py")
+    assert finding["call_site"]["line"] in leak_lines(NATIVE / f"{workload}.py")
+    assert finding["growth_bytes_per_hour"] > 100 * 2**20
+    assert not _findings(report, "process")
+    return finding
+
+
+def test_a_c_library_leak_through_ctypes_is_a_native_site_at_the_calling_line(db: Path) -> None:
+    finding = _native_leak_at_its_line("leaky_ctypes_library", db)
     assert finding["library"].startswith("libretain-")  # the compiled library (libretain-<hash>.so), not the application
     assert finding["where"]["function"] == "make_record"
-    assert finding["call_site"]["file"] == str(NATIVE / "leaky_ctypes_library.py")
-    assert finding["call_site"]["line"] in leak_lines(NATIVE / "leaky_ctypes_library.py")
-    assert finding["growth_bytes_per_hour"] > 100 * 2**20
-    assert not _findings(report, "process")  # the native site explains the process's growth
     text = run_soak("report", "--db", str(db)).stdout
     assert "native memory allocated by make_record in libretain" in text and "called from" in text
 
@@ -58,17 +65,8 @@ def test_libc_malloc_called_through_ctypes_is_a_native_site_at_the_calling_line(
     """ctypes calls malloc through the pointer dlsym returned, which memray's hooks never see; under
     --native the lookup is routed through leaksoak's own malloc (soak.probes.ctypes_allocators),
     so the leak is libc's malloc called from the workload's line."""
-    result = run_soak("run", _workload("leaky_ctypes_malloc"), "--native", "--db", str(db), *SHORT)
-    assert result.returncode == 1, result.stdout + result.stderr
-    report = result.json()
-    native = _findings(report, "native")
-    assert native and native[0]["verdict"] == "leak", report["findings"]
-    finding = native[0]
+    finding = _native_leak_at_its_line("leaky_ctypes_malloc", db)
     assert finding["library"] == "libc" and finding["where"]["function"] == "malloc"
-    assert finding["call_site"]["file"] == str(NATIVE / "leaky_ctypes_malloc.py")
-    assert finding["call_site"]["line"] in leak_lines(NATIVE / "leaky_ctypes_malloc.py")
-    assert finding["growth_bytes_per_hour"] > 100 * 2**20
-    assert not _findings(report, "process")  # the native site explains the process's growth
     text = run_soak("report", "--db", str(db)).stdout
     assert "native memory allocated by malloc in libc" in text and "leaky_ctypes_malloc.py:" in text
     assert "_ctypes_allocators" not in text  # leaksoak's copy of malloc is not shown as the allocator
