@@ -13,7 +13,7 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import FAST_LEAKS, db_rows, soak_command
+from conftest import FAST_LEAKS, db_rows, run_soak, soak_command
 
 from soak.analysis import compute
 from soak.analysis_process import MAX_FAILURES, AnalysisProcess, Analyst, computed_to_json
@@ -168,3 +168,12 @@ def test_no_orphan_when_the_supervisor_is_killed(db: Path) -> None:
         if supervisor.poll() is None:
             supervisor.kill()
             supervisor.wait()
+
+
+def test_soak_run_analysis_process_option(db: Path) -> None:
+    # a short run analyses in its supervisor unless told otherwise
+    result = run_soak("run", LEAKY, "--db", str(db), "--duration", "4s", "--interval", "0.2s", "-q", "--analysis-process")
+    assert result.returncode == 1, result.stderr  # the leak is found
+    assert len(_events(db, "analysis_process")) == 1
+    stored = json.loads(db_rows(db, "SELECT options FROM runs")[0][0])
+    assert stored["analysis_process"] is True
