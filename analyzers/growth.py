@@ -18,7 +18,7 @@ zero, or a slow-down too recent to judge) is *suspect*.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,8 @@ class Materiality:
     total: float = 0.0
     """Growth across the analysed window."""
 
+
+MATERIALITY_FIELDS = frozenset(f.name for f in fields(Materiality))
 
 COUNT_MATERIALITY = Materiality(per_hour=12.0, total=5.0)
 """Resources (threads, fds, tasks): one more every five minutes, and five in the window. They are
@@ -114,6 +116,17 @@ class Thresholds:
     """An event loop blocked (beyond ``--loop-block``) this share of the time is an ``async`` finding."""
     max_pool_share: float = 0.2
     """Work of one call site waiting in a thread pool this share of the callers' time is one too."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Thresholds:
+        """The thresholds ``dataclasses.asdict`` made ``data`` of (as a run stores them); a field
+        ``data`` does not have keeps its default, one the class does not have is ignored."""
+        names = {f.name for f in fields(cls)}
+        # materiality per unit is a dataclass of its own, stored as a JSON object
+        values: dict[str, Any] = {name: Materiality(**{k: v for k, v in value.items() if k in MATERIALITY_FIELDS})
+                  if isinstance(value, dict) else value
+                  for name, value in data.items() if name in names}
+        return cls(**values)
 
     def materiality(self, unit: str) -> Materiality:
         if unit == "bytes":

@@ -299,6 +299,49 @@ def finding_rows(
     return rows, stacks
 
 
+@dataclass(frozen=True)
+class Computed:
+    """The analysis part of a refresh: read from the database, stored nowhere yet. It is what an
+    analysis process (soak.analysis_process) sends back, so every field is plain data."""
+
+    analysis: Analysis
+    """Before suppressions."""
+    rows: list[FindingRow]
+    stacks: dict[int, list[dict[str, Any]]]
+    rss_slope: float
+    projection: dict[str, Any]
+
+
+def compute(
+    db: Database, run_id: int, thresholds: Thresholds, attributor: Attributor, memory_limit_bytes: int | None = None,
+) -> Computed:
+    """Analyse run ``run_id`` so far, reading the database only (see :func:`refresh`)."""
+    snapshots = queries.snapshots(db, run_id)
+    result, groups = analyze_run(db, run_id, thresholds, snapshots, attributor)
+    rows, stacks = finding_rows(db, result, groups, attributor)
+    rows = with_holders(db, run_id, rows)
+    slope = memory_slope(snapshots)
+    return Computed(result, rows, stacks, slope, projection(snapshots, slope, memory_limit_bytes))
+
+
+def store(writer: RunWriter, computed: Computed, t_s: float, rules: Sequence[Rule] = (),
+          target: str | None = None) -> Refreshed:
+    """Judge ``computed`` against the suppression ``rules`` and replace the run's stored findings,
+    verdict and projection with it (see :func:`refresh`)."""
+    result, rows, stacks = computed.analysis, computed.rows, computed.stacks
+    judged = judge_rows(rows, stacks, result.verdict, rules, target=target)
+    writer.replace_findings(rows, t_s)
+    writer.replace_decision(judged.stored_rules(), judged.stored_accepted())
+    summary: dict[str, Any] = {
+        "points": result.points, "tested": result.tested, "warmup_until_s": result.warmup_until_s,
+        "needed_s": result.needed_s, "projection": computed.projection,
+        "verdict": result.verdict,  # before suppressions; the run's verdict is the judged one
+    }
+    writer.set_verdict(judged.verdict, summary)
+    counted = replace(result, verdict=judged.verdict, findings=[result.findings[i] for i in judged.counted])
+    return Refreshed(counted, [rows[i] for i in judged.counted], stacks, computed.rss_slope, computed.projection, judged)
+
+
 def refresh(
     db: Database, writer: RunWriter, thresholds: Thresholds, attributor: Attributor, t_s: float,
     memory_limit_bytes: int | None = None, rules: Sequence[Rule] = (), target: str | None = None,
@@ -309,22 +352,7 @@ def refresh(
     The projection is of the measured process's memory against ``memory_limit_bytes`` or, without
     one, the cgroup's limit (compared with the cgroup's usage) when the snapshots have one.
     """
-    snapshots = queries.snapshots(db, writer.run_id)
-    result, groups = analyze_run(db, writer.run_id, thresholds, snapshots, attributor)
-    rows, stacks = finding_rows(db, result, groups, attributor)
-    rows = with_holders(db, writer.run_id, rows)
-    judged = judge_rows(rows, stacks, result.verdict, rules, target=target)
-    writer.replace_findings(rows, t_s)
-    writer.replace_decision(judged.stored_rules(), judged.stored_accepted())
-    slope = memory_slope(snapshots)
-    summary: dict[str, Any] = {
-        "points": result.points, "tested": result.tested, "warmup_until_s": result.warmup_until_s,
-        "needed_s": result.needed_s, "projection": projection(snapshots, slope, memory_limit_bytes),
-        "verdict": result.verdict,  # before suppressions; the run's verdict is the judged one
-    }
-    writer.set_verdict(judged.verdict, summary)
-    counted = replace(result, verdict=judged.verdict, findings=[result.findings[i] for i in judged.counted])
-    return Refreshed(counted, [rows[i] for i in judged.counted], stacks, slope, summary["projection"], judged)
+    return store(writer, compute(db, writer.run_id, thresholds, attributor, memory_limit_bytes), t_s, rules, target)
 
 
 def projection(rows: list[dict[str, Any]], slope_per_s: float, memory_limit_bytes: int | None) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlite_utils import Database
 
 from soak import sources
-from soak.analysis import refresh
+from soak.analysis import store
+from soak.analysis_process import RECYCLE_EVERY, Analyst, wanted
 from soak.analyzers import Analysis, Thresholds
-from soak.analyzers.growth import Materiality
 from soak.attribution import Attributor
 from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
@@ -96,6 +96,11 @@ class RunOptions:
     skipped while less than 20 times the previous refresh's cost has passed, so analysis takes at
     most about 5% of the scheduler's time however many sites a long run has."""
     snapshot_timeout_s: float | None = None
+    analysis_process: bool | None = None
+    """Compute analysis refreshes in a child process that is recycled (soak.analysis_process), so
+    that the supervisor does not grow with them. None: for runs planned longer than 15 minutes."""
+    analysis_recycle_every: int = RECYCLE_EVERY
+    """Refreshes one analysis process computes before a fresh one replaces it."""
     thresholds: Thresholds = field(default_factory=Thresholds)
     mode: str = "run"
     """Recorded in the run's row: ``run``, or ``ci`` for a target of ``soak ci``."""
@@ -161,6 +166,8 @@ class RunOptions:
             raise BadInput("--metrics-port must be between 1 and 65535")
         if self.metrics_top < 0:
             raise BadInput("--metrics-top must be 0 or more")
+        if self.analysis_recycle_every < 1:
+            raise BadInput("analysis_recycle_every must be at least 1")
         if self.thin_every < 1 or self.keep_full_s <= 0:
             raise BadInput("--thin-every must be at least 1 and --keep-full longer than zero")
 
@@ -172,11 +179,7 @@ class RunOptions:
     def from_stored(cls, data: dict[str, Any]) -> RunOptions:
         """The options :meth:`stored` recorded; a field an older version did not record keeps its default."""
         values = _known_fields(cls, data)
-        thresholds = _known_fields(Thresholds, values.get("thresholds", {}))
-        # materiality per unit is a dataclass of its own, stored as a JSON object
-        thresholds = {name: Materiality(**_known_fields(Materiality, value)) if isinstance(value, dict) else value
-                      for name, value in thresholds.items()}
-        return cls(**values | {"thresholds": Thresholds(**thresholds)})
+        return cls(**values | {"thresholds": Thresholds.from_dict(values.get("thresholds", {}))})
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -396,8 +399,14 @@ class Supervisor:
         """When snapshots were due while the previous one was still in progress (the scheduler's
         thread appends; the next snapshot job records them as one ``snapshot_skipped`` event)."""
         self._skipped_lock = threading.Lock()
+        self.analyst = Analyst(options.db_path, writer.run_id, options.thresholds, self.attributor,
+                               options.memory_limit_bytes, use_process=wanted(options.analysis_process, self.duration_s),
+                               recycle_every=options.analysis_recycle_every, record_event=self._record_analyst_event)
         self._state: dict[str, Any] = {"run_name": writer.name, "run_id": writer.run_id, "target": options.target,
                                        "verdict": "inconclusive", "findings": [], "snapshots": 0}
+
+    def _record_analyst_event(self, kind: str, message: str, data: dict[str, Any]) -> None:
+        self.writer.record_event(self.elapsed(), kind, message, data)
 
     def state(self) -> dict[str, Any]:
         """The latest verdict, findings and process memory, for metrics (read from another thread)."""
@@ -412,8 +421,11 @@ class Supervisor:
             self.done.set()
 
     def run(self, on_progress: Callable[[Progress], None] | None) -> RunResult:
-        with _logging_level("apscheduler", logging.ERROR):  # it would warn of each snapshot a slow one held back
-            return self._run(on_progress)
+        try:
+            with _logging_level("apscheduler", logging.ERROR):  # it would warn of each snapshot a slow one held back
+                return self._run(on_progress)
+        finally:
+            self.analyst.close()
 
     def _run(self, on_progress: Callable[[Progress], None] | None) -> RunResult:
         options = self.options
@@ -429,8 +441,10 @@ class Supervisor:
         self.on_progress = on_progress
         # scipy.stats takes a second or more to import: do it beside the first snapshots rather
         # than in the first analysis refresh, which shares the scheduler's one thread with them.
-        self._warm_up = threading.Thread(target=importlib.import_module, args=("scipy.stats",), name="soak-warm-up", daemon=True)
-        self._warm_up.start()
+        # (An analysis process imports it itself: the supervisor then never does.)
+        if self.analyst.process is None:
+            self._warm_up = threading.Thread(target=importlib.import_module, args=("scipy.stats",), name="soak-warm-up", daemon=True)
+            self._warm_up.start()
         analyze_every = options.analyze_every_s or max(2 * options.interval, 1.0)
         thin_every_s = max(60.0, 10 * options.interval, options.keep_full_s / 10)
         scheduler = BackgroundScheduler(
@@ -595,6 +609,8 @@ class Supervisor:
             # scipy is still importing (seconds, or half a minute on an overloaded machine): a
             # refresh would wait for it in the scheduler's one thread, and snapshots with it.
             return
+        if not self.analyst.ready():  # a new analysis process is still importing: the same
+            return
         if self.options.analyze_every_s is None and started - self._last_refresh_at < ANALYSIS_COST_RATIO * self._last_refresh_cost:
             return
         first = self._last_refresh_at == float("-inf")
@@ -617,8 +633,8 @@ class Supervisor:
         """Analyse, store the findings, and publish them with the memory projection for metrics."""
         from soak.metrics import published_findings, seconds_until
 
-        refreshed = refresh(self.db, self.writer, self.options.thresholds, self.attributor, self.elapsed(),
-                            self.options.memory_limit_bytes, self.rules, self.options.target)
+        computed = self.analyst.compute(self.db)
+        refreshed = store(self.writer, computed, self.elapsed(), self.rules, self.options.target)
         self.judgement = refreshed.judgement
         # the progress display shows the top 5, whatever --metrics-top says
         if self.hello.get("tracer") not in (None, "off"):

@@ -28,7 +28,7 @@ EVERY_OPTION: dict[str, Any] = {
     "resume": None, "keep_full_s": 1234.0, "thin_every": 3, "metrics_port": 9471, "metrics_host": "127.0.0.2",
     "memory_limit_bytes": 3 * 1024**3, "analyze_every_s": 7.0, "snapshot_timeout_s": 90.0,
     "thresholds": Thresholds(alpha=0.02, min_points=11), "mode": "ci", "metrics_top": 3,
-    "loop_block_s": 0.2, "native": True, "pause_budget": 0.05,
+    "loop_block_s": 0.2, "native": True, "pause_budget": 0.05, "analysis_process": True, "analysis_recycle_every": 7,
     "suppressions": "first-rules.toml", "accept_findings": ["0123456789abcdef"], "accept_source": "baseline run 3 of base.db",
 }
 """A value unlike the default for every field of RunOptions (a new field must be added here)."""

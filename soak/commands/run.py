@@ -74,6 +74,10 @@ def run_command(
              "searches run less often on a big heap to keep to it; inf runs them every snapshot."),
     native: bool = typer.Option(
         False, "--native", help="Also track native allocations (C extensions, the C allocator) with memray; see the README for its cost."),
+    analysis_process: bool | None = typer.Option(
+        None, "--analysis-process/--analysis-in-supervisor",
+        help="Compute the analysis in a child process, recycled every 50 refreshes, so that the supervisor does not "
+             "grow with the run (default: for runs planned longer than 15m)."),
     fail_on: str = FAIL_ON,
     resume: str = typer.Option(None, "--resume", help="Continue a killed or interrupted run (id or name) in a new segment."),
     keep_full: str = KEEP_FULL,
@@ -107,6 +111,7 @@ def run_command(
         sample_interval=parse_sample_interval(sample_interval),
         native=native,
         pause_budget=parse_pause_budget(pause_budget),
+        analysis_process=analysis_process,
         fail_on=fail_on,
         resume=resume,
         keep_full_s=parse_duration(keep_full, option="keep-full"),
