@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import os
 import signal
 import threading
@@ -172,13 +173,19 @@ class RunOptions:
             raise BadInput("--thin-every must be at least 1 and --keep-full longer than zero")
 
     def stored(self) -> dict[str, Any]:
-        """The options as recorded with the run, every field (read back by :meth:`from_stored`)."""
-        return asdict(self)
+        """The options as recorded with the run, every field (read back by :meth:`from_stored`);
+        strict JSON, so that SQLite's JSON functions read it: an unlimited pause budget is ``"inf"``."""
+        data = asdict(self)
+        if math.isinf(self.pause_budget):
+            data["pause_budget"] = "inf"
+        return data
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> RunOptions:
         """The options :meth:`stored` recorded; a field an older version did not record keeps its default."""
         values = _known_fields(cls, data)
+        if values.get("pause_budget") == "inf":
+            values["pause_budget"] = math.inf
         return cls(**values | {"thresholds": Thresholds.from_dict(values.get("thresholds", {}))})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import subprocess
 import time
@@ -52,6 +53,15 @@ def test_every_option_of_a_run_survives_a_resume() -> None:
         assert getattr(resumed, field.name) == getattr(source, field.name), field.name
     without_duration = _options_of(stored, RunOptions(target=None, resume="7"))
     assert without_duration.duration_s == 60.0  # what was left of the planned 100 s
+
+
+def test_stored_options_are_strict_json_also_with_an_unlimited_pause_budget() -> None:
+    """SQLite's JSON functions (and Datasette's) refuse Infinity, which json.dumps writes for inf."""
+    original = RunOptions(**EVERY_OPTION | {"pause_budget": math.inf})
+    text = json.dumps(original.stored(), allow_nan=False)
+    assert RunOptions.from_stored(json.loads(text)).pause_budget == math.inf
+    with sqlite3.connect(":memory:") as conn:
+        assert conn.execute("SELECT json_extract(?, '$.pause_budget')", [text]).fetchone() == ("inf",)
 
 
 def _free_port(host: str) -> int:
