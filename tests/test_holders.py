@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import types
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from conftest import db_rows, leak_lines, run_soak
 
 from soak.holders import SITE_TRACERS
-from soak.probes.holders import find_holders
+from soak.probes.holders import container_of, describe, find_holders
 from soak.probes.inprocess import InProcessProbes
 from soak.probes.probe import run_probes
 from soak.probes.types import TypeProbe, is_own_module, own_objects
@@ -174,6 +175,31 @@ def test_sites_that_one_container_holds_are_one_leak(db: Path) -> None:
     lines = {sites[0]["where"]["line"], *(member["line"] for member in evidence["member_sites"])}
     assert lines == leak_lines(Path(keyed_cache.__file__))
     assert "one leak with the 1 other site(s) whose objects it holds" in run_soak("report", "--db", str(db)).stdout
+
+
+class _Response:
+    def __init__(self, body: str) -> None:
+        self.body = body
+
+
+def test_the_container_of_a_sample_is_what_holds_it_as_an_item_not_the_global_naming_it() -> None:
+    """Sites merge when one container holds their objects (a dict's keys and values); lists
+    inside one global list are containers of their own, so their sites stay apart."""
+    module = handed_list  # any module: the chains are built by hand, as the search would find them
+    namespace = vars(module)
+    inner = [[b"a"], [b"b"]]
+    assert container_of([module, namespace, inner, inner[1], inner[1][0]]) is inner[1]
+    cache = {"key": "value"}
+    assert container_of([module, namespace, cache, "value"]) is cache
+    assert container_of([module, namespace, cache, "key"]) is cache  # a key: the same container
+    responses = {"k": _Response("body text")}
+    response = responses["k"]
+    assert container_of([module, namespace, responses, response, vars(response), response.body]) is responses
+    named = types.ModuleType("named")
+    named.holder = _Response("direct")  # type: ignore[attr-defined]
+    holder = named.holder
+    chain = [named, vars(named), holder, vars(holder), holder.body]
+    assert container_of(chain) is describe(chain)[2]  # no item on the way: the holder the chain names
 
 
 def test_a_resumed_run_reads_its_materiality_back() -> None:

@@ -398,5 +398,36 @@ def _evidence(chains: list[list[Any]], timed_out: bool) -> dict[str, Any]:
     (kind, held_by, holder), held = Counter((k, h, id(o)) for k, h, o, _ in described).most_common(1)[0]
     path = next(p for k, h, o, p in described if h == held_by)
     holder_type = next(type(o).__qualname__ for _, h, o, _ in described if h == held_by)
+    # the container whose items the samples are: a dict holds its keys and its values, but each
+    # list of a list of lists holds its own, though one global names them all
+    container, _ = Counter(id(container_of(chain)) for chain, (_, h, _, _) in zip(chains, described, strict=True)
+                           if h == held_by).most_common(1)[0]
     return {"held_by": held_by, "holder_type": holder_type, "holder_root": kind, "holder_path": path,
-            "holder_samples": held, "holder_searched": len(chains), "holder_container": holder}
+            "holder_samples": held, "holder_searched": len(chains), "holder_container": container}
+
+
+def container_of(chain: list[Any]) -> Any:
+    """The object whose items hold the chain's sample: the last one the chain steps from into
+    items (``[...]``, see :func:`_step`), or the holder :func:`describe` names if it never does."""
+    for index in range(len(chain) - 2, -1, -1):
+        if _steps_into_items(chain, index):
+            return chain[index]
+    return describe(chain)[2]
+
+
+def _steps_into_items(chain: list[Any], index: int) -> bool:
+    """Whether :func:`_step` from ``chain[index]`` is an item (``[...]``) rather than a name
+    (an attribute, a global, a local), decided without looking the key up."""
+    holder, child = chain[index], chain[index + 1]
+    if isinstance(holder, (types.ModuleType, type)) and isinstance(child, dict):
+        return False
+    if isinstance(holder, dict):
+        before = chain[index - 1] if index else None
+        return not (isinstance(before, (types.ModuleType, type)) or getattr(before, "__dict__", None) is holder)
+    if isinstance(holder, (list, tuple)):
+        return True
+    if isinstance(holder, types.FrameType):
+        return not any(value is child for value in holder.f_locals.values())
+    if hasattr(holder, "__dict__"):
+        return not (child is holder.__dict__ or any(value is child for value in list(vars(holder).values())))
+    return True
