@@ -21,9 +21,6 @@ from soak.storage import queries
 from soak.storage.writer import FindingRow
 
 SEARCHED_KINDS = ("type", "site")
-SITE_TRACERS = ("exact", "sampled")
-"""The tracers that can tell a site's objects (soak.probes.holders._allocation_frames): under
-these a site finding's holders are searched; a type finding's under any tracer."""
 
 
 def subject_of(row: FindingRow) -> str | None:
@@ -38,7 +35,7 @@ def subject_of(row: FindingRow) -> str | None:
 def requests_for(db: Database, rows: Sequence[FindingRow], searched: set[str], sites: bool) -> list[dict[str, Any]]:
     """Holder search requests for the most severe findings not searched yet (``searched`` holds
     subjects already asked for). Sites only when ``sites`` (the worker's tracer is one of
-    :data:`SITE_TRACERS`)."""
+    :data:`soak.probes.tracer.SITE_TRACERS`)."""
     wanted = []
     for row in rows:
         subject = subject_of(row)

@@ -30,13 +30,13 @@ from soak.analyzers import Analysis, Thresholds
 from soak.attribution import Attributor
 from soak.durations import default_interval
 from soak.errors import BadInput, InternalFailure, SoakError
-from soak.holders import SITE_TRACERS, requests_for
+from soak.holders import requests_for
 from soak.oom import OomEvidence, peak_rss_bytes
 from soak.probes.budget import WORKER_BUDGET, check_pause_budget
 from soak.probes.loop_lag import DEFAULT_BLOCK_S
 from soak.probes.native import native_unavailable
 from soak.probes.process import read_from_outside
-from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
+from soak.probes.tracer import DEFAULT_TRACER, SITE_TRACERS, BadTracer, check_tracer
 from soak.protocol import object_field, typed_field
 from soak.storage import check_before_writing, open_database, queries
 from soak.storage.retention import thin

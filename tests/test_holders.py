@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from conftest import db_rows, leak_lines, run_soak
 
-from soak.holders import SITE_TRACERS
 from soak.probes.holders import container_of, describe, find_holders
 from soak.probes.inprocess import InProcessProbes
 from soak.probes.probe import run_probes
+from soak.probes.tracer import SITE_TRACERS
 from soak.probes.types import TypeProbe, is_own_module, own_objects
 from soak.supervisor import RunOptions
 from soak.workloads.holders import cache_leak, handed_list, keyed_cache

@@ -12,9 +12,12 @@ from soak.probes.sites import BadTracer, Tracer, check_settings
 TRACERS = ("sampled", "exact", "off")
 """``sampled``: the C sampler (estimates, low cost); ``exact``: tracemalloc; ``off``: none."""
 DEFAULT_TRACER = "sampled"
+SITE_TRACERS = ("sampled", "exact")
+"""The tracers that can tell which site allocated an object (soak.probes.holders._allocation_frames):
+under these a site finding's holders are searched; a type finding's under any tracer."""
 
 
-__all__ = ["BadTracer", "DEFAULT_TRACER", "TRACERS", "check_tracer", "make_tracer"]
+__all__ = ["BadTracer", "DEFAULT_TRACER", "SITE_TRACERS", "TRACERS", "check_tracer", "make_tracer"]
 
 
 def check_tracer(name: str, frames: int = 10, sample_interval: int | None = None) -> None:
