@@ -36,14 +36,17 @@ def requests_for(db: Database, rows: Sequence[FindingRow], searched: set[str], s
     """Holder search requests for the most severe findings not searched yet (``searched`` holds
     subjects already asked for). Sites only when ``sites`` (the worker's tracer is one of
     :data:`soak.probes.tracer.SITE_TRACERS`)."""
-    wanted = []
+    candidates = []
     for row in rows:
         subject = subject_of(row)
         if subject is None or subject in searched or (row.kind == "site" and not sites):
             continue
-        wanted.append((subject, row))
-        if len(wanted) == MAX_SUBJECTS:
-            break
+        candidates.append((subject, row))
+    # the most severe of each kind first, then by severity: sites rank before types, and a type
+    # must not wait for every site's searches (three tries each) to end
+    firsts = [next(c for c in candidates if c[1].kind == kind) for kind in SEARCHED_KINDS
+              if any(c[1].kind == kind for c in candidates)]
+    wanted = (firsts + [c for c in candidates if c not in firsts])[:MAX_SUBJECTS]
     frames = queries.stack_frames(db, [row.stack_id for _, row in wanted if row.kind == "site" and row.stack_id])
     requests: list[dict[str, Any]] = []
     for subject, row in wanted:
