@@ -3,7 +3,7 @@
 Why: each refresh runs NumPy and SciPy over every series of the run, and the series get longer
 with every snapshot. The allocator keeps memory for each new array length it meets, so a
 supervisor that analyses in its own process grows with the number of refreshes, however clean
-the workload (about 11 MB per 1000 snapshots: ``benchmarks/supervisor_growth.py``). A child
+the workload (3.7 to 12 MB per 1000 snapshots measured: ``benchmarks/supervisor_growth.py``). A child
 process that does the refreshes is replaced by a fresh one every ``recycle_every`` refreshes, and
 the memory it kept goes with it; the supervisor keeps only the snapshots' small, same-sized work.
 
