@@ -202,6 +202,10 @@ def _high_over(driver: _Driver, seconds: float, min_calls: int) -> int:
     Counting calls as well as time: a window the machine stalled through holds too few calls to
     see a cycle whole (garbage awaiting its collection, a sawtooth's batch), and its high is low.
     """
+    # Each window starts from what is reachable, as a worker's snapshot does: cyclic garbage that
+    # reached the oldest generation waits for a full collection, which a test process whose own
+    # heap has grown over hundreds of tests runs rarely, so it would pile up across windows.
+    gc.collect()
     high, calls = 0, 0
     start = time.perf_counter()
     while True:
