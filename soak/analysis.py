@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
@@ -24,7 +23,7 @@ from soak.judgement import Judgement, judge_rows
 from soak.native_attribution import native_attribution
 from soak.probes.native import NativeProbe
 from soak.storage import queries
-from soak.storage.queries import ProbeSeries
+from soak.storage.queries import ProbeSeries, probe_pauses
 from soak.storage.writer import FindingRow, RunWriter
 from soak.verdicts import CLEAN, INCONCLUSIVE, LEAK, VERDICTS
 
@@ -115,7 +114,7 @@ def _unexplained(stored: list[ProbeSeries], rows: list[dict[str, Any]], threshol
         explained = explained + np.sum(native, axis=0)
     rss = np.array([row["rss"] for row in rows], dtype=float)
     # tracked: the native probe read (even if it saw nothing live), not merely "has series"
-    tracked = bool(native) or any(NATIVE_PROBE in json.loads(row.get("probe_ms") or "{}") for row in rows)
+    tracked = bool(native) or any(NATIVE_PROBE in probe_pauses(row) for row in rows)
     return unexplained_growth(times, rss, explained, thresholds, native_tracked=tracked)
 
 
@@ -155,7 +154,7 @@ judged on the snapshots they read, not on values carried forward between them.""
 
 def _snapshots_read(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Per stretched probe, which of ``rows`` it read (its pause is in the snapshot's ``probe_ms``)."""
-    pauses = [json.loads(row["probe_ms"]) if row.get("probe_ms") else {} for row in rows]
+    pauses = [probe_pauses(row) for row in rows]
     return {probe: np.array([probe in p for p in pauses], dtype=bool) for probe in STRETCHED_PROBES}
 
 

@@ -6,7 +6,7 @@ import json
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import psutil
@@ -77,6 +77,13 @@ def latest_completed_runs(db: Database, exclude: list[int] | None = None) -> dic
 
 def list_runs(db: Database) -> list[dict[str, Any]]:
     return _rows(db, "SELECT * FROM runs ORDER BY id")
+
+
+def probe_pauses(snapshot: dict[str, Any]) -> dict[str, float | None]:
+    """A snapshot row's ``probe_ms``: each probe that ran on it, with its cost in ms (the
+    supervisor's own readings under ``storage.schema.OUTSIDE_PROBE``)."""
+    stored = snapshot.get("probe_ms")
+    return cast("dict[str, float | None]", json.loads(stored)) if stored else {}
 
 
 def snapshots(db: Database, run_id: int) -> list[dict[str, Any]]:

@@ -8,6 +8,10 @@ from sqlite_utils.migrations import Migrations
 MIGRATION_SET = "leaksoak"
 migrations = Migrations(MIGRATION_SET)
 
+OUTSIDE_PROBE = "process"
+"""The ``snapshots.probe_ms`` entry of the supervisor's own readings (RSS, USS, fds and the rest):
+read from outside the measured process, so no pause of it."""
+
 
 @migrations(name="0001_initial")
 def _initial(db: Database) -> None:

@@ -18,6 +18,7 @@ from sqlite_utils import Database
 
 from soak.errors import InternalFailure
 from soak.storage.database import write_transaction
+from soak.storage.schema import OUTSIDE_PROBE
 
 Frame = tuple[str, int, str]
 """(file, line, function)"""
@@ -159,7 +160,7 @@ class RunWriter:
                  body.get("traced_bytes"), body.get("tracer_overhead_bytes"), body.get("tracer"),
                  body.get("weight"), body.get("gc_objects"), body.get("gc_collections"),
                  body.get("asyncio_tasks"), _bool(body.get("at_boundary")), body.get("pause_total_ms"),
-                 json.dumps({**body.get("pause_ms", {}), "process": process.get("pause_ms")}),
+                 json.dumps({**body.get("pause_ms", {}), OUTSIDE_PROBE: process.get("pause_ms")}),
                  body.get("sample_interval")],
             )
             if "sites" in body:  # a process-level reading says nothing of the sites: they carry forward

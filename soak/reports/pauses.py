@@ -7,14 +7,13 @@ probe's); the supervisor's readings from outside (``process``) pause nothing and
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-OUTSIDE = ("process",)
-"""Entries of ``probe_ms`` read from outside the measured process: no pause of it."""
+from soak.storage.queries import probe_pauses
+from soak.storage.schema import OUTSIDE_PROBE
 
 
 @dataclass(frozen=True)
@@ -49,8 +48,8 @@ def pause_summary(snapshots: list[dict[str, Any]], wall_s: float | None) -> Paus
         return None
     by_probe: dict[str, list[float]] = {}
     for row in snapshots:
-        for probe, ms in (json.loads(row["probe_ms"]) if row.get("probe_ms") else {}).items():
-            if probe not in OUTSIDE and ms is not None:
+        for probe, ms in probe_pauses(row).items():
+            if probe != OUTSIDE_PROBE and ms is not None:
                 by_probe.setdefault(probe, []).append(float(ms))
     probes = [ProbePauses(probe, len(ms), round(float(np.median(ms)), 3), round(max(ms), 3), round(sum(ms), 3))
               for probe, ms in by_probe.items()]
