@@ -42,8 +42,11 @@ def test_one_leaky_one_clean_target_fails_once_with_junit_summary_and_annotation
     failure = cases[LEAKY].find("failure")
     assert failure is not None and cases[CLEAN].find("failure") is None
     assert failure.get("message", "").startswith("leak at workloads/reference/leaky_dict_cache.py:16 +")
-    # the rate's unit follows the machine's speed (KiB/h to GiB/h), not the test
-    assert re.fullmatch(r"leak at \S+ \+\d+(\.\d+)? [KMG]iB/h", failure.get("message", ""))
+    # one "leak at FILE:LINE +RATE" per finding, joined by "; "; the rate's unit follows the
+    # machine's speed (KiB/h to GiB/h), not the test
+    leaks = failure.get("message", "").split("; ")
+    assert 1 <= len(leaks) <= 3 and all(leak.startswith("leak at ") for leak in leaks), leaks
+    assert re.fullmatch(r"leak at \S+:16 \+\d+(\.\d+)? [KMG]iB/h", leaks[0]), leaks
     assert "verdict: LEAK" in (failure.text or "")
     assert float(cases[LEAKY].get("time", "0")) >= 10
 
