@@ -259,11 +259,16 @@ def test_two_sidecars_scraped_by_a_real_prometheus_then_merged(tmp_path: Path) -
         stored = server.value('count by (pod) ({job="leaksoak", __name__=~"leaksoak_.+"})')
         assert scraped.keys() == stored.keys() == set(ports)
         assert all(n <= max_series(top) for n in (*scraped.values(), *stored.values())), (scraped, stored)
-        # the recording rules over the two pods
-        assert server.value('app:leaksoak_pods:count') == {"": 2.0}
-        assert server.value('app:leaksoak_verdict_pods:count{leaksoak_verdict="leak"}') == {"": 1.0}
+        # the recording rules over the two pods, once an evaluation has followed both pods' scrapes
+        # (a rule evaluated between the first pod's scrape and the second's counts one pod)
+        rules_deadline = time.monotonic() + 30
+        assert _until(rules_deadline, lambda: server.value('app:leaksoak_pods:count') == {"": 2.0}), \
+            server.value('app:leaksoak_pods:count')
+        assert _until(rules_deadline, lambda: server.value('app:leaksoak_verdict_pods:count{leaksoak_verdict="leak"}')
+                      == {"": 1.0}), server.value('app:leaksoak_verdict_pods:count{leaksoak_verdict="leak"}')
         assert server.value('app_finding:leaksoak_leak_pods:count')[leak_id] == 1.0
-        assert server.value('app_finding:leaksoak_leak_pods:ratio')[leak_id] == 0.5
+        assert _until(rules_deadline, lambda: server.value('app_finding:leaksoak_leak_pods:ratio').get(leak_id) == 0.5), \
+            server.value('app_finding:leaksoak_leak_pods:ratio')
         growth = server.value(f'leaksoak_finding_growth_bytes_per_hour{{finding_id="{leak_id}"}}')["shop-leaky"]
         recorded = server.value('app_finding:leaksoak_finding_growth_bytes_per_hour:max')[leak_id]
         assert growth > 0 and recorded > 0  # the same gauge, up to one scrape apart
