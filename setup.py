@@ -5,8 +5,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "soak._sampler",
-            sources=["soak/_sampler.c"],
+            "soak.inprocess.probes._sampler",
+            sources=["soak/inprocess/probes/_sampler.c"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
             libraries=["m"],
             # Without a compiler the install still succeeds; --tracer sampled then warns and
@@ -14,11 +14,11 @@ setup(
             optional=True,
         ),
         Extension(
-            "soak._ctypes_allocators",
-            sources=["soak/_ctypes_allocators.c"],
+            "soak.inprocess.probes._ctypes_allocators",
+            sources=["soak/inprocess/probes/_ctypes_allocators.c"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                                 "-Wno-missing-field-initializers", "-fno-optimize-sibling-calls"],
-            # Without it, --native does not see ctypes' calls of libc's malloc (soak.probes.ctypes_allocators).
+            # Without it, --native does not see ctypes' calls of libc's malloc (soak.inprocess.probes.ctypes_allocators).
             optional=True,
         ),
     ]

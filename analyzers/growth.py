@@ -26,7 +26,7 @@ import numpy as np
 from soak.analyzers.changepoint import envelope_width, lower_envelope, regime_start
 from soak.analyzers.mann_kendall import mann_kendall
 from soak.analyzers.trend import Trend, drift_p_value, fit_trend
-from soak.verdicts import CLEAN, INCONCLUSIVE, LEAK, SUSPECT
+from soak.model.verdicts import CLEAN, INCONCLUSIVE, LEAK, SUSPECT
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from soak.analyzers.growth import Finding, Thresholds
-from soak.probes.loop_lag import BLOCK_PREFIX
+from soak.inprocess.probes.loop_lag import BLOCK_PREFIX
 
 MIN_PERIODS = 4
 """Snapshot periods needed after the warm-up (two per half): a share of time is measured, not a

@@ -9,7 +9,7 @@ import numpy as np
 
 from soak.analyzers.growth import Analysis, Series, Thresholds, analyze
 from soak.analyzers.trend import fit_trend
-from soak.verdicts import CLEAN, INCONCLUSIVE
+from soak.model.verdicts import CLEAN, INCONCLUSIVE
 
 UNEXPLAINED_SHARE = 0.5
 """Growth is unexplained when the traced heap's own growth is less than this share of the

@@ -64,7 +64,7 @@ from scipy import stats
 from sqlite_utils import Database
 
 from soak.durations import parse_duration
-from soak.probes.tracer import DEFAULT_TRACER, TRACERS
+from soak.inprocess.probes.tracer import DEFAULT_TRACER, TRACERS
 from soak.storage import queries
 from soak.workloads import reference
 
@@ -208,9 +208,9 @@ def replay_one(truth: Truth, db_path: str) -> Outcome:
     separate, so a change to the statistics is measured on the same series without re-running
     hours of soak.
     """
-    from soak.analysis import analyze_run, finding_rows
     from soak.analyzers import Thresholds
-    from soak.attribution import Attributor
+    from soak.judging.analysis import analyze_run, finding_rows
+    from soak.judging.attribution import Attributor
 
     started = time.monotonic()
     db = _open_for_reading(db_path)

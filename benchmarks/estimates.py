@@ -29,9 +29,9 @@ import tracemalloc
 from typing import Any
 
 from soak.durations import parse_size
-from soak.probes.frames import Frame, FrameFilter
-from soak.probes.sampled import DEFAULT_SAMPLE_INTERVAL, SampledTracer
-from soak.targets import load_target, parse_target
+from soak.inprocess.probes.frames import Frame, FrameFilter
+from soak.inprocess.probes.sampled import DEFAULT_SAMPLE_INTERVAL, SampledTracer
+from soak.inprocess.targets import load_target, parse_target
 from soak.workloads import reference
 from soak.workloads.adapters import make_driver
 
@@ -42,7 +42,7 @@ def child(name: str, seconds: float, interval: int, seed: int) -> dict[str, Any]
     if target.setup is not None:
         target.setup()
     tracemalloc.start(10)
-    from soak import _sampler
+    from soak.inprocess.probes import _sampler
 
     tracer = SampledTracer(frames=10, interval=interval)
     tracer.start()

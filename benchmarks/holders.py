@@ -16,8 +16,8 @@ import sys
 import time
 import types
 
-from soak.probes.holders import find_holders
-from soak.probes.types import TypeProbe
+from soak.inprocess.probes.holders import find_holders
+from soak.inprocess.probes.types import TypeProbe
 
 
 class Entry:

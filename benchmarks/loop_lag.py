@@ -116,7 +116,7 @@ async def _slice(call: Callable[[], Awaitable[None]], probes: Any, config: str, 
 
 
 async def _rounds(workload: str, rounds: int, seconds: float, concurrency: int) -> dict[str, list[list[float]]]:
-    from soak.probes.async_health import AsyncProbes
+    from soak.inprocess.probes.async_health import AsyncProbes
 
     call = await _workload(workload)
     rates: dict[str, list[list[float]]] = {config: [] for config in CONFIGS}

@@ -49,13 +49,13 @@ def child(config: str, name: str, seconds: float) -> dict[str, float]:
     step = module.step
     tracer = native = None
     if config != "none":
-        from soak.probes.tracer import make_tracer
+        from soak.inprocess.probes.tracer import make_tracer
 
         tracer = make_tracer("sampled")
         assert tracer is not None
         tracer.start()
     if config == "sampled+native":
-        from soak.probes.native import NativeProbe
+        from soak.inprocess.probes.native import NativeProbe
 
         native = NativeProbe()
         native.start()

@@ -109,7 +109,7 @@ def paired(args: argparse.Namespace) -> None:
     the mean of the two untraced around it, and the median over ``--rounds`` x 10 slices is shown.
     Start and stop are inside the traced slice, so their cost counts against the tracer; collect()
     is not (the main mode times it, about 0.1 ms once a second)."""
-    from soak.probes.sampled import DEFAULT_SAMPLE_INTERVAL, SampledTracer, sampled_unavailable
+    from soak.inprocess.probes.sampled import DEFAULT_SAMPLE_INTERVAL, SampledTracer, sampled_unavailable
 
     reason = sampled_unavailable()
     if reason is not None:
@@ -221,7 +221,7 @@ def child(config: str, step_name: str, seconds: float, depth: int, warmup: float
         out["capture_bytes"] = compressed
         out["capture_bytes_per_s"] = compressed / tracked
     elif config.startswith("sampled@"):
-        from soak.probes.sampled import SampledTracer
+        from soak.inprocess.probes.sampled import SampledTracer
 
         tracer = SampledTracer(frames=10, interval=parse_bytes(config.split("@", 1)[1]))
         collect_ms: list[float] = []
@@ -247,9 +247,9 @@ def child(config: str, step_name: str, seconds: float, depth: int, warmup: float
 def sampled_status() -> tuple[str | None, int | None]:
     """(reason it is unavailable or None, its default interval or None)."""
     try:
-        from soak.probes.sampled import DEFAULT_SAMPLE_INTERVAL, sampled_unavailable
+        from soak.inprocess.probes.sampled import DEFAULT_SAMPLE_INTERVAL, sampled_unavailable
     except ImportError as e:
-        return f"cannot import soak.probes.sampled: {e}", None
+        return f"cannot import soak.inprocess.probes.sampled: {e}", None
     return sampled_unavailable(), int(DEFAULT_SAMPLE_INTERVAL)
 
 

@@ -28,8 +28,9 @@ from pathlib import Path
 
 from soak.agent import default_socket_path
 from soak.durations import parse_duration
-from soak.probes.budget import AGENT_BUDGET, WORKER_BUDGET
-from soak.reports.pauses import PauseSummary, pause_summary
+from soak.inprocess.probes.budget import AGENT_BUDGET, WORKER_BUDGET
+from soak.judging.report_builder import pause_summary
+from soak.model.report import PauseSummary
 
 WORKLOAD = '''
 import os

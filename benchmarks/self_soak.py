@@ -2,7 +2,7 @@
 
 Runs ``soak run`` on a clean, paced workload (benchmarks/paced_clean.py) for ``--duration``
 (an hour by default) while a second leaksoak, ``soak watch --pid <that supervisor> --tracer off``,
-watches the supervisor process from outside, and the analysis process's RSS (soak.analysis_process:
+watches the supervisor process from outside, and the analysis process's RSS (soak.supervisor.analysis_process:
 a run planned longer than 15 minutes analyses in it) is read beside. Prints the supervisor's RSS (first, last, peak), its
 slope in MB/hour (least squares over the watch, and over its second half, after any warm-up),
 the watcher's verdict on it, and the analysis process's RSS. Goal: at most 1 MB/hour, verdict clean.
@@ -61,7 +61,7 @@ def slope_mb_per_hour(t_s: np.ndarray, values: np.ndarray) -> float:
 
 
 class AnalysisSampler(threading.Thread):
-    """Reads the RSS of the supervisor's analysis process (soak.analysis_process) every
+    """Reads the RSS of the supervisor's analysis process (soak.supervisor.analysis_process) every
     ``every_s``: the watcher sees the supervisor alone, and the analysis runs beside it."""
 
     def __init__(self, supervisor_pid: int, every_s: float) -> None:
@@ -80,7 +80,7 @@ class AnalysisSampler(threading.Thread):
                 return
             for child in children:
                 try:
-                    if "soak.analysis_process" in " ".join(child.cmdline()):
+                    if "soak.supervisor.analysis_process" in " ".join(child.cmdline()):
                         self.samples.append((time.monotonic() - started, child.pid, child.memory_info().rss))
                 except psutil.Error:
                     pass

@@ -25,9 +25,9 @@ import time
 import numpy as np
 
 from soak import api
-from soak.analysis import refresh
 from soak.analyzers import Thresholds
-from soak.attribution import Attributor
+from soak.judging.analysis import refresh
+from soak.judging.attribution import Attributor
 from soak.reports import build_report, render
 from soak.storage import open_database, queries
 from soak.storage.retention import thin

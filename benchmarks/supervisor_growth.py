@@ -3,7 +3,7 @@
 Two supervisors side by side, started together on the same clean, paced workload
 (benchmarks/paced_clean.py) with the same options, one computing its analysis refreshes itself
 (``RunOptions.analysis_process=False``), the other in an analysis process
-(soak.analysis_process, recycled every ``--recycle-every`` refreshes). Each supervisor's RSS is
+(soak.supervisor.analysis_process, recycled every ``--recycle-every`` refreshes). Each supervisor's RSS is
 read from outside every ``--sample-every``; the growth is the least-squares slope of RSS against
 the run's snapshot count over the second half of the run (after imports and warm-up), per 1000
 snapshots (and per hour at this interval). The analysis process's own RSS is printed too.
@@ -33,7 +33,7 @@ WORKLOAD = f"{BENCHMARKS / 'paced_clean.py'}:step"
 MB = 1_000_000
 DRIVER = """
 import sys
-from soak.supervisor import RunOptions, run
+from soak.supervisor.runner import RunOptions, run
 db, duration, interval, use, every = sys.argv[1:6]
 result = run(RunOptions(target={workload!r}, db_path=db, duration_s=float(duration), interval_s=float(interval),
                         analysis_process=use == "1", analysis_recycle_every=int(every)))
@@ -64,7 +64,7 @@ def analysis_rss(supervisor: psutil.Process, side: Side) -> int:
     total = 0
     for child in supervisor.children():
         try:
-            if "soak.analysis_process" in " ".join(child.cmdline()):
+            if "soak.supervisor.analysis_process" in " ".join(child.cmdline()):
                 side.analysis_pids.add(child.pid)
                 total += child.memory_info().rss
         except psutil.Error:

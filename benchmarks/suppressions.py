@@ -6,7 +6,7 @@ Findings are made as the analysis stores them (FindingRows with 10-frame stacks,
 application and half in a library, each a distinct leak), rules as a rules file holds them (a
 ``frames`` rule with ``"..."`` on both sides, a ``call_site`` rule, a ``max_growth`` rule, in
 turn; one in ten matches a finding, the rest match nothing). Printed per size: the time of
-:func:`soak.judgement.judge_rows` (matching every finding against every rule, and the verdict),
+:func:`soak.judging.judgement.judge_rows` (matching every finding against every rule, and the verdict),
 of building the rows the decision stores, and of one analysis refresh's ``finding_rows`` step for
 scale is not measured here: compare with ``benchmarks/storage.py`` and the supervisor's
 ``analysis_ms`` of a real run.
@@ -18,9 +18,9 @@ import argparse
 import statistics
 import time
 
-from soak.judgement import judge_rows
+from soak.judging.judgement import judge_rows
+from soak.judging.suppressions import Rule, parse_rate
 from soak.storage.writer import FindingRow
-from soak.suppressions import Rule, parse_rate
 
 
 def findings(n: int) -> tuple[list[FindingRow], dict[int, list[dict[str, object]]]]:

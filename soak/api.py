@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from soak import reports
 from soak.analyzers import Thresholds
+from soak.model.report import Report
 from soak.reports import render
-from soak.reports.model import Report
 from soak.storage import open_database, queries
 
 if TYPE_CHECKING:
-    from soak.ci import CiOptions, CiResult, TargetResult
-    from soak.compare import Comparison
+    from soak.judging.compare import Comparison
+    from soak.judging.suppressions import Rule
     from soak.storage.merge import InputResult
-    from soak.supervisor import Progress, RunOptions, RunResult
-    from soak.suppressions import Rule
-    from soak.watch import WatchOptions
+    from soak.supervisor.ci import CiOptions, CiResult, TargetResult
+    from soak.supervisor.runner import Progress, RunOptions, RunResult
+    from soak.supervisor.watch import WatchOptions
 
 
 def run(
@@ -30,35 +30,35 @@ def run(
     on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[RunOptions, int], None] | None = None,
 ) -> RunResult:
-    """Soak a target (or resume a run) as ``soak run`` does; see :class:`soak.supervisor.RunOptions`.
+    """Soak a target (or resume a run) as ``soak run`` does; see :class:`soak.supervisor.runner.RunOptions`.
 
     Callable from any thread; signal handlers and logging levels are put back when it returns.
     Only on the main thread do SIGINT and SIGTERM end the run early (Python lets no other thread
-    install a handler); see :func:`soak.supervisor.run`."""
-    from soak import supervisor  # the scheduler and the statistics load only when a run starts
+    install a handler); see :func:`soak.supervisor.runner.run`."""
+    from soak.supervisor import runner as supervisor  # the scheduler and the statistics load only when a run starts
 
     return supervisor.run(options, on_progress, on_start)
 
 
 def watch(options: WatchOptions, on_progress: Callable[[Progress], None] | None = None,
           on_start: Callable[..., None] | None = None) -> RunResult:
-    """Watch a running process as ``soak watch`` does; see :class:`soak.watch.WatchOptions`."""
-    from soak import watch as watching
+    """Watch a running process as ``soak watch`` does; see :class:`soak.supervisor.watch.WatchOptions`."""
+    from soak.supervisor import watch as watching
 
     return watching.watch(options, on_progress, on_start)
 
 
 def __getattr__(name: str) -> object:
     if name in ("Progress", "RunOptions", "RunResult"):
-        from soak import supervisor
+        from soak.supervisor import runner as supervisor
 
         return getattr(supervisor, name)
     if name in ("CiOptions", "CiResult"):
-        from soak import ci as ci_module
+        from soak.supervisor import ci as ci_module
 
         return getattr(ci_module, name)
     if name == "WatchOptions":
-        from soak.watch import WatchOptions
+        from soak.supervisor.watch import WatchOptions
 
         return WatchOptions
     raise AttributeError(name)
@@ -71,15 +71,15 @@ __all__ = ["CiOptions", "CiResult", "Progress", "Report", "RunOptions", "RunResu
 def ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None = None,
        on_done: Callable[[int, int, TargetResult], None] | None = None) -> CiResult:
     """Soak each target in turn as ``soak ci`` does, write the JUnit XML and the Markdown summary
-    it asks for, and judge it against its baseline; see :class:`soak.ci.CiOptions`."""
-    from soak import ci as ci_module
+    it asks for, and judge it against its baseline; see :class:`soak.supervisor.ci.CiOptions`."""
+    from soak.supervisor import ci as ci_module
 
     return ci_module.run_ci(options, on_start, on_done)
 
 
 def compare(base_db: str, new_db: str, *, run_base: str | None = None, run_new: str | None = None) -> Comparison:
-    """Compare runs of ``new_db`` with the same targets' runs in ``base_db``; see :mod:`soak.compare`."""
-    from soak import compare as comparing
+    """Compare runs of ``new_db`` with the same targets' runs in ``base_db``; see :mod:`soak.judging.compare`."""
+    from soak.judging import compare as comparing
 
     return comparing.compare(base_db, new_db, run_base=run_base, run_new=run_new)
 
@@ -100,7 +100,7 @@ def load_report(db_path: str, run: str = "latest", *, rules: Sequence[Rule] | No
 def suppression_rules(path: str | None = None) -> list[Rule]:
     """The rules of a rules file, or of ``leaksoak.toml`` and ``pyproject.toml`` in the current
     directory; raises BadInput (one line: file, line, problem) for a malformed one."""
-    from soak.suppressions import load_rules
+    from soak.judging.suppressions import load_rules
 
     return load_rules(path)
 
@@ -148,15 +148,15 @@ def runs(db_path: str) -> list[dict[str, Any]]:
 
 
 def merge(out_db: str, inputs: list[str]) -> list[InputResult]:
-    """Merge the finished runs of ``inputs`` into ``out_db`` as ``soak merge`` does; see :func:`soak.fleet.merge`."""
-    from soak import fleet
+    """Merge the finished runs of ``inputs`` into ``out_db`` as ``soak merge`` does; see :func:`soak.judging.fleet.merge`."""
+    from soak.judging import fleet
 
     return fleet.merge(out_db, inputs)
 
 
 def fleet(db_path: str, *, fmt: str = "text") -> str:
     """The fleet summary of a (merged) database as ``text``, ``json`` (``leaksoak.fleet/1``), ``markdown`` or ``html``."""
-    from soak.fleet import summarize
+    from soak.judging.fleet import summarize
     from soak.reports.fleet import render_fleet
 
     return render_fleet(summarize(db_path), fmt)

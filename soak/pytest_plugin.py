@@ -18,11 +18,11 @@ import pytest
 
 from soak.durations import parse_duration, parse_size
 from soak.errors import SoakError
-from soak.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
-from soak.verdicts import FAILING_LEVELS
+from soak.inprocess.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
+from soak.model.verdicts import FAILING_LEVELS
 
 if TYPE_CHECKING:
-    from soak.supervisor import RunOptions, RunResult
+    from soak.supervisor.runner import RunOptions, RunResult
 
 MARK_OPTIONS = ("duration", "interval", "fail_on", "tracer", "suppressions")
 
@@ -136,7 +136,7 @@ def _read_mark(item: pytest.Function, marker: pytest.Mark) -> SoakMark:
 
 
 def _run_options(item: pytest.Function, mark: SoakMark, db: str) -> RunOptions:
-    from soak.supervisor import RunOptions
+    from soak.supervisor.runner import RunOptions
 
     return RunOptions(
         target=f"{item.path}:{item.originalname}", duration_s=mark.duration_s, interval_s=mark.interval_s, db_path=db,

@@ -261,7 +261,7 @@ def type_growth(db: Database, run_id: int, limit: int = 15) -> list[dict[str, An
         " JOIN type_samples b ON b.run_id = ? AND b.type_id = e.type_id AND b.seq = e.hi",
         [run_id, run_id, run_id, run_id],
     )
-    if not rows and "probe_values" in db.table_names():  # since the census is a probe (soak.probes.types)
+    if not rows and "probe_values" in db.table_names():  # since the census is a probe (soak.inprocess.probes.types)
         rows = _rows(
             db,
             "WITH census AS (SELECT v.series_id, v.seq, v.value FROM probe_values v"

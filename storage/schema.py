@@ -242,7 +242,7 @@ def _probe_series(db: Database) -> None:
 
 @migrations(name="0007_suppressions")
 def _suppressions(db: Database) -> None:
-    # The decision of suppression rules (soak.suppressions) on a run's findings, as last judged:
+    # The decision of suppression rules (soak.judging.suppressions) on a run's findings, as last judged:
     # the findings table keeps every finding; these say which ones a rule accepted, and the
     # run's verdict is that of the findings that still count.
     db.executescript(
@@ -299,7 +299,7 @@ def _suppressions(db: Database) -> None:
 
 @migrations(name="0009_holders")
 def _holders(db: Database) -> None:
-    # What holds a suspected type's or site's objects (soak.probes.holders), searched on suspicion;
+    # What holds a suspected type's or site's objects (soak.inprocess.probes.holders), searched on suspicion;
     # the latest search per subject: ``type:<module.qualname>``, or ``site`` with its stack.
     db.executescript(
         """

@@ -266,7 +266,7 @@ class RunWriter:
         )
 
     def _store_probes(self, seq: int, probes: dict[str, dict[str, Any]]) -> None:
-        """Each probe's series (see soak.probes.probe.run_probes); a probe that failed carries forward."""
+        """Each probe's series (see soak.inprocess.probes.probe.run_probes); a probe that failed carries forward."""
         for probe, entry in probes.items():
             if "series" not in entry:
                 continue
@@ -353,7 +353,7 @@ class RunWriter:
         return detected
 
     def replace_decision(self, rules: Sequence[dict[str, Any]], accepted: Sequence[dict[str, Any]]) -> None:
-        """Store what suppression rules decided of the current findings (see soak.judgement):
+        """Store what suppression rules decided of the current findings (see soak.judging.judgement):
         one row per rule (``suppression_rules``' columns) and per accepted finding."""
         with _writing(self.db), write_transaction(self.db):
             self.db.execute("DELETE FROM suppression_rules WHERE run_id = ?", [self.run_id])

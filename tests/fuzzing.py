@@ -6,7 +6,7 @@ benchmarks/fuzz.py runs the same targets far longer and counts inputs and failur
 
 - parsers: ``parse_duration``, ``parse_size``, ``parse_target``: a finite positive value or one
   BadInput line, never another exception;
-- the wire format (``soak.protocol.Channel``, used by the worker pipe and the agent socket): a
+- the wire format (``soak.inprocess.protocol.Channel``, used by the worker pipe and the agent socket): a
   message, None at the end, or ProtocolError, whatever the bytes;
 - the agent socket of a real service (tests/services/http_service.py under ``python -m
   soak.agent``): every request answered or refused, the service serving throughout;
@@ -41,8 +41,8 @@ from hypothesis import strategies as st
 
 from soak.durations import parse_duration, parse_size
 from soak.errors import BadInput
-from soak.protocol import PROTOCOL_VERSION, Channel, ProtocolError
-from soak.targets import parse_target
+from soak.inprocess.protocol import PROTOCOL_VERSION, Channel, ProtocolError
+from soak.inprocess.targets import parse_target
 
 TESTS = Path(__file__).parent
 SERVICE = TESTS / "services" / "http_service.py"
@@ -228,9 +228,9 @@ def flood(service: AgentService, connections: int) -> None:
 # --- the worker pipe ---------------------------------------------------------------------------
 
 def check_worker_pipe(payload: bytes, timeout_s: float = 60) -> None:
-    """A real worker (soak.worker, as the supervisor starts it) sent ``payload`` on its request
+    """A real worker (soak.inprocess.worker, as the supervisor starts it) sent ``payload`` on its request
     pipe, then end of file: it answers only in the protocol and ends without a traceback."""
-    from soak.worker_process import WORKER_MAIN
+    from soak.supervisor.worker_process import WORKER_MAIN
 
     request_read, request_write = os.pipe()
     reply_read, reply_write = os.pipe()

@@ -1,4 +1,4 @@
-"""The analysis process (soak.analysis_process): real child processes on a real SQLite database."""
+"""The analysis process (soak.supervisor.analysis_process): real child processes on a real SQLite database."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import psutil
 import pytest
 from conftest import FAST_LEAKS, db_rows, run_soak, soak_command
 
-from soak.analysis import compute
-from soak.analysis_process import MAX_FAILURES, AnalysisProcess, Analyst, computed_to_json
 from soak.analyzers import Thresholds
-from soak.attribution import Attributor
+from soak.judging.analysis import compute
+from soak.judging.attribution import Attributor
 from soak.storage import open_database
-from soak.supervisor import RunOptions, run
+from soak.supervisor.analysis_process import MAX_FAILURES, AnalysisProcess, Analyst, computed_to_json
+from soak.supervisor.runner import RunOptions, run
 
 LEAKY = "soak.workloads.reference.leaky_dict_cache:step"
 

@@ -269,7 +269,7 @@ def test_a_buffer_whose_capacity_grows_in_steps_is_a_leak_on_any_plateau() -> No
 
 
 def test_projection_against_a_limit_or_the_cgroup() -> None:
-    from soak.analysis import projection
+    from soak.judging.analysis import projection
 
     rows = [{"rss": 100 * MB, "cgroup_limit": None, "cgroup_bytes": None}]
     assert projection(rows, MB / 3600, 200 * MB)["seconds_until_limit"] == pytest.approx(100 * 3600)

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 import soak.agent
+import soak.inprocess.agent.embedding
 from soak.analyzers import Thresholds
 from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools
-from soak.probes.async_health import AsyncProbes
-from soak.probes.loop_lag import BLOCK_PREFIX, LoopLagProbe
-from soak.probes.probe import run_probes
+from soak.inprocess.probes.async_health import AsyncProbes
+from soak.inprocess.probes.loop_lag import BLOCK_PREFIX, LoopLagProbe
+from soak.inprocess.probes.probe import run_probes
 
 DEFAULT_WORKERS = min(32, (os.cpu_count() or 1) + 4)
 """concurrent.futures' default for a ThreadPoolExecutor, the loop's default executor among them."""
@@ -167,7 +168,7 @@ def test_watch_loop_without_an_agent_is_false_and_harmless() -> None:
     async def main() -> bool:
         return soak.agent.watch_loop()
 
-    assert soak.agent._agent is None and asyncio.run(main()) is False
+    assert soak.inprocess.agent.embedding._agent is None and asyncio.run(main()) is False
 
 
 T = np.arange(0.0, 10.25, 0.25)
@@ -202,10 +203,10 @@ def test_a_pool_share_above_its_threshold_in_both_halves_is_a_hidden_pool() -> N
 
 
 def test_metrics_name_an_async_finding_by_its_line() -> None:
-    from soak.analysis import Refreshed
     from soak.analyzers import Analysis
-    from soak.metrics import published_findings
+    from soak.judging.analysis import Refreshed
     from soak.storage.writer import FindingRow
+    from soak.supervisor.metrics import published_findings
 
     frames = [{"file": "/app/llmclient/client.py", "line": 28, "function": "LLMClient.complete"}]
     row = FindingRow("f1", "async", "suspect", None, "application", "thread_pools", 0.0, 0.0, None, None, None,

@@ -4,7 +4,7 @@ import sysconfig
 
 import sqlite_utils
 
-from soak.attribution import APPLICATION, STDLIB, Attributor
+from soak.judging.attribution import APPLICATION, STDLIB, Attributor
 
 
 def test_stdlib_library_and_application_files() -> None:

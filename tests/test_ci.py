@@ -13,9 +13,9 @@ import pytest
 from conftest import REPO, TEST_WORKLOADS, db_rows, leak_lines, run_soak
 
 from soak import api
-from soak.ci import CiResult, TargetResult
 from soak.reports.annotations import escape_data, escape_property
 from soak.reports.ci_summary import MAX_BYTES, render_summary
+from soak.supervisor.ci import CiResult, TargetResult
 
 LEAKY = "workloads/reference/leaky_dict_cache.py:step"
 CLEAN = "soak.workloads.reference.clean_bounded_lru:step"

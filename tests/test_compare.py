@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import REPO, Result, run_soak
 
-from soak.compare import DECREASED, INCREASED, UNCHANGED, Rate, rate_change
+from soak.judging.compare import DECREASED, INCREASED, UNCHANGED, Rate, rate_change
 
 TARGET = "tests/workloads/timed_leak.py:step"
 # Exact tracing: these tests pin the comparison rule to slopes known to a few percent; a sampled

@@ -1,4 +1,4 @@
-"""ctypes' lookups of the C allocator routed through ``soak._ctypes_allocators`` (for ``--native``):
+"""ctypes' lookups of the C allocator routed through ``soak.inprocess.probes._ctypes_allocators`` (for ``--native``):
 the routed functions allocate and free as libc's do, routing starts and stops, libraries' other
 functions and their own allocators are left alone, and memray's tracker sees the routed calls at
 their Python line."""
@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 
-from soak.probes.ctypes_allocators import (
+from soak.inprocess.probes.ctypes_allocators import (
     ALLOCATORS,
     ctypes_allocators_unavailable,
     is_routed,
@@ -25,9 +25,9 @@ from soak.probes.ctypes_allocators import (
 )
 
 if ctypes_allocators_unavailable() is not None:  # pragma: no cover - the extension is built by pip install
-    pytest.fail(f"soak._ctypes_allocators did not load: {ctypes_allocators_unavailable()}", pytrace=False)
+    pytest.fail(f"soak.inprocess.probes._ctypes_allocators did not load: {ctypes_allocators_unavailable()}", pytrace=False)
 
-from soak import _ctypes_allocators  # noqa: E402
+from soak.inprocess.probes import _ctypes_allocators  # noqa: E402
 
 OURS = _ctypes_allocators.addresses()
 
@@ -127,8 +127,8 @@ def test_memray_sees_libcs_malloc_called_through_ctypes_at_its_python_line() -> 
     they are gone."""
     script = """
 import ctypes, json, time
-from soak.probes.ctypes_allocators import is_routed
-from soak.probes.native import NativeProbe
+from soak.inprocess.probes.ctypes_allocators import is_routed
+from soak.inprocess.probes.native import NativeProbe
 probe = NativeProbe(); probe.start()
 routed = is_routed()
 libc = ctypes.CDLL(None)

@@ -16,7 +16,7 @@ import pytest
 from conftest import TEST_WORKLOADS, db_rows, run_soak, soak_command
 
 from soak.analyzers import Thresholds
-from soak.supervisor import RunOptions, _options_of
+from soak.supervisor.runner import RunOptions, _options_of
 
 LEAKY = "soak.workloads.reference.leaky_dict_cache:step"
 

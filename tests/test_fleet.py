@@ -19,10 +19,10 @@ from conftest import REPO
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from soak.analysis import Refreshed
 from soak.analyzers import Analysis
-from soak.metrics import FIXED_SERIES, SoakCollector, max_series, published_findings, serve_metrics
+from soak.judging.analysis import Refreshed
 from soak.storage.writer import FindingRow
+from soak.supervisor.metrics import FIXED_SERIES, SoakCollector, max_series, published_findings, serve_metrics
 
 EXAMPLES = REPO / "examples" / "prometheus"
 PROMTOOL = shutil.which("promtool")

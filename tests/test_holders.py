@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from conftest import db_rows, leak_lines, run_soak
 
-from soak.holders import requests_for
-from soak.probes.holders import container_of, describe, find_holders
-from soak.probes.inprocess import InProcessProbes
-from soak.probes.probe import run_probes
-from soak.probes.tracer import SITE_TRACERS
-from soak.probes.types import TypeProbe, is_own_module, own_objects
+from soak.inprocess.probes.holders import container_of, describe, find_holders
+from soak.inprocess.probes.inprocess import InProcessProbes
+from soak.inprocess.probes.probe import run_probes
+from soak.inprocess.probes.tracer import SITE_TRACERS
+from soak.inprocess.probes.types import TypeProbe, is_own_module, own_objects
+from soak.judging.holders import requests_for
 from soak.storage.database import open_database
 from soak.storage.writer import FindingRow
-from soak.supervisor import HOLDER_ATTEMPTS, RunOptions
+from soak.supervisor.runner import HOLDER_ATTEMPTS, RunOptions
 from soak.workloads.holders import cache_leak, handed_list, keyed_cache
 
 SHORT = ("--type-findings", "--duration", "20s", "--interval", "0.25s", "--format", "json")
@@ -104,7 +104,7 @@ def test_the_census_leaves_out_leaksoaks_own_objects() -> None:
     assert all_lists - counted.get("builtins.list", 0) >= 4500 and counted.get("builtins.list", 0) < 100
     assert len(own_objects([own_state])) >= 5001
     assert not any(is_own_module(r.series.rpartition(".")[0]) for r in everything.collect().readings)
-    assert is_own_module("soak.probes.probe") and not is_own_module("soak.workloads.holders.cache_leak")
+    assert is_own_module("soak.inprocess.probes.probe") and not is_own_module("soak.workloads.holders.cache_leak")
 
 
 def test_the_census_is_a_probe_of_objects_and_runs_within_its_budget() -> None:

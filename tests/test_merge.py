@@ -13,9 +13,9 @@ import pytest
 from conftest import db_rows, run_soak
 from sqlite_utils import Database
 
-from soak import fleet
-from soak.analysis import finding_id
 from soak.errors import BadInput
+from soak.judging import fleet
+from soak.judging.analysis import finding_id
 from soak.storage import open_database
 from soak.storage.merge import planned_tables
 from soak.storage.writer import FindingRow, RunWriter

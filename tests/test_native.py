@@ -15,9 +15,9 @@ import numpy as np
 
 from soak.analyzers import Thresholds
 from soak.analyzers.unexplained import MIN_GROWTH_BYTES, unexplained_growth
-from soak.attribution import APPLICATION, STDLIB, Attributor
-from soak.native_attribution import native_attribution, native_library
-from soak.probes.native_reader import LIBC, _defined_functions, object_role
+from soak.inprocess.probes.native_reader import LIBC, _defined_functions, object_role
+from soak.judging.attribution import APPLICATION, STDLIB, Attributor
+from soak.judging.native_attribution import native_attribution, native_library
 from soak.workloads.native._build import load_libretain
 
 TIMES = np.arange(60) * 0.5
@@ -56,7 +56,7 @@ def test_object_roles() -> None:
     assert object_role("/lib/x86_64-linux-gnu/libffi.so.8", interpreter) == "glue"
     assert object_role("/opt/py/lib-dynload/_ctypes.cpython-311-x86_64-linux-gnu.so", interpreter) == "glue"
     assert object_role("/site-packages/numpy/_core/_multiarray_umath.so", interpreter) == "code"
-    from soak import _sampler  # leaksoak's own C core: its tables are the tracer's overhead
+    from soak.inprocess.probes import _sampler  # leaksoak's own C core: its tables are the tracer's overhead
 
     assert object_role(_sampler.__file__, interpreter) == "own"
     assert object_role("/site-packages/other/_sampler.cpython-311-x86_64-linux-gnu.so", interpreter) == "code"
@@ -114,7 +114,7 @@ def test_the_probe_sees_a_c_library_allocation_at_its_python_line() -> None:
     milliseconds: a snapshot is of what it has received, so each side is polled for)."""
     script = """
 import json, sys, time
-from soak.probes.native import NativeProbe
+from soak.inprocess.probes.native import NativeProbe
 from soak.workloads.native._build import load_libretain
 lib = load_libretain()
 probe = NativeProbe(); probe.start()

@@ -63,7 +63,7 @@ def test_without_native_the_same_leak_is_unexplained_process_growth_that_suggest
 
 def test_libc_malloc_called_through_ctypes_is_a_native_site_at_the_calling_line(db: Path) -> None:
     """ctypes calls malloc through the pointer dlsym returned, which memray's hooks never see; under
-    --native the lookup is routed through leaksoak's own malloc (soak.probes.ctypes_allocators),
+    --native the lookup is routed through leaksoak's own malloc (soak.inprocess.probes.ctypes_allocators),
     so the leak is libc's malloc called from the workload's line."""
     finding = _native_leak_at_its_line("leaky_ctypes_malloc", db)
     assert finding["library"] == "libc" and finding["where"]["function"] == "malloc"

@@ -24,9 +24,9 @@ import psutil
 import pytest
 from conftest import TEST_WORKLOADS, db_rows, soak_command
 
-from soak import oom
-from soak.oom import MemoryCgroup, OomWatch, memory_cgroup
-from soak.probes.process import sample_process
+from soak.inprocess.probes import oom
+from soak.inprocess.probes.oom import MemoryCgroup, OomWatch, memory_cgroup
+from soak.inprocess.probes.process import sample_process
 
 LIMIT = 160 * 1024 * 1024
 GROWTH = {"LEAKSOAK_TEST_GROW_MIB_PER_S": "20"}

@@ -1,4 +1,4 @@
-"""The pause budget (soak.probes.budget): its rationing on a fake clock, then in a real worker,
+"""The pause budget (soak.inprocess.probes.budget): its rationing on a fake clock, then in a real worker,
 with its option on ``soak run`` and the agent; and snapshots that never overlap."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from conftest import TEST_WORKLOADS, db_rows, run_soak
 
 from soak.agent import Agent
 from soak.errors import BadInput
-from soak.probes.budget import AGENT_BUDGET, CREDIT_S, MAX_EVERY_S, WORKER_BUDGET, PauseBudget, parse_pause_budget
-from soak.probes.inprocess import InProcessProbes
-from soak.worker_process import WorkerProcess
+from soak.inprocess.probes.budget import AGENT_BUDGET, CREDIT_S, MAX_EVERY_S, WORKER_BUDGET, PauseBudget, parse_pause_budget
+from soak.inprocess.probes.inprocess import InProcessProbes
+from soak.supervisor.worker_process import WorkerProcess
 
 
 class Clock:

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from soak.analysis import analyze_run
 from soak.analyzers import Thresholds
-from soak.probes.probe import MAX_SERIES_PER_PROBE, FindingKind, ProbeResult, Reading, run_probes
-from soak.probes.process import read_from_outside
-from soak.probes.resources import FdProbe, TaskProbe, ThreadProbe, fd_kind
+from soak.inprocess.probes.probe import MAX_SERIES_PER_PROBE, FindingKind, ProbeResult, Reading, run_probes
+from soak.inprocess.probes.process import read_from_outside
+from soak.inprocess.probes.resources import FdProbe, TaskProbe, ThreadProbe, fd_kind
+from soak.judging.analysis import analyze_run
 from soak.storage import open_database, queries
 from soak.storage.retention import thin
 from soak.storage.writer import RunWriter

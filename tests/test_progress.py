@@ -13,8 +13,8 @@ from pathlib import Path
 from conftest import FAST_LEAKS, REFERENCE, leak_lines, run_soak, soak_command
 
 from soak.analyzers import Analysis
-from soak.progress import render_panel
-from soak.supervisor import Progress
+from soak.supervisor.progress import render_panel
+from soak.supervisor.runner import Progress
 
 LINE = re.compile(
     r"^\[(?P<elapsed>[\dhms.]+) / 14s\] (?P<snapshots>\d+) snapshots, RSS [\d.]+ (B|KiB|MiB|GiB), "

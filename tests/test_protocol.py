@@ -2,7 +2,7 @@ import io
 
 import pytest
 
-from soak.protocol import PROTOCOL_VERSION, Channel, ProtocolError, object_field, typed_field
+from soak.inprocess.protocol import PROTOCOL_VERSION, Channel, ProtocolError, object_field, typed_field
 
 
 def _channel(data: bytes) -> Channel:

@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 from conftest import REFERENCE, db_rows, leak_lines, run_soak
 
+from soak.judging.report_builder import pause_summary
+from soak.model.report import FindingInfo, FrameInfo, Report, RunInfo
 from soak.reports.markdown import render_markdown
-from soak.reports.model import FindingInfo, FrameInfo, Report, RunInfo
-from soak.reports.pauses import pause_note, pause_summary
+from soak.reports.pauses import pause_note
 from soak.reports.series import MAX_POINTS, make_line
 
 NASTY_NAME = "<script>alert('pwned')</script>"

@@ -1,4 +1,4 @@
-"""The sampled tracer's C extension (``soak._sampler``) on its own: sampling, estimates, edge cases.
+"""The sampled tracer's C extension (``soak.inprocess.probes._sampler``) on its own: sampling, estimates, edge cases.
 
 Each test leaves the tracer stopped. `tests/c/valgrind.sh` runs this file under valgrind memcheck.
 """
@@ -14,12 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from soak.probes.sampled import sampled_unavailable
+from soak.inprocess.probes.sampled import sampled_unavailable
 
 if sampled_unavailable() is not None:  # pragma: no cover - the extension is built by pip install
     pytest.fail(f"the sampled tracer's extension did not load: {sampled_unavailable()}", pytrace=False)
 
-from soak import _sampler  # noqa: E402
+from soak.inprocess.probes import _sampler  # noqa: E402
 
 MEM, OBJ = 0, 1
 HERE = os.path.abspath(__file__)

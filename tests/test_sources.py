@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from soak import sources
+from soak.judging import sources
 
 MODULE = '''\
 import functools

@@ -11,8 +11,8 @@ import pytest
 from conftest import TEST_WORKLOADS, leak_lines, run_soak
 
 from soak.errors import BadInput
-from soak.pyproject import read_config
-from soak.suppressions import (
+from soak.judging.pyproject import read_config
+from soak.judging.suppressions import (
     TODO_REASON,
     Rule,
     SuppressionsError,
@@ -468,9 +468,9 @@ def test_the_readme_examples_are_valid_rules() -> None:
 
 
 def test_without_a_toml_reader_only_a_file_with_rules_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import soak.pyproject
+    import soak.judging.pyproject
 
-    monkeypatch.setattr(soak.pyproject, "_toml_loads", lambda: None)
+    monkeypatch.setattr(soak.judging.pyproject, "_toml_loads", lambda: None)
     assert parse_rules('[project]\nname = "app"\n', "pyproject.toml", table=("tool", "leaksoak", "suppress")) == []
     with pytest.raises(SuppressionsError, match="leaksoak.toml: reading suppression rules needs Python 3.11"):
         parse_rules('[[suppress]]\n' + RULE, "leaksoak.toml")

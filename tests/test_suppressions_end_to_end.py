@@ -24,7 +24,7 @@ import pytest
 from conftest import FAST_LEAKS, TEST_WORKLOADS, Result, db_rows, run_soak, soak_command
 from prometheus_client.parser import text_string_to_metric_families
 
-from soak.suppressions import TODO_REASON
+from soak.judging.suppressions import TODO_REASON
 
 TWO_LEAKS = TEST_WORKLOADS / "two_leaks.py"
 TARGET = f"{TWO_LEAKS}:step"

@@ -2,7 +2,7 @@ import pytest
 from conftest import REFERENCE, TEST_WORKLOADS
 
 from soak.errors import BadInput
-from soak.targets import BadTarget, load_target, parse_target
+from soak.inprocess.targets import BadTarget, load_target, parse_target
 
 
 def test_parses_file_and_module_targets() -> None:

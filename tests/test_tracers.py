@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import REFERENCE, leak_lines, run_soak
 
-from soak.probes import sampled as sampled_module
-from soak.probes.exact import TracemallocTracer
-from soak.probes.frames import DRIVER_FILES, FrameFilter
-from soak.probes.sampled import DEFAULT_SAMPLE_INTERVAL, SampledTracer
-from soak.probes.tracer import TRACERS, BadTracer, check_tracer, make_tracer
+from soak.inprocess.probes import sampled as sampled_module
+from soak.inprocess.probes.exact import TracemallocTracer
+from soak.inprocess.probes.frames import DRIVER_FILES, FrameFilter
+from soak.inprocess.probes.sampled import DEFAULT_SAMPLE_INTERVAL, SampledTracer
+from soak.inprocess.probes.tracer import TRACERS, BadTracer, check_tracer, make_tracer
 
 SHORT = ("--duration", "8s", "--interval", "0.25s", "--quiet", "--format", "json")
 
@@ -136,7 +136,7 @@ def test_the_worker_measures_what_is_reachable_not_garbage_awaiting_collection()
     not a growing one). The agent's probes leave the service's collector alone."""
     import gc
 
-    from soak.probes.inprocess import InProcessProbes
+    from soak.inprocess.probes.inprocess import InProcessProbes
 
     class Node:
         def __init__(self) -> None:

@@ -1,4 +1,4 @@
-"""One verdict rule: whether a verdict fails under --fail-on is decided in soak.verdicts only."""
+"""One verdict rule: whether a verdict fails under --fail-on is decided in soak.model.verdicts only."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from soak import verdicts
-from soak.verdicts import CLEAN, FAIL_ON, INCONCLUSIVE, LEAK, NEVER, SUSPECT, VERDICTS, fails
+from soak.model import verdicts
+from soak.model.verdicts import CLEAN, FAIL_ON, INCONCLUSIVE, LEAK, NEVER, SUSPECT, VERDICTS, fails
 
 
 @pytest.mark.parametrize(
@@ -29,8 +29,9 @@ def test_the_enumerations() -> None:
 
 
 def test_the_enumerations_are_the_ones_everyone_uses() -> None:
-    from soak import metrics, supervisor
     from soak.analyzers import growth
+    from soak.supervisor import metrics
+    from soak.supervisor import runner as supervisor
 
     # The names each module imported (not re-exported, hence the ignores) are the shared objects.
     assert (growth.LEAK, growth.SUSPECT, growth.CLEAN, growth.INCONCLUSIVE) == VERDICTS  # type: ignore[attr-defined]
@@ -44,7 +45,7 @@ def _sources() -> list[Path]:
 
 def test_no_second_copy_of_an_enumeration() -> None:
     """No module spells out verdicts, fail-on levels or tracer names as its own tuple."""
-    from soak.probes.tracer import TRACERS
+    from soak.inprocess.probes.tracer import TRACERS
 
     names = set(VERDICTS) | set(FAIL_ON) | set(TRACERS)
     copies = []

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from soak.reports.model import Report, build_report
+from soak.judging.report_builder import build_report
+from soak.model.report import Report
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
+    from soak.judging.suppressions import Rule
     from soak.reports.series import ChartData
-    from soak.suppressions import Rule
 
 __all__ = ["FORMATS", "Report", "build_report", "load_report", "render"]
 
@@ -35,7 +36,7 @@ def judged_report(db: Database, run: str = "latest", rules: Sequence[Rule] | Non
     report = build_report(db, run)
     if rules is None:
         return report
-    from soak.judgement import rejudge
+    from soak.judging.judgement import rejudge
     from soak.storage import queries
 
     return rejudge(report, [row["finding_id"] for row in queries.findings(db, report.run.id)], rules)

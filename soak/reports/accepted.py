@@ -6,9 +6,9 @@ its own, with the rule's id and the growth it accepted; the verdict leaves it ou
 
 from __future__ import annotations
 
-from soak.reports.model import AcceptedFinding, Report
+from soak.judging.suppressions import format_rate
+from soak.model.report import AcceptedFinding, Report
 from soak.reports.presenter import growth
-from soak.suppressions import format_rate
 
 SECTION = "Accepted by suppression rules"
 NOTE = "known growth, not counted in the verdict"

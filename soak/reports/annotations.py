@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from soak.model.verdicts import LEAK, fails
 from soak.reports.accepted import accepted_by
 from soak.reports.brief import application_frame, display_path, place, rate, workspace_root
-from soak.verdicts import LEAK, fails
 
 if TYPE_CHECKING:
+    from soak.model.report import FindingInfo
     from soak.reports.ci_result import CiResult
-    from soak.reports.model import FindingInfo
 
 MAX_ANNOTATIONS = 10
 

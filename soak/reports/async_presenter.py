@@ -4,7 +4,7 @@ the presenter's entries for the kind, used by every report format through soak.r
 from __future__ import annotations
 
 from soak.durations import format_duration
-from soak.reports.model import FindingInfo
+from soak.model.report import FindingInfo
 
 
 def milliseconds(seconds: float | None) -> str:

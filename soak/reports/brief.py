@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from soak.reports.model import FindingInfo, FrameInfo
+from soak.model.report import FindingInfo, FrameInfo
 from soak.reports.presenter import growth, human_bytes, label, unit_of
 
 

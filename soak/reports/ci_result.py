@@ -1,16 +1,16 @@
 """The model of a ``soak ci`` report: how each target's soak ended and what CI makes of it.
 
-Built by :mod:`soak.ci`, rendered by the JUnit, Markdown-summary and annotation reports."""
+Built by :mod:`soak.supervisor.ci`, rendered by the JUnit, Markdown-summary and annotation reports."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from soak.reports.model import Report
+from soak.model.report import Report
 
 if TYPE_CHECKING:
-    from soak.compare import TargetComparison
+    from soak.judging.compare import TargetComparison
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from soak.durations import format_duration
+from soak.judging.sources import source_line
 from soak.reports.accepted import accepted_by
 from soak.reports.brief import place, rate
 from soak.reports.comparison import change_text
-from soak.sources import source_line
 
 if TYPE_CHECKING:
     from soak.reports.ci_result import CiResult, TargetResult

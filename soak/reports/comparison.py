@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from soak.compare import Comparison, FindingChange, MemoryChange, Rate, TargetComparison
+from soak.judging.compare import Comparison, FindingChange, MemoryChange, Rate, TargetComparison
 from soak.reports.brief import place, rate
 
 SCHEMA = "leaksoak.compare/1"

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from soak.judging.report_builder import build_report
 from soak.reports.json_report import report_dict
-from soak.reports.model import build_report
 from soak.storage import queries
 
 WHAT = ("snapshots", "sites", "findings")

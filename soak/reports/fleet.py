@@ -6,15 +6,15 @@ import json
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from soak.model.verdicts import VERDICTS
 from soak.reports.markdown import code, text
 from soak.reports.presenter import human_bytes
 from soak.reports.text import display_path
-from soak.verdicts import VERDICTS
 
 SCHEMA = "leaksoak.fleet/1"
 
 if TYPE_CHECKING:
-    from soak.fleet import Fleet, FleetFinding
+    from soak.judging.fleet import Fleet, FleetFinding
 
 
 def render_fleet(fleet: Fleet, fmt: str) -> str:

@@ -15,14 +15,14 @@ from typing import Any
 
 from soak import __version__
 from soak.durations import format_duration
+from soak.judging.sources import source_line
+from soak.model.report import FindingInfo, FrameInfo, Report
 from soak.reports.accepted import NOTE, SECTION, rule_detail
-from soak.reports.model import FindingInfo, FrameInfo, Report
 from soak.reports.pauses import pause_note
 from soak.reports.presenter import first_frame, growth, human_bytes, label, subject, why
 from soak.reports.series import ChartData, FindingChart
 from soak.reports.svg import Styled, line_chart, seconds_ticks
 from soak.reports.text import display_path, format_confidence, projection_note, tracing_note, verdict_note
-from soak.sources import source_line
 
 COLORS = {"rss": "#1f6fd1", "uss": "#8e44ad", "traced": "#e8730c", "site": "#c62828", "fit": "#1b8a3a",
           "lag p99": "#00838f", "lag max": "#9e9d24"}

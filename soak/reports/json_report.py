@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from soak.reports.model import SCHEMA, FindingInfo, Report
+from soak.model.report import SCHEMA, FindingInfo, Report
 
 
 def report_dict(report: Report) -> dict[str, Any]:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from soak.model.verdicts import fails
 from soak.reports.accepted import accepted_by
 from soak.reports.brief import brief, place
 from soak.reports.ci_result import ERROR, FAIL, CiResult, TargetResult
 from soak.reports.comparison import change_text
 from soak.reports.text import render_text
-from soak.verdicts import fails
 
 TOP = 3
 """Findings named in a failure's message."""

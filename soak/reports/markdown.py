@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 
 from soak.durations import format_duration
+from soak.judging.sources import source_line
+from soak.model.report import FindingInfo, FrameInfo, Report
 from soak.reports.accepted import NOTE, SECTION, accepted_by
-from soak.reports.model import FindingInfo, FrameInfo, Report
 from soak.reports.pauses import pause_note
 from soak.reports.presenter import first_frame, growth, human_bytes, label, subject, unit_of, why
 from soak.reports.text import NOTABLE_EVENTS, display_path, format_confidence, projection_note, tracing_note, verdict_note
-from soak.sources import source_line
 
 MAX_FINDINGS = 20
 MAX_FRAMES = 30

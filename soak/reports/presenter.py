@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 
 from soak.durations import format_duration
+from soak.model.report import FindingInfo
 from soak.reports import async_presenter
-from soak.reports.model import FindingInfo
 
 RESOURCE_NOUNS = {"fds": "open file descriptors", "threads": "threads", "asyncio_tasks": "asyncio tasks"}
 """What the first resource probes count; a later probe names it in its series' evidence (``noun``)."""

@@ -14,7 +14,7 @@ import numpy as np
 from sqlite_utils import Database
 
 from soak.analyzers import Thresholds
-from soak.reports.model import FindingInfo, Report
+from soak.model.report import FindingInfo, Report
 from soak.storage import queries
 
 MAX_POINTS = 600
@@ -159,7 +159,7 @@ LAG_LINES = (("lag_p99", "lag p99"), ("lag_max", "lag max"))
 
 
 def _loop_lag(db: Database, run_id: int, rows: list[dict[str, Any]], times: np.ndarray, segments: np.ndarray) -> list[Line]:
-    from soak.probes.loop_lag import LoopLagProbe
+    from soak.inprocess.probes.loop_lag import LoopLagProbe
 
     seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
     series = {s.name: s.values for s in queries.probe_series(db, run_id, seqs)

@@ -6,11 +6,11 @@ import os
 from typing import Any
 
 from soak.durations import format_duration
+from soak.judging.sources import source_line
+from soak.model.report import FindingInfo, FrameInfo, Report
 from soak.reports.accepted import NOTE, SECTION, accepted_headline, accepted_note
-from soak.reports.model import FindingInfo, FrameInfo, Report
 from soak.reports.pauses import pause_note
 from soak.reports.presenter import first_frame, growth, human_bytes, subject, why
-from soak.sources import source_line
 
 
 def tracing_note(report: Report) -> str | None:

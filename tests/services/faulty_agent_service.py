@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from http_service import Handler  # noqa: E402
 
 import soak.agent  # noqa: E402
-from soak.probes.inprocess import InProcessProbes  # noqa: E402
+from soak.inprocess.probes.inprocess import InProcessProbes  # noqa: E402
 
 
 class _ConnectionKilled(BaseException):

@@ -1,6 +1,6 @@
 """Clean: each request takes 16 KiB from libc's ``malloc`` through ctypes and frees it again.
 
-Under ``--native`` both calls are routed (soak.probes.ctypes_allocators), so memray sees the free
+Under ``--native`` both calls are routed (soak.inprocess.probes.ctypes_allocators), so memray sees the free
 of every block it saw allocated: nothing is left live.
 """
 

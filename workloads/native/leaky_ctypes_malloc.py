@@ -3,7 +3,7 @@
 No Python object is allocated for the block. ctypes calls ``malloc`` through the pointer
 ``dlsym`` gave it, which no allocation hook on a library's call table sees (memray's included):
 without ``--native`` the growth is process memory that the traced heap does not explain; with it,
-the lookup of ``malloc`` is routed through leaksoak's copy (soak.probes.ctypes_allocators), and
+the lookup of ``malloc`` is routed through leaksoak's copy (soak.inprocess.probes.ctypes_allocators), and
 the leak is libc's ``malloc`` called from the line below.
 """
 

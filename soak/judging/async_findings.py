@@ -1,0 +1,66 @@
+"""Async findings of a stored run: its event-loop and thread-pool series judged (see
+soak.analyzers.loop_health), and each finding's place in the code.
+
+A finding's ``where`` is the first frame of its stack (the blocking call on the loop thread, or
+the library line that submitted work to a pool); its ``call_site`` is the first application
+frame after it when ``where`` is in a library (as for allocation findings), else the first frame
+in another file: the application's call into the code that blocks or hides a pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+
+from soak.analyzers import Analysis, Thresholds
+from soak.analyzers.growth import Finding
+from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools, window_of
+from soak.inprocess.probes.loop_lag import LoopLagProbe
+from soak.inprocess.probes.thread_pools import ExecutorProbe
+from soak.judging.attribution import APPLICATION, Attributor
+from soak.model.verdicts import CLEAN, INCONCLUSIVE
+from soak.storage.queries import ProbeSeries
+
+KIND = "async"
+JUDGES = {LoopLagProbe.name: blocked_loop, ExecutorProbe.name: hidden_pools}
+
+
+def analyze_async(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresholds: Thresholds) -> Analysis | None:
+    """The segment's async findings from its probes' series (``stored``, on ``rows``); None when
+    no async probe reported in it."""
+    times = np.array([row["t_s"] for row in rows], dtype=float)
+    probes: dict[str, tuple[dict[tuple[str, str], np.ndarray], dict[str, dict[str, Any]]]] = {}
+    for series in stored:
+        if series.kind != KIND:
+            continue
+        values, evidence = probes.setdefault(series.probe, ({}, {}))
+        values[(series.name, series.unit)] = series.values
+        if series.evidence:
+            evidence[series.name] = series.evidence
+    if not probes:
+        return None
+    findings: list[Finding] = []
+    for probe, (values, evidence) in probes.items():
+        judge = JUDGES.get(probe)
+        if judge is not None:
+            findings += judge(times, ProbeData(probe, values, evidence), thresholds)
+    tested = sum(1 for values, _ in probes.values() for _, unit in values if unit == "seconds")
+    verdict = findings[0].verdict if findings else CLEAN if window_of(times, thresholds) is not None else INCONCLUSIVE
+    return Analysis(verdict, findings, 0.0, len(times), tested)
+
+
+def is_async(key: Hashable) -> bool:
+    return isinstance(key, tuple) and bool(key) and key[0] == KIND
+
+
+def place(frames: list[dict[str, Any]], attributor: Attributor) -> tuple[str | None, dict[str, Any] | None]:
+    """The library of a finding's first frame, and its call site (see the module's docstring)."""
+    if not frames:
+        return None, None
+    library = attributor.library(frames[0]["file"])
+    if library != APPLICATION:
+        return library, attributor.call_site(frames)
+    caller = next((frame for frame in frames[1:] if frame["file"] != frames[0]["file"]), None)
+    return library, caller

@@ -1,0 +1,123 @@
+"""The report model of a stored run, built from storage: its findings, the decision its
+suppression rules made, its snapshots' pauses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from sqlite_utils import Database
+
+from soak.model.report import (
+    AcceptedFinding,
+    FindingInfo,
+    FrameInfo,
+    PauseSummary,
+    ProbePauses,
+    Report,
+    RunInfo,
+    SuppressionStatus,
+)
+from soak.storage import queries
+from soak.storage.queries import probe_pauses
+from soak.storage.schema import OUTSIDE_PROBE
+
+
+def finding_info(row: dict[str, Any], frames: list[dict[str, Any]]) -> FindingInfo:
+    """A finding as stored (a ``findings`` row, or a FindingRow as a dict) with its stack's frames."""
+    call_site = row["evidence"].get("call_site")
+    # a probe's finding with a stack of its own (a blocked loop's, say) carries it in its evidence
+    # (a native site's, native frames then Python's, under "traceback")
+    traceback = frames or row["evidence"].get("frames") or row["evidence"].get("traceback") or []
+    return FindingInfo(
+        finding_id=row["finding_id"],
+        kind=row["kind"],
+        verdict=row["verdict"],
+        traceback=[FrameInfo(**f) for f in traceback],
+        library=row["library"],
+        call_site=FrameInfo(**call_site) if call_site else None,
+        growth_bytes_per_hour=row["growth_bytes_per_hour"],
+        growth_count_per_hour=row["growth_count_per_hour"],
+        p_value=row["p_value"],
+        q_value=row["q_value"],
+        confidence=row["confidence"],
+        detected_at_s=row.get("detected_at_s"),
+        resource=row["resource"],
+        evidence=row["evidence"],
+        stack_id=row["stack_id"],
+    )
+
+
+def build_report(db: Database, selector: str = "latest") -> Report:
+    """The report of a run as stored, with the decision its suppression rules made."""
+    run = queries.find_run(db, selector)
+    status, reason = queries.effective_status(run)
+    rows = queries.findings(db, run["id"])
+    frames = queries.stack_frames(db, [row["stack_id"] for row in rows if row["stack_id"] is not None])
+    accepted_rows = queries.accepted_findings(db, run["id"])
+    rules = {rule["rule_id"]: rule for rule in queries.suppression_rules(db, run["id"])}
+    findings, accepted = [], []
+    for row in rows:
+        info = finding_info(row, frames.get(row["stack_id"], []))
+        taken = accepted_rows.get(row["finding_id"])
+        if taken is None:
+            findings.append(info)
+        else:
+            rule = rules.get(taken["rule_id"], {})
+            accepted.append(AcceptedFinding(info, taken["rule_id"], rule.get("reason"), rule.get("source"),
+                                            taken["max_growth_bytes_per_hour"]))
+    status_lists = SuppressionStatus(
+        [r["rule_id"] for r in rules.values() if r["state"] == "expired"],
+        [r["rule_id"] for r in rules.values() if r["state"] == "unused"],
+        [r["rule_id"] for r in rules.values() if r["too_broad"]],
+    )
+    snaps = queries.snapshots(db, run["id"])
+    verdict = run["verdict"] or "inconclusive"
+    return Report(
+        run=RunInfo(
+            id=run["id"],
+            name=run["name"],
+            target=run["target"],
+            status=status,
+            status_reason=reason,
+            started_at=run["started_at"],
+            duration_s=run["duration_s"],
+            snapshots=run["snapshots"],
+            iterations=run["iterations"],
+            interval_s=run["interval_s"],
+            mode=run.get("mode"),
+            host=run.get("host"),
+            options=json.loads(run["options"]) if run.get("options") else None,
+        ),
+        verdict=verdict,
+        findings=findings,
+        events=queries.events(db, run["id"]),
+        first_snapshot=snaps[0] if snaps else None,
+        last_snapshot=snaps[-1] if snaps else None,
+        analysis=json.loads(run["analysis"]) if run.get("analysis") else {},
+        accepted=accepted,
+        suppressions=status_lists,
+        suppression_warnings=[w for r in rules.values() for w in r["warnings"]],
+        pauses=pause_summary(snaps, run["duration_s"] or (snaps[-1]["t_s"] if snaps else None)),
+    )
+
+
+def pause_summary(snapshots: list[dict[str, Any]], wall_s: float | None) -> PauseSummary | None:
+    """The pauses of a run's snapshots over ``wall_s`` seconds; None when none were recorded."""
+    pauses = np.array([row["pause_ms"] for row in snapshots if row.get("pause_ms") is not None], dtype=float)
+    if len(pauses) == 0 or not wall_s or wall_s <= 0:
+        return None
+    by_probe: dict[str, list[float]] = {}
+    for row in snapshots:
+        for probe, ms in probe_pauses(row).items():
+            if probe != OUTSIDE_PROBE and ms is not None:
+                by_probe.setdefault(probe, []).append(float(ms))
+    probes = [ProbePauses(probe, len(ms), round(float(np.median(ms)), 3), round(max(ms), 3), round(sum(ms), 3))
+              for probe, ms in by_probe.items()]
+    probes.sort(key=lambda p: -p.total_ms)
+    return PauseSummary(
+        share=float(pauses.sum() / 1000 / wall_s), snapshots=len(pauses),
+        p50_ms=round(float(np.percentile(pauses, 50)), 3), p99_ms=round(float(np.percentile(pauses, 99)), 3),
+        max_ms=round(float(pauses.max()), 3), probes=probes,
+    )

@@ -1,0 +1,155 @@
+"""The report model: what a renderer needs about one run (built from storage by soak.judging.report_builder)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = "leaksoak.report/1"
+
+
+@dataclass(frozen=True)
+class ProbePauses:
+    probe: str
+    runs: int
+    """Snapshots in which it ran (rationed probes skip some)."""
+    median_ms: float
+    max_ms: float
+    total_ms: float
+
+
+@dataclass(frozen=True)
+class PauseSummary:
+    share: float
+    """Total pause over the run's wall time."""
+    snapshots: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    probes: list[ProbePauses]
+    """Costliest first."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SuppressionStatus:
+    """Rule ids needing attention; the JSON report's ``suppressions`` object."""
+
+    expired: list[str] = field(default_factory=list)
+    """Past their ``expires`` day, or with a date that is not one: they no longer apply."""
+    unused: list[str] = field(default_factory=list)
+    """Applying, but matched no finding of the run."""
+    too_broad: list[str] = field(default_factory=list)
+    """Naming no frames or call site, or accepting more than half of the run's findings."""
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"expired": list(self.expired), "unused": list(self.unused), "too_broad": list(self.too_broad)}
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    file: str
+    line: int
+    function: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "function": self.function}
+
+
+@dataclass(frozen=True)
+class FindingInfo:
+    """One finding as the user reads it."""
+
+    finding_id: str
+    """Stable across runs: the same leak in another run has the same id."""
+    kind: str
+    verdict: str
+    traceback: list[FrameInfo]
+    """Allocation frame first."""
+    library: str | None
+    call_site: FrameInfo | None
+    """First application frame, when the allocation happens in a library or the stdlib."""
+    growth_bytes_per_hour: float | None
+    growth_count_per_hour: float | None
+    p_value: float | None
+    q_value: float | None
+    confidence: float | None
+    detected_at_s: float | None
+    resource: str | None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    stack_id: int | None = None
+    """The allocation site's stack in storage (kind ``site``), for reading its series."""
+
+    @property
+    def where(self) -> FrameInfo | None:
+        return self.traceback[0] if self.traceback else None
+
+
+@dataclass(frozen=True)
+class AcceptedFinding:
+    """A finding a suppression rule accepted: shown in its own section, not counted in the verdict."""
+
+    finding: FindingInfo
+    rule: str
+    """The id of the rule that accepted it."""
+    reason: str | None
+    """The rule's reason."""
+    source: str | None
+    """Where the rule was read from (``file:line``)."""
+    max_growth_bytes_per_hour: float | None
+    """The rule's tolerance; None when it accepts any rate. The growth accepted is the finding's."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    name: str
+    target: str
+    status: str
+    status_reason: str | None
+    started_at: str
+    duration_s: float
+    snapshots: int
+    iterations: int
+    interval_s: float | None
+    mode: str | None = None
+    """``run`` or ``watch`` (``ci`` later)."""
+    host: str | None = None
+    options: dict[str, Any] | None = None
+    """The options the run was started with, as stored."""
+
+
+@dataclass(frozen=True)
+class Report:
+    run: RunInfo
+    verdict: str
+    findings: list[FindingInfo]
+    events: list[dict[str, Any]]
+    first_snapshot: dict[str, Any] | None
+    last_snapshot: dict[str, Any] | None
+    analysis: dict[str, Any] = field(default_factory=dict)
+    """The latest refresh's view of the whole run: ``points``, ``tested``, ``needed_s`` (for an
+    inconclusive verdict), ``projection`` (memory against its limit) and ``verdict`` (the
+    analysis' own, before suppressions)."""
+    accepted: list[AcceptedFinding] = field(default_factory=list)
+    """Findings suppression rules accepted; ``findings`` and ``verdict`` leave them out."""
+    suppressions: SuppressionStatus = field(default_factory=SuppressionStatus)
+    """Rules that expired, matched nothing, or are too broad."""
+    suppression_warnings: list[str] = field(default_factory=list)
+    """One line each: what needs a look in the rules."""
+    pauses: PauseSummary | None = None
+    """How long the snapshots paused the measured process (None if no snapshot recorded it)."""
+
+    @property
+    def tracer(self) -> str | None:
+        """The allocation tracer of the latest snapshot (``sampled``, ``exact``), None if none ran."""
+        return self.last_snapshot.get("tracer") if self.last_snapshot else None
+
+    @property
+    def sample_interval(self) -> int | None:
+        """Mean bytes between samples when the sampled tracer ran: the sites' figures are estimates."""
+        if not self.last_snapshot or self.last_snapshot.get("tracer") != "sampled":
+            return None
+        return self.last_snapshot.get("sample_interval")
