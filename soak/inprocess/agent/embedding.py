@@ -1,12 +1,19 @@
-"""The agent's embedding API: one agent per process, started from the service's own code or by
-``python -m soak.agent``. It never takes the service down: if it cannot start, it says why on
-stderr and steps aside."""
+"""The agent's embedding API: one agent per process, started from the service's own code, by
+``python -m soak.agent``, or at start-up of every Python process under it (``bootstrap``).
+
+A process that forks gets an agent of its own in the child (a pre-fork server's workers): the
+listener thread does not survive ``fork()``, so the child listens anew, beside its parent's socket
+as ``agent-<pid>.sock``. A process's agent removes its socket when the process exits. It never
+takes the service down: if it cannot start, it says why on stderr and steps aside."""
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import sys
 import threading
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from soak.inprocess.agent.server import SOCKET_ENV, Agent, AgentError, default_socket_path
@@ -14,8 +21,75 @@ from soak.inprocess.agent.server import SOCKET_ENV, Agent, AgentError, default_s
 if TYPE_CHECKING:
     import asyncio
 
+OPTIONS_ENV = "SOAK_AGENT_OPTIONS"
+"""The agent's options as JSON, set for a service's descendants by ``python -m soak.agent``: a Python
+process that starts with it in its environment (and the bootstrap folder on PYTHONPATH) starts an
+agent of its own."""
+BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootstrap")
+"""Holds the ``sitecustomize`` that starts the agent in every Python process under ``python -m soak.agent``."""
+
 _lock = threading.Lock()
 _agent: Agent | None = None
+_armed_pid: int | None = None
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """What every agent of one service is started with."""
+
+    frames: int = 10
+    tracer: str = "sampled"
+    sample_interval: int | None = None
+    native: bool = False
+    pause_budget: float | None = None
+    """None: the agent's default; ``inf``: no rationing."""
+    socket_dir: str | None = None
+    """Where each process listens (``agent-<pid>.sock``); None: the default folder."""
+
+    def to_env(self) -> str:
+        fields = asdict(self)
+        if self.pause_budget is not None and self.pause_budget == float("inf"):
+            fields["pause_budget"] = "inf"  # strict JSON
+        return json.dumps(fields)
+
+    @classmethod
+    def from_env(cls, text: str) -> AgentOptions:
+        fields = json.loads(text)
+        if not isinstance(fields, dict):
+            raise ValueError(f"{OPTIONS_ENV} is not a JSON object")
+        if fields.get("pause_budget") == "inf":
+            fields["pause_budget"] = float("inf")
+        return cls(**{name: value for name, value in fields.items() if name in cls.__dataclass_fields__})
+
+    def socket_for(self, pid: int) -> str:
+        if self.socket_dir is None:
+            return default_socket_path(pid)
+        return os.path.join(self.socket_dir, f"agent-{pid}.sock")
+
+
+def descendants_environment(options: AgentOptions, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: this process's) for a program whose Python processes each start an agent."""
+    env = dict(os.environ if environ is None else environ)
+    env[OPTIONS_ENV] = options.to_env()
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = BOOTSTRAP_DIR + (os.pathsep + path if path else "")
+    return env
+
+
+def start_from_environment() -> Agent | None:
+    """Start this process's agent from :data:`OPTIONS_ENV` (the bootstrap calls it at start-up); the
+    first process listens on ``SOAK_AGENT_SOCKET`` if set, which its descendants do not inherit."""
+    text = os.environ.get(OPTIONS_ENV)
+    if not text:
+        return None
+    try:
+        options = AgentOptions.from_env(text)
+    except (ValueError, TypeError) as exc:
+        print(f"leaksoak agent not started: {OPTIONS_ENV} is malformed ({exc})", file=sys.stderr)
+        return None
+    path = os.environ.pop(SOCKET_ENV, None) or options.socket_for(os.getpid())
+    return start(path, frames=options.frames, tracer=options.tracer, sample_interval=options.sample_interval,
+                 native=options.native, pause_budget=options.pause_budget)
 
 
 def start(
@@ -46,7 +120,41 @@ def start(
             print(f"leaksoak agent not started: {type(exc).__name__}: {exc}", file=sys.stderr)
             return None
         _agent = agent
+        _arm()
         return agent
+
+
+def _arm() -> None:
+    """Once per process: re-arm in a forked child, and remove the socket at exit."""
+    global _armed_pid
+    if _armed_pid is not None:
+        return  # the hooks registered before a fork are the child's too
+    _armed_pid = os.getpid()
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+    atexit.register(_stop_at_exit)
+
+
+def _after_fork_in_child() -> None:
+    """The forked child's own agent: the parent's tracer goes on in the child (its samples are the
+    child's heap too), the parent's listener is closed here (its socket stays the parent's)."""
+    global _agent, _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    parent, _agent = _agent, None
+    if parent is None:
+        return
+    try:
+        parent.abandon()
+        child = parent.forked(os.path.join(os.path.dirname(parent.path), f"agent-{os.getpid()}.sock"))
+        child.start(tracer_running=True)
+        _agent = child
+    except Exception as exc:  # noqa: BLE001 - the agent's promise: never take the service down
+        print(f"leaksoak agent not started in forked process {os.getpid()}: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _stop_at_exit() -> None:
+    agent = _agent
+    if agent is not None and agent.pid == os.getpid():
+        agent.stop()
 
 
 def watch_loop(loop: asyncio.AbstractEventLoop | None = None, *, block_s: float | None = None) -> bool:

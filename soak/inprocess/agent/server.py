@@ -44,6 +44,9 @@ class Agent:
         from soak.inprocess.probes.tracer import BadTracer, make_tracer
 
         self.path = path
+        self.pid = os.getpid()
+        """The process this agent serves; after a fork, the child's is another agent (see forked)."""
+        self.options = (frames, tracer, sample_interval, native, pause_budget)
         self.pause_budget = AGENT_BUDGET if pause_budget is None else pause_budget
         """The share of wall time a snapshot may pause the service (soak.inprocess.probes.budget)."""
         if native and (reason := native_unavailable()) is not None:
@@ -61,7 +64,23 @@ class Agent:
         self._listener: socket.socket | None = None
         self._closed = threading.Event()
 
-    def start(self) -> None:
+    def forked(self, path: str) -> Agent:
+        """A new agent for a forked child of this one's process, listening at ``path``: the same
+        options and the same (running) tracer; no native tracking (memray does not follow forks)."""
+        frames, _, _, _, pause_budget = self.options
+        child = Agent(path, frames, "off", None, False, pause_budget)
+        child.tracer = self.tracer
+        child.options = self.options
+        return child
+
+    def abandon(self) -> None:
+        """In a forked child: close the inherited listener without removing the parent's socket."""
+        self._closed.set()
+        if self._listener is not None:
+            self._listener.close()
+
+    def start(self, tracer_running: bool = False) -> None:
+        """Listen, start the tracer (unless it already runs: a forked child's) and native tracking."""
         directory = os.path.dirname(os.path.abspath(self.path))
         _private_directory(directory)
         _remove_stale_socket(self.path)
@@ -77,7 +96,7 @@ class Agent:
         os.chmod(self.path, 0o600)
         listener.listen(4)
         self._listener = listener
-        if self.tracer is not None:
+        if self.tracer is not None and not tracer_running:
             self.tracer.start()
         if self.native is not None:
             from soak.inprocess.probes.native import NativeUnavailable
@@ -96,6 +115,8 @@ class Agent:
             self.native.stop()
         if self._listener is not None:
             self._listener.close()
+        if self.pid != os.getpid():
+            return  # the socket is the process's that started this agent, not a forked child's
         try:
             os.unlink(self.path)
         except OSError:

@@ -1,0 +1,1 @@
+"""The folder ``python -m soak.agent`` puts on its service's PYTHONPATH (see sitecustomize)."""
