@@ -1,5 +1,5 @@
 """examples/github-nightly.yml parses as YAML (PyYAML, a test-only dependency: a real parser
-catches indentation mistakes a text check would not) and does what the README says it does."""
+catches indentation mistakes a text check would not) and does what the manual says it does (docs/guide/ci.md)."""
 
 from __future__ import annotations
 
