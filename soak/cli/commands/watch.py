@@ -34,7 +34,7 @@ def watch_command(
     socket: str = typer.Option(
         None, "--socket", help="The agent's socket (default: from the process's SOAK_AGENT_SOCKET, else the per-user default)."),
     tracer: str = typer.Option("agent", "--tracer", help="agent: heap snapshots from the agent when one listens, with the tracer "
-                               "it was started with (python -m soak.inprocess.agent --tracer); off: process-level only."),
+                               "it was started with (python -m soak.agent --tracer); off: process-level only."),
     duration: str = typer.Option("10m", "--duration", "-d", help="How long to watch: 90s, 10m, 8h, 1h30m."),
     interval: str | None = typer.Option(
         None, "--interval", "-i", help="Time between snapshots (default: a sixtieth of --duration, between 0.25s and 30s)."),
@@ -54,7 +54,7 @@ def watch_command(
     """Watch a running process for --duration and report, as `soak run` does.
 
     Any process gets RSS/USS/PSS, fds, threads and its cgroup's memory; a Python process that
-    runs the agent (python -m soak.inprocess.agent) also gets heap snapshots. The watched process is never
+    runs the agent (python -m soak.agent) also gets heap snapshots. The watched process is never
     signalled. Exit codes as for `soak run`; 3 if the process exits (without --match).
     """
     if fmt not in FORMATS:
