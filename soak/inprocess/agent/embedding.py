@@ -124,6 +124,37 @@ def start(
         return agent
 
 
+def attach(options_json: str, added_path: str | None = None) -> None:
+    """Start an agent in a process that is already running, from code injected by ``soak watch
+    --attach`` (soak.supervisor.attach). It listens at the default path for this pid; a ``detach``
+    request undoes it all (:func:`detach`). Never raises into the service."""
+    try:
+        options = AgentOptions.from_env(options_json)
+    except (ValueError, TypeError) as exc:
+        print(f"leaksoak agent not attached: {exc}", file=sys.stderr)
+        return
+    agent = start(options.socket_for(os.getpid()), frames=options.frames, tracer=options.tracer,
+                  sample_interval=options.sample_interval, native=False, pause_budget=options.pause_budget)
+    if agent is not None:
+        agent.on_detach = lambda: detach(added_path)
+
+
+def detach(added_path: str | None = None) -> None:
+    """Undo :func:`attach` (on the agent's ``detach`` request, after it answered): the tracer stops
+    and the allocators are the interpreter's own again, the socket goes, and the folder the
+    injected code put on sys.path is taken off it. The modules stay imported: they cost nothing idle."""
+    global _agent
+    with _lock:
+        agent, _agent = _agent, None
+    if agent is None:
+        return
+    agent.stop()
+    if agent.tracer is not None:
+        agent.tracer.stop()
+    if added_path is not None and added_path in sys.path:
+        sys.path.remove(added_path)
+
+
 def _arm() -> None:
     """Once per process: re-arm in a forked child, and remove the socket at exit."""
     global _armed_pid

@@ -12,11 +12,12 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the agent imports its probes when a client connects: a light import into the service
     from soak.inprocess.probes.inprocess import InProcessProbes
-    from soak.inprocess.protocol import Message
+    from soak.inprocess.protocol import Channel, Message
 
 SOCKET_ENV = "SOAK_AGENT_SOCKET"
 MAX_REQUEST_BYTES = 4096
@@ -47,6 +48,9 @@ class Agent:
         self.pid = os.getpid()
         """The process this agent serves; after a fork, the child's is another agent (see forked)."""
         self.options = (frames, tracer, sample_interval, native, pause_budget)
+        self.on_detach: Callable[[], None] | None = None
+        """Set when ``soak watch --attach`` started this agent in a running process: what undoes it,
+        called on a ``detach`` request once answered. None: the service started it; not detachable."""
         self.pause_budget = AGENT_BUDGET if pause_budget is None else pause_budget
         """The share of wall time a snapshot may pause the service (soak.inprocess.probes.budget)."""
         if native and (reason := native_unavailable()) is not None:
@@ -154,6 +158,9 @@ class Agent:
                         return
                     if request is None:
                         return
+                    if request.get("type") == "detach" and set(request) <= {"v", "type"}:
+                        self._detach(channel)
+                        return
                     reply = self._answer(request, probes)
                     if reply is None:
                         channel.send("error", message="refused: unknown request")
@@ -161,6 +168,14 @@ class Agent:
                     channel.send(str(reply.pop("type")), **reply)
             except (OSError, ValueError):
                 return  # the client went away; the service goes on
+
+    def _detach(self, channel: Channel) -> None:
+        """An attached agent takes itself out once it has answered; another one refuses."""
+        if self.on_detach is None:
+            channel.send("error", message="refused: this agent was started by the service, not attached")
+            return
+        channel.send("detached", pid=os.getpid())
+        self.on_detach()
 
     def _answer(self, request: Message, probes: InProcessProbes) -> Message | None:
         kind = request.get("type")
@@ -174,6 +189,7 @@ class Agent:
                 "tracer": self.tracer.name if self.tracer else "off",
                 "sample_interval": getattr(self.tracer, "interval", None),
                 "native": self.native is not None,
+                "attached": self.on_detach is not None,
                 "application_root": os.path.dirname(os.path.abspath(main_file)) if main_file else os.getcwd(),
             }
         if kind == "snapshot" and set(request) <= {"v", "type", "seq"} and isinstance(request.get("seq", 0), int):

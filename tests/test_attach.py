@@ -1,0 +1,134 @@
+"""Attaching the agent to a Python process that is already running and never imported leaksoak
+(a plain HTTP service on 127.0.0.1), and taking it out again; and the attaches that are refused,
+each with one line, the process untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TESTS
+
+from soak.errors import BadInput
+from soak.supervisor.attach import Interpreter, attach, check_interpreter, detach
+from soak.supervisor.watch import AgentClient
+
+SERVER = TESTS / "services" / "plain_server.py"
+pytestmark = pytest.mark.skipif(sys.version_info >= (3, 14) or sys.platform != "linux",
+                                reason="the injector (hypno, the attach extra) is for Linux and Python before 3.14")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class PlainServer:
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen([sys.executable, str(SERVER), str(self.port)], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "listening"
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as reply:
+            body: bytes = reply.read()
+            return body
+
+    def allocators(self) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads(self.get("/allocators"))
+        return state
+
+
+@pytest.fixture
+def server() -> Iterator[PlainServer]:
+    started = PlainServer()
+    yield started
+    started.proc.kill()
+    started.proc.wait()
+
+
+def test_attach_starts_an_agent_that_sees_the_leak_and_detach_gives_the_allocators_back(server: PlainServer) -> None:
+    before = server.allocators()
+    assert before["sampler_loaded"] is False and before["tracemalloc"] is False
+    path = attach(server.proc.pid)
+    try:
+        client = AgentClient(path)
+        assert client.hello["pid"] == server.proc.pid and client.hello["attached"] is True
+        assert server.allocators()["hooks"] == [True, True]  # the sampler's hooks are the allocators now
+        for _ in range(300):
+            server.get("/leak")
+        snapshot = client.snapshot(0, 30)
+        client.close()
+        assert snapshot is not None
+        stacks = {int(k): frames for k, frames in snapshot["new_stacks"].items()}
+        leak_line = next(i for i, t in enumerate(SERVER.read_text().splitlines(), 1) if "# LEAK" in t)
+        assert any(f[0] == str(SERVER) and f[1] == leak_line for site in snapshot["sites"] for f in stacks.get(site[0], []))
+    finally:
+        assert detach(path) is True
+    deadline = time.monotonic() + 10
+    while os.path.exists(path):
+        assert time.monotonic() < deadline, "the detached agent's socket is still there"
+        time.sleep(0.05)
+    after = server.allocators()
+    assert after["hooks"] == [False, False]  # the interpreter's own allocators again
+    assert after["path"] == before["path"] and after["tracemalloc"] is False
+    assert server.get("/ok")  # it served throughout and still does
+    assert server.proc.poll() is None
+
+
+def test_an_agent_the_service_started_is_not_detached_by_request(tmp_path: Path) -> None:
+    code = ("import soak.agent, sys, time\n"
+            f"soak.agent.start({str(tmp_path / 'a' / 'agent.sock')!r})\n"
+            "print('up', flush=True)\ntime.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+        assert detach(str(tmp_path / "a" / "agent.sock")) is False
+        assert AgentClient(str(tmp_path / "a" / "agent.sock")).hello["attached"] is False
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_attach_to_a_process_that_is_not_python_is_refused() -> None:
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        with pytest.raises(BadInput, match=r"^cannot attach to pid \d+: it is not a Python process \(sleep\)$"):
+            attach(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_attach_to_another_python_version_or_a_free_threaded_build_is_refused() -> None:
+    other = (3, sys.version_info[1] + 1)
+    with pytest.raises(BadInput, match=rf"runs Python 3\.{other[1]} and this leaksoak Python 3\.{sys.version_info[1]}"):
+        check_interpreter(1234, Interpreter(other, False))
+    with pytest.raises(BadInput, match="free-threaded"):
+        check_interpreter(1234, Interpreter(sys.version_info[:2], True))
+    check_interpreter(1234, Interpreter(sys.version_info[:2], False))  # the same build: allowed
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to start a process as another user")
+def test_attach_to_another_users_process_without_the_capability_is_refused_and_names_what_to_grant(server: PlainServer) -> None:
+    code = ("from soak.errors import BadInput\nfrom soak.supervisor.attach import attach\n"
+            f"try:\n    attach({server.proc.pid})\nexcept BadInput as exc:\n    print(exc)\n")
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                           sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.strip()
+    assert line.startswith(f"cannot attach to pid {server.proc.pid}: it runs as uid 0, this as uid 65534;")
+    assert "securityContext.capabilities.add: [SYS_PTRACE]" in line and "shareProcessNamespace: true" in line
+    assert server.allocators()["sampler_loaded"] is False  # untouched
