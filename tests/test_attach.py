@@ -69,9 +69,10 @@ def test_attach_starts_an_agent_that_sees_the_leak_and_detach_gives_the_allocato
         assert server.allocators()["hooks"] == [True, True]  # the sampler's hooks are the allocators now
         for _ in range(300):
             server.get("/leak")
-        snapshot = client.snapshot(0, 30)
+        reply = client.snapshot(0, 30)
         client.close()
-        assert snapshot is not None
+        assert reply is not None
+        snapshot: dict[str, Any] = dict(reply)
         stacks = {int(k): frames for k, frames in snapshot["new_stacks"].items()}
         leak_line = next(i for i, t in enumerate(SERVER.read_text().splitlines(), 1) if "# LEAK" in t)
         assert any(f[0] == str(SERVER) and f[1] == leak_line for site in snapshot["sites"] for f in stacks.get(site[0], []))
