@@ -41,9 +41,9 @@ NATIVE_FRAMES_KEPT = 8
 
 _RUNTIME_PREFIXES = ("libc.so", "libc-", "ld-linux", "libstdc++", "libgcc_s", "libm.so", "libpthread")
 _GLUE_PREFIXES = ("libffi", "_ctypes.")
-_OWN_DIRECTORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-"""The soak package: its sampled tracer's C core allocates its own tables (reported as the
-tracer's overhead, never as the workload's memory)."""
+_OWN_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+"""The probes' folder, where the sampled tracer's C core lives: it allocates its own tables
+(reported as the tracer's overhead, never as the workload's memory)."""
 
 
 def object_role(path: str, interpreter: str) -> str:
