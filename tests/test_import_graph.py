@@ -12,8 +12,8 @@ import importlib.util
 from pathlib import Path
 
 PACKAGES = ("soak", "soak.model", "soak.inprocess", "soak.inprocess.agent", "soak.inprocess.probes", "soak.analyzers",
-            "soak.storage", "soak.workloads", "soak.workloads.reference", "soak.judging", "soak.reports", "soak.supervisor",
-            "soak.cli", "soak.cli.commands")
+            "soak.storage", "soak.workloads", "soak.workloads.reference", "soak.judging", "soak.judging.suppressions",
+            "soak.reports", "soak.supervisor", "soak.cli", "soak.cli.commands")
 
 LAYERS = (
     ("soak", "soak.errors", "soak.durations", "soak.model"),

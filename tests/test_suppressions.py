@@ -468,9 +468,9 @@ def test_the_manuals_examples_are_valid_rules() -> None:
 
 
 def test_without_a_toml_reader_only_a_file_with_rules_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import soak.judging.pyproject
+    import soak.judging.suppressions.reading
 
-    monkeypatch.setattr(soak.judging.pyproject, "_toml_loads", lambda: None)
+    monkeypatch.setattr(soak.judging.suppressions.reading, "toml_reader", lambda: None)
     assert parse_rules('[project]\nname = "app"\n', "pyproject.toml", table=("tool", "leaksoak", "suppress")) == []
     with pytest.raises(SuppressionsError, match="leaksoak.toml: reading suppression rules needs Python 3.11"):
         parse_rules('[[suppress]]\n' + RULE, "leaksoak.toml")

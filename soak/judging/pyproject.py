@@ -18,22 +18,9 @@ import os
 from typing import Any
 
 from soak.errors import BadInput
+from soak.judging.suppressions.reading import toml_reader
 
 KEYS = ("targets", "duration", "interval", "fail-on", "tracer", "sample-interval", "suppress")
-
-
-def _toml_loads() -> Any:
-    try:
-        import tomllib  # Python 3.11+
-
-        return tomllib
-    except ModuleNotFoundError:
-        try:
-            import tomli  # type: ignore[import-not-found]
-
-            return tomli
-        except ModuleNotFoundError:
-            return None
 
 
 def read_config(directory: str | None = None) -> dict[str, Any]:
@@ -49,7 +36,7 @@ def read_config(directory: str | None = None) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise BadInput(f"cannot read {path!r}: {exc.strerror}") from exc
-    toml = _toml_loads()
+    toml = toml_reader()
     if toml is None:
         if b"tool.leaksoak" in raw:
             raise BadInput(f"reading [tool.leaksoak] from {path!r} needs Python 3.11+ or `pip install tomli`")
