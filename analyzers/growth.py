@@ -137,7 +137,10 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
-class Finding:
+class SeriesFinding:
+    """What the analyzers say of one series that grows: its verdict, rates and test. Analysis
+    (soak.judging.analysis) places it in the code: a soak.model.finding.Finding."""
+
     key: Hashable
     verdict: str
     growth_bytes_per_hour: float
@@ -155,7 +158,7 @@ class Finding:
 @dataclass(frozen=True)
 class Analysis:
     verdict: str
-    findings: list[Finding]
+    findings: list[SeriesFinding]
     warmup_until_s: float
     points: int
     """Snapshots analysed after the warm-up."""
@@ -262,7 +265,7 @@ class _Candidate:
         return cls(s, t, envelope, start, pending, trend, width, count_envelope, count_trend,
                    p_drift, _evidence_of_growth(p_values), noise)
 
-    def judge(self, q: float, floor_per_h: float, min_total: float, thresholds: Thresholds) -> Finding | None:
+    def judge(self, q: float, floor_per_h: float, min_total: float, thresholds: Thresholds) -> SeriesFinding | None:
         t, e = self.times[self.start:], self.envelope[self.start:]
         trend = self.trend
         rate = trend.slope * 3600
@@ -305,7 +308,7 @@ class _Candidate:
         if slowing:
             evidence["slowing"] = True
             evidence.setdefault("pending_shift_at_s", float(t[-thresholds.min_points]))
-        return Finding(self.series.key, verdict, rate, count_rate, self.p_value, q, evidence)
+        return SeriesFinding(self.series.key, verdict, rate, count_rate, self.p_value, q, evidence)
 
 
 def sampling_noise(first: float, last: float, interval: float) -> float:

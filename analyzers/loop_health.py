@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from soak.analyzers.growth import Finding, Thresholds
+from soak.analyzers.growth import SeriesFinding, Thresholds
 from soak.inprocess.probes.loop_lag import BLOCK_PREFIX
+from soak.model.finding import ProbeKey
 
 MIN_PERIODS = 4
 """Snapshot periods needed after the warm-up (two per half): a share of time is measured, not a
@@ -58,7 +59,7 @@ def window_of(times: np.ndarray, thresholds: Thresholds) -> np.ndarray | None:
     return window if len(window) >= MIN_PERIODS else None
 
 
-def blocked_loop(times: np.ndarray, data: ProbeData, thresholds: Thresholds) -> list[Finding]:
+def blocked_loop(times: np.ndarray, data: ProbeData, thresholds: Thresholds) -> list[SeriesFinding]:
     """Stacks that held the loop (a heartbeat later than its block threshold) for at least
     ``max_blocked_share`` of the time, in both halves of the window: one finding per blocking
     line, most blocked first. The loop's lag and its blocked time from every cause go with it."""
@@ -91,7 +92,7 @@ def blocked_loop(times: np.ndarray, data: ProbeData, thresholds: Thresholds) -> 
     return sorted(findings, key=lambda f: -f.evidence["share"])
 
 
-def hidden_pools(times: np.ndarray, data: ProbeData, thresholds: Thresholds) -> list[Finding]:
+def hidden_pools(times: np.ndarray, data: ProbeData, thresholds: Thresholds) -> list[SeriesFinding]:
     """Call sites whose work ran in a thread pool for at least ``max_pool_share`` of the callers'
     time, in both halves of the window: an ``async`` API that is a pool in disguise."""
     window = window_of(times, thresholds)
@@ -118,6 +119,8 @@ def hidden_pools(times: np.ndarray, data: ProbeData, thresholds: Thresholds) -> 
     return sorted(findings, key=lambda f: -f.evidence["share"])
 
 
-def _finding(series: tuple[str, str, str], evidence: dict[str, Any]) -> Finding:
+def _finding(series: tuple[str, str, str], evidence: dict[str, Any]) -> SeriesFinding:
     # A measured share against a threshold: no test statistic, so no p-value or confidence.
-    return Finding(("async", *series), SUSPECT, 0.0, None, None, None, {**evidence, "series": series[1], "unit": "seconds"})  # type: ignore[arg-type]
+    probe, name, unit = series
+    return SeriesFinding(ProbeKey("async", probe, name, unit), SUSPECT, 0.0, None, None, None,  # type: ignore[arg-type]
+                         {**evidence, "series": name, "unit": unit})

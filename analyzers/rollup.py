@@ -18,21 +18,18 @@ from soak.analyzers.growth import Series
 
 @dataclass(frozen=True)
 class Group:
-    library: str
-    call_site: Hashable
-    """What identifies the application line the library was called from (e.g. ``(file, line)``)."""
     members: tuple[Hashable, ...]
     """Keys of the member series, largest last value first."""
 
 
-def roll_up(series: Sequence[Series], labels: Mapping[Hashable, tuple[str, Hashable]]) -> tuple[list[Series], dict[Hashable, Group]]:
-    """Replace series that share a (library, call site) label with their sum.
+def roll_up(series: Sequence[Series], labels: Mapping[Hashable, Hashable]) -> tuple[list[Series], dict[Hashable, Group]]:
+    """Replace series that share a label with their sum, keyed by the label.
 
-    ``labels`` maps a series key to its (library, call site); keys without a label stay as they
-    are, and so does a label with a single series. A group's key is ``("library", library,
-    call_site)``. Returns the new list of series and the groups by key.
+    ``labels`` maps a series key to its group's key (a library and the call site it was reached
+    from, say); keys without a label stay as they are, and so does a label with a single series.
+    Returns the new list of series and the groups by key.
     """
-    by_label: dict[tuple[str, Hashable], list[Series]] = defaultdict(list)
+    by_label: dict[Hashable, list[Series]] = defaultdict(list)
     kept: list[Series] = []
     for s in series:
         label = labels.get(s.key)
@@ -41,12 +38,11 @@ def roll_up(series: Sequence[Series], labels: Mapping[Hashable, tuple[str, Hasha
         else:
             by_label[label].append(s)
     groups: dict[Hashable, Group] = {}
-    for (library, call_site), members in by_label.items():
+    for key, members in by_label.items():
         if len(members) == 1:
             kept.extend(members)
             continue
         members.sort(key=lambda m: float(np.asarray(m.bytes)[-1]), reverse=True)
-        key = ("library", library, call_site)
         total = np.sum([np.asarray(m.bytes, dtype=float) for m in members], axis=0)
         counts = None
         if all(m.counts is not None for m in members):
@@ -55,5 +51,5 @@ def roll_up(series: Sequence[Series], labels: Mapping[Hashable, tuple[str, Hasha
         if all(m.samples is not None for m in members):
             samples = np.sum([np.asarray(m.samples, dtype=float) for m in members], axis=0)
         kept.append(Series(key, total, counts, samples))
-        groups[key] = Group(library, call_site, tuple(m.key for m in members))
+        groups[key] = Group(tuple(m.key for m in members))
     return kept, groups

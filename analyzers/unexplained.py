@@ -9,6 +9,7 @@ import numpy as np
 
 from soak.analyzers.growth import Analysis, Series, Thresholds, analyze
 from soak.analyzers.trend import fit_trend
+from soak.model.finding import ProcessKey
 from soak.model.verdicts import CLEAN, INCONCLUSIVE
 
 UNEXPLAINED_SHARE = 0.5
@@ -25,10 +26,10 @@ def unexplained_growth(times: np.ndarray, process_bytes: np.ndarray, explained_b
     """Judge ``process_bytes − explained_bytes`` (RSS less the traced heap, the tracer's own
     memory and, with ``--native``, the native sites) like any bytes series; a finding stands only
     where the explained part grew by less than :data:`UNEXPLAINED_SHARE` of the process's growth
-    over the same window. Its key is ``("process", "unexplained")``."""
+    over the same window. Its key is ``ProcessKey("unexplained")``."""
     residual = np.asarray(process_bytes, dtype=float) - np.asarray(explained_bytes, dtype=float)
     floor = replace(thresholds, min_growth_bytes=max(thresholds.min_growth_bytes, MIN_GROWTH_BYTES))
-    result = analyze(times, [Series(("process", "unexplained"), residual)], floor,
+    result = analyze(times, [Series(ProcessKey("unexplained"), residual)], floor,
                      heap_bytes=float(np.median(process_bytes)) if len(process_bytes) else 0.0)
     kept = []
     for finding in result.findings:

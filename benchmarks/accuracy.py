@@ -209,7 +209,7 @@ def replay_one(truth: Truth, db_path: str) -> Outcome:
     hours of soak.
     """
     from soak.analyzers import Thresholds
-    from soak.judging.analysis import analyze_run, finding_rows
+    from soak.judging.analysis import analyze_run, placed_findings
     from soak.judging.attribution import Attributor
 
     started = time.monotonic()
@@ -231,11 +231,10 @@ def replay_one(truth: Truth, db_path: str) -> Outcome:
         refreshes = [i for i, row in enumerate(rows) if i == len(rows) - 1 or
                      int(rows[i + 1]["t_s"] // every) > int(row["t_s"] // every)]
         findings: list[Any] = []
-        stacks: dict[int, Any] = {}
         verdict = "inconclusive"
         for i in refreshes:
             result, groups = analyze_run(db, run_id, Thresholds(), rows[:i + 1], attributor)
-            findings, stacks = finding_rows(db, result, groups, attributor)
+            findings = placed_findings(db, result, groups, attributor)
             verdict = result.verdict
             for finding in findings:
                 first_seen.setdefault(finding.finding_id, float(rows[i]["t_s"]))
@@ -245,8 +244,8 @@ def replay_one(truth: Truth, db_path: str) -> Outcome:
             "verdict": verdict,
             "findings": [
                 {"id": f.finding_id, "kind": f.kind, "verdict": f.verdict, "stack_id": f.stack_id,
-                 "where": (stacks.get(f.stack_id) or [None])[0] if f.stack_id is not None else None,
-                 "library": f.library, "call_site": f.evidence.get("call_site"),
+                 "where": f.where.as_dict() if f.stack_id is not None and f.where else None,
+                 "library": f.library, "call_site": f.call_site.as_dict() if f.call_site else None,
                  "growth_bytes_per_hour": f.growth_bytes_per_hour, "detected_at_s": first_seen[f.finding_id]}
                 for f in findings
             ],
@@ -330,11 +329,11 @@ def _truth_site(db: Any, truth: Truth, series: dict[int, np.ndarray]) -> int | N
     for stack_id, stack in frames.items():
         if not stack:
             continue
-        own = [frame for frame in stack if _same_file(frame["file"], truth.path)]
+        own = [frame for frame in stack if _same_file(frame.file, truth.path)]
         if truth.library is None:
-            matches = _same_file(stack[0]["file"], truth.path) and stack[0]["line"] in truth.leak_lines
+            matches = _same_file(stack[0].file, truth.path) and stack[0].line in truth.leak_lines
         else:
-            matches = bool(own) and not _same_file(stack[0]["file"], truth.path) and own[0]["line"] in truth.leak_lines
+            matches = bool(own) and not _same_file(stack[0].file, truth.path) and own[0].line in truth.leak_lines
         growth = float(series[stack_id][-1] - series[stack_id][0])
         if matches and growth > best_growth:
             best, best_growth = stack_id, growth

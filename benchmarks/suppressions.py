@@ -2,12 +2,12 @@
 
     python benchmarks/suppressions.py [--findings 20 200 5000] [--rules 0 10 50] [--repeat 5]
 
-Findings are made as the analysis stores them (FindingRows with 10-frame stacks, half in the
+Findings are made as the analysis makes them (Findings with 10-frame stacks, half in the
 application and half in a library, each a distinct leak), rules as a rules file holds them (a
 ``frames`` rule with ``"..."`` on both sides, a ``call_site`` rule, a ``max_growth`` rule, in
 turn; one in ten matches a finding, the rest match nothing). Printed per size: the time of
-:func:`soak.judging.judgement.judge_rows` (matching every finding against every rule, and the verdict),
-of building the rows the decision stores, and of one analysis refresh's ``finding_rows`` step for
+:func:`soak.judging.judgement.judge` (matching every finding against every rule, and the verdict),
+of building the rows the decision stores, and of one analysis refresh's ``placed_findings`` step for
 scale is not measured here: compare with ``benchmarks/storage.py`` and the supervisor's
 ``analysis_ms`` of a real run.
 """
@@ -18,26 +18,26 @@ import argparse
 import statistics
 import time
 
-from soak.judging.judgement import judge_rows
+from soak.judging.judgement import judge
 from soak.judging.suppressions import Rule, parse_rate
-from soak.storage.writer import FindingRow
+from soak.model.finding import Finding, Frame
 
 
-def findings(n: int) -> tuple[list[FindingRow], dict[int, list[dict[str, object]]]]:
-    rows, frames = [], {}
+def findings(n: int) -> list[Finding]:
+    made = []
     for i in range(n):
         application = i % 2 == 0
-        stack = [{"file": f"/srv/app/module{i}.py" if application else f"/venv/site-packages/lib{i % 7}/core.py",
-                  "line": 10 + i, "function": f"work_{i}"}]
-        stack += [{"file": f"/srv/app/caller{j}.py", "line": j, "function": f"call_{j}"} for j in range(9)]
-        frames[i] = stack
-        call_site = None if application else {"file": "/srv/app/caller0.py", "line": 0, "function": "call_0"}
-        rows.append(FindingRow(
-            finding_id=f"{i:016x}", kind="site", verdict="leak", stack_id=i, library="application" if application else f"lib{i % 7}",
-            resource=None, growth_bytes_per_hour=1e6 * (1 + i % 10), growth_count_per_hour=10.0, p_value=1e-6, q_value=1e-5,
-            confidence=0.99999, evidence={"call_site": call_site, "slope_bytes_per_s": 300.0, "slope_interval": [250.0, 350.0]},
+        stack = [Frame(f"/srv/app/module{i}.py" if application else f"/venv/site-packages/lib{i % 7}/core.py", 10 + i, f"work_{i}")]
+        stack += [Frame(f"/srv/app/caller{j}.py", j, f"call_{j}") for j in range(9)]
+        made.append(Finding(
+            finding_id=f"{i:016x}", kind="site", verdict="leak", traceback=stack,
+            library="application" if application else f"lib{i % 7}",
+            call_site=None if application else Frame("/srv/app/caller0.py", 0, "call_0"),
+            growth_bytes_per_hour=1e6 * (1 + i % 10), growth_count_per_hour=10.0, p_value=1e-6, q_value=1e-5,
+            confidence=0.99999, detected_at_s=None, resource=None,
+            evidence={"slope_bytes_per_s": 300.0, "slope_interval": [250.0, 350.0]}, stack_id=i,
         ))
-    return rows, frames
+    return made
 
 
 def rules(n: int, findings_count: int) -> list[Rule]:
@@ -64,13 +64,13 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{'findings':>9} {'rules':>6} {'judge ms':>10} {'store rows ms':>14} {'accepted':>9} {'per finding x rule us':>22}")
     for n in args.findings:
-        rows, frames = findings(n)
+        made = findings(n)
         for m in args.rules:
             rule_set = rules(m, n)
             judged_times, stored_times = [], []
             for _ in range(args.repeat):
                 start = time.perf_counter()
-                judged = judge_rows(rows, frames, "leak", rule_set, target="app/handlers.py:handle_one")
+                judged = judge(made, "leak", rule_set, target="app/handlers.py:handle_one")
                 judged_times.append(time.perf_counter() - start)
                 start = time.perf_counter()
                 judged.stored_rules()

@@ -13,6 +13,7 @@ import psutil
 from sqlite_utils import Database
 
 from soak.errors import BadInput
+from soak.model.finding import Frame
 
 
 @dataclass(frozen=True)
@@ -202,9 +203,9 @@ def _carry_forward(sample_seqs: np.ndarray, values: np.ndarray, seqs: np.ndarray
     return np.where((index >= 0)[:, None], values[np.clip(index, 0, None)], 0)
 
 
-def stack_frames(db: Database, stack_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+def stack_frames(db: Database, stack_ids: list[int]) -> dict[int, list[Frame]]:
     """Frames of each stack, allocation frame first."""
-    frames: dict[int, list[dict[str, Any]]] = {stack_id: [] for stack_id in stack_ids}
+    frames: dict[int, list[Frame]] = {stack_id: [] for stack_id in stack_ids}
     ids = list(frames)
     for start in range(0, len(ids), 900):  # SQLite builds before 3.32 allow 999 parameters
         chunk = ids[start:start + 900]
@@ -214,15 +215,14 @@ def stack_frames(db: Database, stack_ids: list[int]) -> dict[int, list[dict[str,
             chunk,
         ).fetchall()
         for stack_id, file, line, function in rows:
-            frames[stack_id].append({"file": file, "line": line, "function": function})
+            frames[stack_id].append(Frame(file, line, function))
     return frames
 
 
 def findings(db: Database, run_id: int) -> list[dict[str, Any]]:
-    rows = _rows(db, "SELECT * FROM findings WHERE run_id = ? ORDER BY rank", [run_id])
-    for row in rows:
-        row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else {}
-    return rows
+    """The run's rows of the ``findings`` table, most severe first, as stored (the evidence as
+    JSON text): :meth:`soak.model.finding.Finding.from_row` reads a finding back from one."""
+    return _rows(db, "SELECT * FROM findings WHERE run_id = ? ORDER BY rank", [run_id])
 
 
 def suppression_rules(db: Database, run_id: int) -> list[dict[str, Any]]:

@@ -9,14 +9,14 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
 
 import psutil
 from sqlite_utils import Database
 
 from soak.errors import InternalFailure
+from soak.model.finding import Finding
 from soak.storage.database import write_transaction
 from soak.storage.schema import OUTSIDE_PROBE
 
@@ -33,22 +33,35 @@ def stack_hash(frames: Sequence[tuple[str, int]]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class FindingRow:
-    """A finding as stored; built by the supervisor from an analyzer's result."""
+class RuleRow(TypedDict):
+    """A row of ``suppression_rules``: one rule judged against a run's findings (see soak.judging.judgement)."""
+
+    rule_id: str
+    source: str
+    """Where the rule was read from (``file:line``)."""
+    reason: str
+    owner: str | None
+    expires: str | None
+    definition: str
+    """JSON: what the rule matches and tolerates, as written."""
+    state: str
+    """``applied``, ``unused`` or ``expired``."""
+    too_broad: int
+    accepted: int
+    """How many findings it accepted."""
+    warnings: str
+    """JSON: a list of one-line warnings about it."""
+    position: int
+    """Its place among the rules, first first."""
+
+
+class AcceptedRow(TypedDict):
+    """A row of ``accepted_findings``: a finding a rule accepted."""
 
     finding_id: str
-    kind: str
-    verdict: str
-    stack_id: int | None
-    library: str | None
-    resource: str | None
+    rule_id: str
     growth_bytes_per_hour: float | None
-    growth_count_per_hour: float | None
-    p_value: float | None
-    q_value: float | None
-    confidence: float | None
-    evidence: dict[str, Any]
+    max_growth_bytes_per_hour: float | None
 
 
 class RunWriter:
@@ -322,7 +335,7 @@ class RunWriter:
                 [self.run_id, t_s, utc_iso(), kind, message, json.dumps(data) if data else None],
             )
 
-    def replace_findings(self, findings: Sequence[FindingRow], t_s: float) -> dict[str, float]:
+    def replace_findings(self, findings: Sequence[Finding], t_s: float) -> dict[str, float]:
         """Store the current findings, remembering when each was first detected.
 
         Returns finding_id → first detection time (seconds since start).
@@ -340,8 +353,7 @@ class RunWriter:
             )
             self.db.execute("DELETE FROM findings WHERE run_id = ?", [self.run_id])
             for rank, finding in enumerate(findings):
-                row = asdict(finding)
-                row["evidence"] = json.dumps(row["evidence"])
+                row = finding.row()
                 self.db.execute(
                     "INSERT INTO findings (run_id, rank, detected_at_s, "
                     + ", ".join(row)
@@ -352,13 +364,14 @@ class RunWriter:
                 )
         return detected
 
-    def replace_decision(self, rules: Sequence[dict[str, Any]], accepted: Sequence[dict[str, Any]]) -> None:
+    def replace_decision(self, rules: Sequence[RuleRow], accepted: Sequence[AcceptedRow]) -> None:
         """Store what suppression rules decided of the current findings (see soak.judging.judgement):
-        one row per rule (``suppression_rules``' columns) and per accepted finding."""
+        one row per rule and per accepted finding."""
         with _writing(self.db), write_transaction(self.db):
             self.db.execute("DELETE FROM suppression_rules WHERE run_id = ?", [self.run_id])
             self.db.execute("DELETE FROM accepted_findings WHERE run_id = ?", [self.run_id])
-            for table, rows in (("suppression_rules", rules), ("accepted_findings", accepted)):
+            tables: tuple[tuple[str, Sequence[Mapping[str, object]]], ...] = (("suppression_rules", rules), ("accepted_findings", accepted))
+            for table, rows in tables:
                 for row in rows:
                     self.db.execute(f"INSERT INTO {table} (run_id, {', '.join(row)}) VALUES (?, {', '.join('?' for _ in row)})",
                                     [self.run_id, *row.values()])

@@ -67,7 +67,7 @@ def test_the_process_computes_what_the_supervisor_computes(db: Path) -> None:
     attributor = Attributor([os.getcwd()])
     thresholds = Thresholds()
     here = compute(open_database(str(db), create=False), result.run_id, thresholds, attributor)
-    assert here.rows, "a leaking run has findings"
+    assert here.findings, "a leaking run has findings"
     process = AnalysisProcess(str(db), result.run_id, thresholds, attributor.application_roots, None)
     try:
         there = process.compute()
@@ -89,7 +89,7 @@ def test_a_run_recycles_its_analysis_process_and_keeps_its_findings(db: Path) ->
     # what the processes stored is what the supervisor itself finds in the same snapshots
     stored = db_rows(db, "SELECT finding_id, verdict FROM findings WHERE run_id = ? ORDER BY finding_id", (result.run_id,))
     here = compute(open_database(str(db), create=False), result.run_id, Thresholds(), Attributor([os.getcwd()]))
-    assert stored and sorted((row.finding_id, row.verdict) for row in here.rows) == [tuple(row) for row in stored]
+    assert stored and sorted((row.finding_id, row.verdict) for row in here.findings) == [tuple(row) for row in stored]
 
 
 def test_a_killed_analysis_process_is_replaced_and_the_run_finishes(db: Path) -> None:

@@ -227,7 +227,7 @@ def test_growth_below_the_heap_share_floor_is_not_material() -> None:
 def test_library_sites_from_one_call_site_roll_up_into_one_series() -> None:
     parts = [Series(("site", i), 1_000 + 300 * T + noise(50)) for i in range(6)]  # each ~1 MB/h
     other = Series(("site", 99), 5_000 + noise(50))
-    labels: dict[Hashable, tuple[str, Hashable]] = {("site", i): ("somelib", ("app.py", 12)) for i in range(6)}
+    labels: dict[Hashable, Hashable] = {("site", i): ("library", "somelib", ("app.py", 12)) for i in range(6)}
     series, groups = roll_up([*parts, other], labels)
     assert len(series) == 2
     (key,) = groups
@@ -239,7 +239,7 @@ def test_library_sites_from_one_call_site_roll_up_into_one_series() -> None:
 
 def test_a_single_library_site_is_not_rolled_up() -> None:
     one = Series(("site", 1), 1_000 + 300 * T)
-    series, groups = roll_up([one], {("site", 1): ("somelib", ("app.py", 3))})
+    series, groups = roll_up([one], {("site", 1): ("library", "somelib", ("app.py", 3))})
     assert series == [one] and groups == {}
 
 

@@ -21,6 +21,7 @@ from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools
 from soak.inprocess.probes.async_health import AsyncProbes
 from soak.inprocess.probes.loop_lag import BLOCK_PREFIX, LoopLagProbe
 from soak.inprocess.probes.probe import run_probes
+from soak.model.finding import ProbeKey
 
 DEFAULT_WORKERS = min(32, (os.cpu_count() or 1) + 4)
 """concurrent.futures' default for a ThreadPoolExecutor, the loop's default executor among them."""
@@ -186,7 +187,7 @@ def test_a_stall_is_not_a_blocked_loop_and_steady_blocking_is() -> None:
     data = _data("event_loop", {("wall_s", "seconds"): wall, (BLOCK_PREFIX + "a.py:1", "seconds"): once,
                                 (BLOCK_PREFIX + "b.py:2", "seconds"): steady, ("blocked_s", "seconds"): once + steady})
     findings = blocked_loop(T, data, Thresholds())
-    assert [f.key for f in findings] == [("async", "event_loop", BLOCK_PREFIX + "b.py:2", "seconds")]
+    assert [f.key for f in findings] == [ProbeKey("async", "event_loop", BLOCK_PREFIX + "b.py:2", "seconds")]
     assert findings[0].evidence["share"] == pytest.approx(0.2) and findings[0].verdict == "suspect"
     assert blocked_loop(T, data, Thresholds(max_blocked_share=0.25)) == []
 
@@ -197,7 +198,7 @@ def test_a_pool_share_above_its_threshold_in_both_halves_is_a_hidden_pool() -> N
                                   ("e.py:5 <- f.py:6", "seconds"): callers * 0.05,
                                   ("c.py:3 <- d.py:4", "count"): np.full(len(T), 10.0)})
     [finding] = hidden_pools(T, data, Thresholds())
-    assert cast("tuple[str, ...]", finding.key)[2] == "c.py:3 <- d.py:4" and finding.evidence["share"] == pytest.approx(0.5)
+    assert cast("ProbeKey", finding.key).series == "c.py:3 <- d.py:4" and finding.evidence["share"] == pytest.approx(0.5)
     assert finding.evidence["submits_per_s"] == pytest.approx(40.0)
     assert hidden_pools(T[:4], data, Thresholds()) == []  # too few periods after warm-up
 
@@ -205,12 +206,12 @@ def test_a_pool_share_above_its_threshold_in_both_halves_is_a_hidden_pool() -> N
 def test_metrics_name_an_async_finding_by_its_line() -> None:
     from soak.analyzers import Analysis
     from soak.judging.analysis import Refreshed
-    from soak.storage.writer import FindingRow
+    from soak.model.finding import Finding, Frame
     from soak.supervisor.metrics import published_findings
 
     frames = [{"file": "/app/llmclient/client.py", "line": 28, "function": "LLMClient.complete"}]
-    row = FindingRow("f1", "async", "suspect", None, "application", "thread_pools", 0.0, 0.0, None, None, None,
-                     {"frames": frames, "share": 0.9})
-    published = published_findings(Refreshed(Analysis("suspect", [], 0.0, 10, 1), [row], {}, 0.0, {}), 5)
+    row = Finding("f1", "async", "suspect", [Frame.of(frame) for frame in frames], "application", None, 0.0, 0.0, None, None,
+                  None, None, "thread_pools", {"frames": frames, "share": 0.9})
+    published = published_findings(Refreshed(Analysis("suspect", [], 0.0, 10, 1), [row], 0.0, {}), 5)
     assert published["findings"][0]["where"] == "client.py:28"
     assert published["findings"][0]["function"] == "LLMClient.complete"

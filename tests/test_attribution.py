@@ -5,6 +5,7 @@ import sysconfig
 import sqlite_utils
 
 from soak.judging.attribution import APPLICATION, STDLIB, Attributor
+from soak.model.finding import Frame
 
 
 def test_stdlib_library_and_application_files() -> None:
@@ -24,10 +25,10 @@ def test_application_roots_win_over_site_packages() -> None:
 def test_call_site_is_the_first_application_frame_of_a_library_allocation() -> None:
     attributor = Attributor(["/srv/app"])
     frames = [
-        {"file": json.__file__, "line": 10, "function": "dumps"},
-        {"file": sqlite_utils.__file__, "line": 5, "function": "insert"},
-        {"file": "/srv/app/handlers.py", "line": 42, "function": "handle"},
-        {"file": "/srv/app/main.py", "line": 7, "function": "main"},
+        Frame(json.__file__, 10, "dumps"),
+        Frame(sqlite_utils.__file__, 5, "insert"),
+        Frame("/srv/app/handlers.py", 42, "handle"),
+        Frame("/srv/app/main.py", 7, "main"),
     ]
     assert attributor.call_site(frames) == frames[2]
     assert attributor.call_site(frames[2:]) is None

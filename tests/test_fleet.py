@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from soak.analyzers import Analysis
 from soak.judging.analysis import Refreshed
-from soak.storage.writer import FindingRow
+from soak.model.finding import Finding, Frame
 from soak.supervisor.metrics import FIXED_SERIES, SoakCollector, max_series, published_findings, serve_metrics
 
 EXAMPLES = REPO / "examples" / "prometheus"
@@ -31,13 +31,13 @@ PROMTOOL = shutil.which("promtool")
 def _refreshed(findings: int) -> Refreshed:
     """An analysis refresh with ``findings`` leaking sites, each on its own line."""
     rows = [
-        FindingRow(finding_id=f"{n:016x}", kind="site", verdict="leak" if n % 3 else "suspect", stack_id=n,
-                   library="application", resource=None, growth_bytes_per_hour=1e6 - n, growth_count_per_hour=10.0,
-                   p_value=1e-6, q_value=1e-5, confidence=0.99, evidence={})
+        Finding(finding_id=f"{n:016x}", kind="site", verdict="leak" if n % 3 else "suspect",
+                traceback=[Frame(f"/srv/app/module_{n}.py", n + 1, f"handler_{n}")], library="application", call_site=None,
+                growth_bytes_per_hour=1e6 - n, growth_count_per_hour=10.0, p_value=1e-6, q_value=1e-5, confidence=0.99,
+                detected_at_s=None, resource=None, stack_id=n)
         for n in range(findings)
     ]
-    frames = {n: [{"file": f"/srv/app/module_{n}.py", "line": n + 1, "function": f"handler_{n}"}] for n in range(findings)}
-    return Refreshed(Analysis("leak", [], 0.0, 0, 0), rows, frames, 100.0, {})
+    return Refreshed(Analysis("leak", [], 0.0, 0, 0), rows, 100.0, {})
 
 
 def _series(text: str) -> list[tuple[str, dict[str, str], float]]:

@@ -19,8 +19,8 @@ from soak.inprocess.probes.probe import run_probes
 from soak.inprocess.probes.tracer import SITE_TRACERS
 from soak.inprocess.probes.types import TypeProbe, is_own_module, own_objects
 from soak.judging.holders import requests_for
+from soak.model.finding import Finding
 from soak.storage.database import open_database
-from soak.storage.writer import FindingRow
 from soak.supervisor.runner import HOLDER_ATTEMPTS, RunOptions
 from soak.workloads.holders import cache_leak, handed_list, keyed_cache
 
@@ -183,9 +183,10 @@ def test_sites_that_one_container_holds_are_one_leak(db: Path) -> None:
     assert "one leak with the 1 other site(s) whose objects it holds" in run_soak("report", "--db", str(db)).stdout
 
 
-def _row(kind: str, n: int) -> FindingRow:
+def _row(kind: str, n: int) -> Finding:
     evidence = {"series": f"app.Kind{n}"} if kind == "type" else {}
-    return FindingRow(f"{n:016x}", kind, "leak", None if kind == "type" else n, None, None, 1e6, None, 0.01, 0.01, 0.99, evidence)
+    return Finding(f"{n:016x}", kind, "leak", [], None, None, 1e6, None, 0.01, 0.01, 0.99, None, None, evidence,
+                   stack_id=None if kind == "type" else n)
 
 
 def test_a_type_finding_is_searched_in_the_first_request_though_sites_rank_before_it(tmp_path: Path) -> None:

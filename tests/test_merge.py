@@ -8,6 +8,7 @@ import re
 import sqlite3
 import statistics
 from pathlib import Path
+from typing import cast
 
 import pytest
 from conftest import db_rows, run_soak
@@ -16,21 +17,28 @@ from sqlite_utils import Database
 from soak.errors import BadInput
 from soak.judging import fleet
 from soak.judging.analysis import finding_id
+from soak.model.finding import Finding
 from soak.storage import open_database
 from soak.storage.merge import planned_tables
-from soak.storage.writer import FindingRow, RunWriter
+from soak.storage.writer import RunWriter
 
 LEAK_FRAMES = [{"file": "/srv/shop/cart.py", "line": 41, "function": "add"}]
 SUSPECT_FRAMES = [{"file": "/srv/billing/pdf.py", "line": 7, "function": "render"}]
-LEAK_ID = finding_id("site", LEAK_FRAMES)
-SUSPECT_ID = finding_id("site", SUSPECT_FRAMES)
+
+
+def _site_id(frames: list[dict[str, object]]) -> str:
+    return finding_id("site", [(str(f["file"]), cast("int", f["line"])) for f in frames])
+
+
+LEAK_ID = _site_id(LEAK_FRAMES)
+SUSPECT_ID = _site_id(SUSPECT_FRAMES)
 HOSTS = 20
 
 
-def _finding(ident: str, stack_id: int, verdict: str, growth: float) -> FindingRow:
-    return FindingRow(finding_id=ident, kind="site", verdict=verdict, stack_id=stack_id, library="application",
-                      resource=None, growth_bytes_per_hour=growth, growth_count_per_hour=1.0, p_value=1e-6,
-                      q_value=1e-5, confidence=0.999, evidence={})
+def _finding(ident: str, stack_id: int, verdict: str, growth: float) -> Finding:
+    return Finding(finding_id=ident, kind="site", verdict=verdict, traceback=[], library="application", call_site=None,
+                   growth_bytes_per_hour=growth, growth_count_per_hour=1.0, p_value=1e-6, q_value=1e-5, confidence=0.999,
+                   detected_at_s=None, resource=None, stack_id=stack_id)
 
 
 def _run(db: Database, *, target: str, started: float, host: int,

@@ -18,6 +18,7 @@ from soak.analyzers.unexplained import MIN_GROWTH_BYTES, unexplained_growth
 from soak.inprocess.probes.native_reader import LIBC, _defined_functions, object_role
 from soak.judging.attribution import APPLICATION, STDLIB, Attributor
 from soak.judging.native_attribution import native_attribution, native_library
+from soak.model.finding import Frame, ProcessKey
 from soak.workloads.native._build import load_libretain
 
 TIMES = np.arange(60) * 0.5
@@ -30,7 +31,7 @@ def test_rss_growth_the_traced_heap_does_not_hold_is_unexplained() -> None:
     traced = 10e6 + NOISE / 10
     result = unexplained_growth(TIMES, rss, traced, Thresholds(), native_tracked=False)
     [finding] = result.findings
-    assert result.verdict == "leak" and finding.key == ("process", "unexplained")
+    assert result.verdict == "leak" and finding.key == ProcessKey("unexplained")
     assert finding.evidence["native_tracked"] is False
     assert finding.evidence["explained_slope_bytes_per_s"] < 0.5 * finding.evidence["process_slope_bytes_per_s"]
 
@@ -102,10 +103,10 @@ def test_native_attribution_takes_the_first_application_line_as_the_call_site() 
     }
     library, call_site, traceback = native_attribution(evidence, attributor)
     assert library == "numpy"
-    assert call_site == {"file": "/app/handlers.py", "line": 7, "function": "handle"}
-    assert traceback[0] == {"file": "/x/_multiarray_umath.so", "line": 0, "function": "default_malloc"}
-    assert traceback[1] == {"file": "src/ctors.c", "line": 12, "function": "array_empty"}
-    assert [f["function"] for f in traceback[2:]] == ["full", "handle"]
+    assert call_site == Frame("/app/handlers.py", 7, "handle")
+    assert traceback[0] == Frame("/x/_multiarray_umath.so", 0, "default_malloc")
+    assert traceback[1] == Frame("src/ctors.c", 12, "array_empty")
+    assert [f.function for f in traceback[2:]] == ["full", "handle"]
 
 
 def test_the_probe_sees_a_c_library_allocation_at_its_python_line() -> None:

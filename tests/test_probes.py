@@ -17,6 +17,7 @@ from soak.inprocess.probes.probe import MAX_SERIES_PER_PROBE, FindingKind, Probe
 from soak.inprocess.probes.process import read_from_outside
 from soak.inprocess.probes.resources import FdProbe, TaskProbe, ThreadProbe, fd_kind
 from soak.judging.analysis import analyze_run
+from soak.model.finding import ProbeKey
 from soak.storage import open_database, queries
 from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
@@ -101,7 +102,7 @@ def test_a_growing_count_series_is_a_resource_finding_and_a_filled_pool_is_not(t
     result, _ = analyze_run(db, writer.run_id, Thresholds())
     assert result.verdict == "leak" and len(result.findings) == 1
     (finding,) = result.findings
-    assert finding.key == ("resource", "threads", "app.watch", "count")
+    assert finding.key == ProbeKey("resource", "threads", "app.watch", "count")
     assert finding.evidence["created_by"] == "app.watch" and finding.evidence["unit"] == "count"
     assert finding.growth_bytes_per_hour == pytest.approx(1800, rel=0.1)  # the analyzer's rate is in the unit: 0.5/s
 

@@ -21,7 +21,8 @@ import pytest
 from conftest import REFERENCE, db_rows, leak_lines, run_soak
 
 from soak.judging.report_builder import pause_summary
-from soak.model.report import FindingInfo, FrameInfo, Report, RunInfo
+from soak.model.finding import Finding, Frame
+from soak.model.report import Report, RunInfo
 from soak.reports.markdown import render_markdown
 from soak.reports.pauses import pause_note
 from soak.reports.series import MAX_POINTS, make_line
@@ -68,9 +69,9 @@ def test_markdown_names_the_leaking_line(leaky: tuple[Path, Path]) -> None:
     assert "```\nTraceback (allocation frame first):" in text
 
 
-def _finding(number: int) -> FindingInfo:
-    frames = [FrameInfo(f"/srv/app/{'deep/' * 30}module_{number}_{k}.py", 100 + k, f"handler_{k}") for k in range(40)]
-    return FindingInfo(
+def _finding(number: int) -> Finding:
+    frames = [Frame(f"/srv/app/{'deep/' * 30}module_{number}_{k}.py", 100 + k, f"handler_{k}") for k in range(40)]
+    return Finding(
         finding_id=f"{number:016x}", kind="site", verdict="leak", traceback=frames, library="application",
         call_site=None, growth_bytes_per_hour=1e9 - number, growth_count_per_hour=1e6, p_value=1e-12, q_value=1e-10,
         confidence=1 - 1e-10, detected_at_s=12.0, resource=None,
@@ -263,8 +264,8 @@ def test_lines_break_at_gaps_and_new_segments() -> None:
 def test_markdown_keeps_user_text_out_of_its_markup() -> None:
     run = RunInfo(1, "a|b`c<img src=x>", "x|y.py:step", "failed", "raised <b>*boom*</b> | here",
                   "2026-01-01T00:00:00+00:00", 60.0, 60, 100, 1.0)
-    frame = FrameInfo("/srv/a|b`.py", 7, "f|g")
-    finding = FindingInfo("0" * 16, "site", "leak", [frame], "application", None, 4e6, None, 1e-9, 1e-8,
+    frame = Frame("/srv/a|b`.py", 7, "f|g")
+    finding = Finding("0" * 16, "site", "leak", [frame], "application", None, 4e6, None, 1e-9, 1e-8,
                           1 - 1e-8, 30.0, None)
     text = render_markdown(Report(run, "leak", [finding], [], None, None))
     row = next(line for line in text.splitlines() if line.startswith("| 1 |"))

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from soak.errors import BadInput
+from soak.model.finding import Finding
 from soak.storage import open_database, queries
 from soak.storage.schema import MIGRATION_SET
-from soak.storage.writer import FindingRow, RunWriter
+from soak.storage.writer import RunWriter
 
 
 def _writer(path: Path) -> RunWriter:
@@ -44,7 +45,7 @@ def test_sparse_samples_are_carried_forward_on_read(db: Path) -> None:
     stored = writer.db.execute("SELECT count(*) FROM site_samples").fetchone()[0]
     assert stored == 6  # 7 values and one disappearance; site 1 unchanged at seq 1 and 2
     series = {s.stack_id: s for s in queries.site_series(writer.db, writer.run_id, np.arange(4))}
-    by_file = {queries.stack_frames(writer.db, [sid])[sid][0]["file"]: s for sid, s in series.items()}
+    by_file = {queries.stack_frames(writer.db, [sid])[sid][0].file: s for sid, s in series.items()}
     assert by_file["/app/a.py"].bytes.tolist() == [100, 100, 100, 300]
     assert by_file["/app/b.py"].bytes.tolist() == [50, 60, 0, 70]
     assert by_file["/app/b.py"].counts.tolist() == [1, 2, 0, 1]
@@ -96,7 +97,7 @@ def test_frames_are_named_once_and_outside_the_write_lock(db: Path) -> None:
 
 def test_findings_keep_their_first_detection_time(db: Path) -> None:
     writer = _writer(db)
-    row = FindingRow("abc", "site", "leak", None, "application", None, 1e6, 10.0, 1e-9, 1e-8, 1 - 1e-8, {})
+    row = Finding("abc", "site", "leak", [], "application", None, 1e6, 10.0, 1e-9, 1e-8, 1 - 1e-8, None, None)
     assert writer.replace_findings([row], 12.0) == {"abc": 12.0}
     assert writer.replace_findings([row], 30.0) == {"abc": 12.0}
     assert [f["detected_at_s"] for f in queries.findings(writer.db, writer.run_id)] == [12.0]
@@ -153,7 +154,8 @@ def test_views_for_datasette_answer(db: Path) -> None:
     _snapshot(writer, 0, [[1, 100, 1]], {"1": [["/app/a.py", 3], ["/app/main.py", 9]]})
     _snapshot(writer, 1, [[1, 300, 3]])
     stack_id = writer.db.execute("SELECT id FROM stacks").fetchone()[0]
-    row = FindingRow("abc", "site", "leak", stack_id, "application", None, 2 * 1048576, 10.0, 1e-9, 1e-8, 1.0, {})
+    row = Finding("abc", "site", "leak", [], "application", None, 2 * 1048576, 10.0, 1e-9, 1e-8, 1.0, None, None,
+                  stack_id=stack_id)
     writer.replace_findings([row], 5.0)
     assert writer.db.execute("SELECT file, line, function, growth_mib_per_hour FROM finding_lines").fetchall() == [
         ("/app/a.py", 3, "step", 2.0)

@@ -96,7 +96,7 @@ def test_thinning_keeps_every_value_at_the_snapshots_it_keeps(db: Path) -> None:
     kept = [seq for (seq,) in database.execute("SELECT seq FROM snapshots ORDER BY seq")]
     assert kept[:9] == [0, 5, 10, 15, 20, 25, 30, 35, 39] and kept[9:] == list(range(40, 60))
     series = {s.stack_id: s for s in queries.site_series(database, writer.run_id, np.array(kept))}
-    files = {sid: queries.stack_frames(database, [sid])[sid][0]["file"] for sid in series}
+    files = {sid: queries.stack_frames(database, [sid])[sid][0].file for sid in series}
     for stack_id, s in series.items():
         site = int(files[stack_id][2:-3])
         assert s.bytes.tolist() == [truth[seq].get(site, 0) for seq in kept]

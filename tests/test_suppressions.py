@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from conftest import TEST_WORKLOADS, leak_lines, run_soak
 
+from soak.api import load_report
 from soak.errors import BadInput
 from soak.judging.pyproject import read_config
 from soak.judging.suppressions import (
@@ -26,6 +27,7 @@ from soak.judging.suppressions import (
     parse_rules,
     path_matches,
 )
+from soak.model.finding import Finding, Frame
 
 TODAY = datetime.date(2026, 6, 15)
 MB = 1000**2
@@ -35,16 +37,21 @@ def rules(text: str, source: str = "leaksoak.toml") -> list[Rule]:
     return parse_rules(textwrap.dedent(text), source)
 
 
-def frame(file: str, function: str, line: int = 1) -> dict[str, Any]:
-    return {"file": file, "line": line, "function": function}
+def frame(file: str, function: str, line: int = 1) -> Frame:
+    return Frame(file, line, function)
 
 
-def finding(ident: str, traceback: list[dict[str, Any]], *, kind: str = "site", library: str | None = "application",
-            call_site: dict[str, Any] | None = None, growth: float | None = 10 * MB, **extra: Any) -> dict[str, Any]:
-    """A finding shaped as the JSON report gives it."""
-    return {"id": ident, "kind": kind, "verdict": "leak", "where": traceback[0] if traceback else None,
-            "traceback": traceback, "library": library, "call_site": call_site, "growth_bytes_per_hour": growth,
-            "growth_count_per_hour": None, **extra}
+def finding(ident: str, traceback: list[Frame], *, kind: str = "site", library: str | None = "application",
+            call_site: Frame | None = None, growth: float | None = 10 * MB, resource: str | None = None,
+            type: str | None = None) -> Finding:
+    """A finding as analysis makes it (a ``type`` finding names its type as its series)."""
+    return Finding(ident, kind, "leak", traceback, library, call_site, growth, None, None, None, None, None, resource,
+                   {"series": type} if type else {})
+
+
+def report_findings(db: Path, run: str) -> list[Finding]:
+    """The findings of a stored run, as its report (and the JSON report's ``findings``) gives them."""
+    return load_report(str(db), run).findings
 
 
 APP = finding("app1", [frame("/srv/app/cache.py", "Cache.put", 40), frame("/srv/app/handlers.py", "handle_one", 12)])
@@ -231,7 +238,7 @@ def rule(**keys: Any) -> Rule:
     (["..."], True),
 ])
 def test_frames(patterns: list[str], expected: bool) -> None:
-    assert frames_match(patterns, APP["traceback"]) is expected
+    assert frames_match(patterns, APP.traceback) is expected
 
 
 @pytest.mark.parametrize(("pattern", "path", "expected"), [
@@ -248,10 +255,10 @@ def test_path_globs(pattern: str, path: str, expected: bool) -> None:
     assert path_matches(pattern, path) is expected
 
 
-def accepted_ids(rules_: list[Rule], findings: list[dict[str, Any]] = FINDINGS,
+def accepted_ids(rules_: list[Rule], findings: list[Finding] = FINDINGS,
                  target: str = "app/handlers.py:handle_one") -> list[tuple[str, str]]:
     decision = apply_rules(findings, rules_, target=target, today=TODAY)
-    return [(a.finding["id"], a.rule) for a in decision.accepted]
+    return [(a.finding.finding_id, a.rule) for a in decision.accepted]
 
 
 def test_call_site_is_the_first_application_frame() -> None:
@@ -281,14 +288,12 @@ def test_library_type_resource_and_target() -> None:
 def test_max_growth_tolerates_the_known_rate_and_not_three_times_it() -> None:
     tolerant = rule(id="cache", frames=["*cache.py:Cache.put", "..."], max_growth="15 MB/h",
                     max_growth_bytes_per_hour=parse_rate("15 MB/h"))
-    known = finding("app1", APP["traceback"], growth=10 * MB)
-    faster = finding("app1", APP["traceback"], growth=30 * MB)
+    known = finding("app1", APP.traceback, growth=10 * MB)
+    faster = finding("app1", APP.traceback, growth=30 * MB)
     decision = apply_rules([known], [tolerant], target=None, today=TODAY)
     assert [(a.rule, a.growth_bytes_per_hour, a.max_growth_bytes_per_hour) for a in decision.accepted] == [("cache", 10 * MB, 15 * MB)]
-    assert decision.report_fields() == {
-        "accepted": [{**known, "rule": "cache", "max_growth_bytes_per_hour": 15 * MB}],
-        "suppressions": {"expired": [], "unused": [], "too_broad": []},
-    }
+    assert [(a.finding, a.rule, a.max_growth_bytes_per_hour) for a in decision.accepted] == [(known, "cache", 15 * MB)]
+    assert decision.suppressions.as_dict() == {"expired": [], "unused": [], "too_broad": []}
     assert decision.warnings == []
 
     decision = apply_rules([faster], [tolerant], target=None, today=TODAY)
@@ -298,7 +303,7 @@ def test_max_growth_tolerates_the_known_rate_and_not_three_times_it() -> None:
     assert decision.warnings == ["suppression 'cache' matches finding app1 (/srv/app/cache.py:40 in Cache.put) "
                                  "but it grows 30 MB/h, above its max_growth 15 MB/h: not accepted"]
     # no byte rate: a max_growth cannot vouch for it
-    assert apply_rules([finding("app1", APP["traceback"], growth=None)], [tolerant], target=None, today=TODAY).accepted == []
+    assert apply_rules([finding("app1", APP.traceback, growth=None)], [tolerant], target=None, today=TODAY).accepted == []
 
 
 def test_the_first_rule_that_accepts_wins() -> None:
@@ -313,8 +318,8 @@ def test_expired_rules_stop_applying() -> None:
     last_day = rule(id="last-day", call_site="*client.py:fetch", expires=TODAY)
     garbled = rule(id="garbled", resource="fds", expires_text="2026-02-30")
     decision = apply_rules(FINDINGS, [past, last_day, garbled], target=None, today=TODAY)
-    assert [(a.finding["id"], a.rule) for a in decision.accepted] == [("lib1", "last-day")]
-    assert [f["id"] for f in decision.remaining] == ["app1", "fds1"]
+    assert [(a.finding.finding_id, a.rule) for a in decision.accepted] == [("lib1", "last-day")]
+    assert [f.finding_id for f in decision.remaining] == ["app1", "fds1"]
     assert decision.suppressions.as_dict() == {"expired": ["past", "garbled"], "unused": [], "too_broad": []}
     assert decision.warnings == [
         "suppression 'past' (leaksoak.toml:1) expired on 2026-06-14: it no longer applies; remove it or renew it",
@@ -333,7 +338,7 @@ def test_too_broad_rules_warn_and_still_apply() -> None:
     no_code = rule(id="all-requests", library="requests")
     only_dots = rule(id="dots", frames=["...", "*:*", "..."], library="application")
     decision = apply_rules(FINDINGS, [no_code, only_dots], target=None, today=TODAY)
-    assert [(a.finding["id"], a.rule) for a in decision.accepted] == [("app1", "dots"), ("lib1", "all-requests")]
+    assert [(a.finding.finding_id, a.rule) for a in decision.accepted] == [("app1", "dots"), ("lib1", "all-requests")]
     assert decision.suppressions.too_broad == ["all-requests", "dots"]
     assert "suppression 'all-requests' (leaksoak.toml:1) is too broad: it names no frames or call_site" in decision.warnings
 
@@ -383,7 +388,7 @@ def test_generation_escapes_glob_characters() -> None:
     odd = finding("odd", [frame("/srv/app[v2]/x*.py", "<lambda>")])
     [generated] = paste(generate_rules([odd], today=TODAY))
     assert generated.frames == ("app[[]v2]/x[*].py:<lambda>", "...")
-    assert frames_match(generated.frames, odd["traceback"])
+    assert frames_match(generated.frames, odd.traceback)
     assert not frames_match(generated.frames, [frame("/srv/appXv2]/xy.py", "<lambda>")])
 
 
@@ -425,24 +430,25 @@ def test_soak_suppress_round_trip_on_a_stored_run(soaked: tuple[Path, list[dict[
     assert result.returncode == 0, result.stderr
     generated = paste(result.stdout)
     assert len(generated) == len(findings)
-    decision = apply_rules(findings, generated, target=TARGET, today=datetime.date.today())
+    decision = apply_rules(report_findings(db, "1"), generated, target=TARGET, today=datetime.date.today())
     assert decision.remaining == [] and decision.warnings == []
-    assert [a.finding["id"] for a in decision.accepted] == [f["id"] for f in findings]
+    assert [a.finding.finding_id for a in decision.accepted] == [f["id"] for f in findings]
     assert len({a.rule for a in decision.accepted}) == len(findings)  # one rule each
 
     # one finding only: the other leak still fails
     result = run_soak("suppress", "1", "--finding", cache[0]["id"], "--db", str(db))
     assert result.returncode == 0, result.stderr
-    decision = apply_rules(findings, paste(result.stdout), target=TARGET, today=datetime.date.today())
-    assert [a.finding["id"] for a in decision.accepted] == [cache[0]["id"]]
-    assert [f["id"] for f in decision.remaining] == [f["id"] for f in findings if f is not cache[0]]
+    decision = apply_rules(report_findings(db, "1"), paste(result.stdout), target=TARGET, today=datetime.date.today())
+    assert [a.finding.finding_id for a in decision.accepted] == [cache[0]["id"]]
+    assert [f.finding_id for f in decision.remaining] == [f["id"] for f in findings if f is not cache[0]]
 
     # on a rerun, a rule accepts its own finding again, and nothing else
-    by_rule = {a.rule: a.finding["id"] for a in apply_rules(findings, generated, target=TARGET, today=datetime.date.today()).accepted}
-    decision = apply_rules(rerun, generated, target=TARGET, today=datetime.date.today())
-    assert all(by_rule[a.rule] == a.finding["id"] for a in decision.accepted)
-    assert {a.finding["id"] for a in decision.accepted} == {f["id"] for f in rerun} & set(by_rule.values())
-    assert any(a.finding["id"] == cache[0]["id"] for a in decision.accepted)
+    by_rule = {a.rule: a.finding.finding_id
+               for a in apply_rules(report_findings(db, "1"), generated, target=TARGET, today=datetime.date.today()).accepted}
+    decision = apply_rules(report_findings(db, "2"), generated, target=TARGET, today=datetime.date.today())
+    assert all(by_rule[a.rule] == a.finding.finding_id for a in decision.accepted)
+    assert {a.finding.finding_id for a in decision.accepted} == {f["id"] for f in rerun} & set(by_rule.values())
+    assert any(a.finding.finding_id == cache[0]["id"] for a in decision.accepted)
 
 
 def test_soak_suppress_bad_finding_id(soaked: tuple[Path, list[dict[str, Any]], list[dict[str, Any]]]) -> None:

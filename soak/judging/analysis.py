@@ -5,38 +5,40 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from sqlite_utils import Database
 
-from soak.analyzers import Analysis, Finding, Series, Thresholds, analyze
+from soak.analyzers import Analysis, Series, SeriesFinding, Thresholds, analyze
 from soak.analyzers.rollup import Group, roll_up
 from soak.analyzers.trend import Trend
 from soak.analyzers.unexplained import unexplained_growth
 from soak.inprocess.probes.native import NativeProbe
 from soak.judging.async_findings import KIND as ASYNC_KIND
-from soak.judging.async_findings import analyze_async, is_async, place
+from soak.judging.async_findings import analyze_async, place
 from soak.judging.attribution import APPLICATION, Attributor
 from soak.judging.holders import with_holders
-from soak.judging.judgement import Judgement, judge_rows
+from soak.judging.judgement import Judgement, judge
 from soak.judging.native_attribution import native_attribution
+from soak.model.finding import Evidence, Finding, FindingKey, Frame, LibraryKey, ProbeKey, ProcessKey, SiteKey
 from soak.model.verdicts import CLEAN, INCONCLUSIVE, LEAK, VERDICTS
 from soak.storage import queries
 from soak.storage.queries import ProbeSeries, probe_pauses
-from soak.storage.writer import FindingRow, RunWriter
+from soak.storage.writer import RunWriter
 
 if TYPE_CHECKING:
     from soak.judging.suppressions import Rule
 
 
-def finding_id(kind: str, frames: list[dict[str, object]]) -> str:
-    """Stable across runs and machines: the kind and each frame's last two path parts and line."""
+def finding_id(kind: str, places: Sequence[tuple[str, int]]) -> str:
+    """Stable across runs and machines: the kind and each place's (file, line), the file by its
+    last two path parts."""
     parts = [kind]
-    for frame in frames:
-        path = str(frame["file"]).replace(os.sep, "/").split("/")
-        parts.append(f"{'/'.join(path[-2:])}:{frame['line']}")
+    for file, line in places:
+        path = file.replace(os.sep, "/").split("/")
+        parts.append(f"{'/'.join(path[-2:])}:{line}")
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -67,7 +69,8 @@ def _analyze_segment(
 ) -> tuple[Analysis, dict[Hashable, Group]]:
     """Per-site series when an allocation tracer ran; the worker's RSS when none did.
 
-    Keys are ``("site", stack_id)``, ``("library", library, (file, line))`` or ``("process", "rss")``.
+    Keys are a SiteKey, a LibraryKey (sites rolled up) or ``ProcessKey("rss")``, and the probes'
+    ProbeKeys.
     """
     # one read of the probes' series a refresh, on the segment's grid; subsets index into it
     stored = queries.probe_series(db, run_id, np.array([row["seq"] for row in rows], dtype=np.int64))
@@ -77,14 +80,14 @@ def _analyze_segment(
     if not any(row["tracer"] for row in rows):
         times = np.array([row["t_s"] for row in rows], dtype=float)
         rss = np.array([row["rss"] or 0 for row in rows], dtype=float)
-        return combine(analyze(times, [Series(("process", "rss"), rss)], thresholds, heap_bytes=_median(rss)), *probes), {}
+        return combine(analyze(times, [Series(ProcessKey("rss"), rss)], thresholds, heap_bytes=_median(rss)), *probes), {}
     # Sites are series of the snapshots that read the heap: not of process-level readings taken
     # while a watched service's agent did not answer.
     stored = _on_rows(stored, [bool(row["tracer"]) for row in rows])
     rows = [row for row in rows if row["tracer"]]
     times = np.array([row["t_s"] for row in rows], dtype=float)
     seqs = np.array([row["seq"] for row in rows], dtype=np.int64)
-    series = [Series(("site", s.stack_id), s.bytes, s.counts, s.samples) for s in queries.site_series(db, run_id, seqs)]
+    series = [Series(SiteKey(s.stack_id), s.bytes, s.counts, s.samples) for s in queries.site_series(db, run_id, seqs)]
     groups: dict[Hashable, Group] = {}
     if attributor is not None:
         series, groups = roll_up(series, _library_labels(db, series, attributor))
@@ -121,19 +124,19 @@ def _unexplained(stored: list[ProbeSeries], rows: list[dict[str, Any]], threshol
 def _analyze_probes(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresholds: Thresholds) -> list[Analysis]:
     """Every probe series of the segment (``stored``, on ``rows``), judged per unit (each unit its own family of tests).
 
-    Finding keys are ``(kind, probe, series name, unit)``; the evidence names the series and
-    carries what its probe said of it (the function that created a thread, say).
+    Finding keys are ProbeKeys; the evidence names the series and carries what its probe said of
+    it (the function that created a thread, say).
     """
     times = np.array([row["t_s"] for row in rows], dtype=float)
     read = _snapshots_read(rows)
     by_unit: dict[tuple[str, str | None], list[Series]] = {}
-    described: dict[Hashable, dict[str, Any]] = {}
+    described: dict[Hashable, Evidence] = {}
     for probe in stored:
         if probe.kind == "type" and not thresholds.judge_types:
             continue  # stored and shown as growing types; judged only with --type-findings
         if probe.kind == ASYNC_KIND:
             continue  # shares of time, judged against thresholds (soak.judging.async_findings), not trends
-        key = (probe.kind, probe.probe, probe.name, probe.unit)
+        key = ProbeKey(probe.kind, probe.probe, probe.name, probe.unit)
         own_grid = probe.probe if probe.probe in read else None
         values = probe.values if own_grid is None else probe.values[read[probe.probe]]
         by_unit.setdefault((probe.unit, own_grid), []).append(Series(key, values))
@@ -158,10 +161,15 @@ def _snapshots_read(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     return {probe: np.array([probe in p for p in pauses], dtype=bool) for probe in STRETCHED_PROBES}
 
 
-def _rank(finding: Finding) -> tuple[bool, int, float]:
+def _key(finding: SeriesFinding) -> FindingKey:
+    """The key of a series analysis tested (every series it makes has one)."""
+    return cast("FindingKey", finding.key)
+
+
+def _rank(finding: SeriesFinding) -> tuple[bool, int, float]:
     """Leaks first; within a verdict, memory that a line or a library holds, then the process'
     memory (a residual: RSS that those do not explain), then probes' series; fastest first."""
-    kind = cast("tuple[str, ...]", finding.key)[0]
+    kind = _key(finding).kind
     order = 0 if kind in MEMORY_KINDS and kind != "process" else 1 if kind == "process" else 2
     return finding.verdict != LEAK, order, -finding.growth_bytes_per_hour
 
@@ -184,17 +192,18 @@ NATIVE_PROBE = NativeProbe.name
 MEMORY_KINDS = ("site", "library", "process", "native")
 
 
-def _library_labels(db: Database, series: list[Series], attributor: Attributor) -> dict[Hashable, tuple[str, Hashable]]:
-    """(library, call site) of each growing site allocated outside the application."""
-    growing = [s.key[1] for s in series if len(s.bytes) and s.bytes[-1] > s.bytes[0]]  # type: ignore[index]
-    labels: dict[Hashable, tuple[str, Hashable]] = {}
+def _library_labels(db: Database, series: list[Series], attributor: Attributor) -> dict[Hashable, Hashable]:
+    """The group of each growing site allocated outside the application: its library and the
+    application line that called into it."""
+    growing = [s.key.stack_id for s in series if isinstance(s.key, SiteKey) and len(s.bytes) and s.bytes[-1] > s.bytes[0]]
+    labels: dict[Hashable, Hashable] = {}
     for stack_id, frames in queries.stack_frames(db, growing).items():
         if not frames:
             continue
-        library = attributor.library(frames[0]["file"])
+        library = attributor.library(frames[0].file)
         call_site = attributor.call_site(frames)
         if library != APPLICATION and call_site is not None:
-            labels[("site", stack_id)] = (library, (call_site["file"], call_site["line"], call_site["function"]))
+            labels[SiteKey(stack_id)] = LibraryKey(library, call_site)
     return labels
 
 
@@ -231,10 +240,8 @@ class Refreshed:
 
     analysis: Analysis
     """With the verdict and the findings that count once suppression rules have judged them."""
-    findings: list[FindingRow]
+    findings: list[Finding]
     """The findings that count, most severe first (every one is stored; see ``judgement``)."""
-    frames: dict[int, list[dict[str, Any]]]
-    """Frames of the findings' stacks, allocation frame first."""
     rss_slope: float
     """Bytes per second of RSS over the latest segment, after warm-up."""
     projection: dict[str, Any]
@@ -243,59 +250,77 @@ class Refreshed:
     """What the run's suppression rules decided of its findings."""
 
 
-def finding_rows(
-    db: Database, result: Analysis, groups: dict[Hashable, Group], attributor: Attributor,
-) -> tuple[list[FindingRow], dict[int, list[dict[str, Any]]]]:
-    """The analysis' findings as stored rows (ids, attribution, evidence), and their stacks' frames."""
-    shown = [_shown_stack(f.key, groups) for f in result.findings]
+def placed_findings(db: Database, result: Analysis, groups: dict[Hashable, Group], attributor: Attributor) -> list[Finding]:
+    """The analysis' findings placed in the code (traceback, library, call site), with their stable ids."""
+    keys = [_key(tested) for tested in result.findings]
+    shown = [_shown_stack(key, groups) for key in keys]
     stacks = queries.stack_frames(db, [stack_id for stack_id in shown if stack_id is not None])
-    rows = []
-    for finding, stack_id in zip(result.findings, shown, strict=True):
-        kind = finding.key[0]  # type: ignore[index]
-        frames = stacks.get(stack_id, []) if stack_id is not None else []
-        evidence = {**finding.evidence, "tested": result.tested}
-        if kind == "library":
-            group = groups[finding.key]
-            file, line, function = cast("tuple[str, int, str]", group.call_site)
-            group_call_site = {"file": file, "line": line, "function": function}
-            call_site: dict[str, Any] | None = group_call_site
-            library: str | None = group.library
-            evidence["sites"] = len(group.members)
-            ident = finding_id(kind, [{"file": group.library, "line": 0}, group_call_site])
-        elif is_async(finding.key):
-            library, call_site = place(finding.evidence.get("frames") or [], attributor)
-            ident = finding_id(kind, [{"file": "/".join(finding.key[1:3]), "line": 0}, *finding.evidence.get("frames", [])[:1]])  # type: ignore[index]
-        elif kind == "native":  # a native site: the probe's evidence names its frames
-            library, call_site, evidence["traceback"] = native_attribution(finding.evidence, attributor)
-            ident = finding_id(kind, [{"file": library, "line": 0}, *(evidence["traceback"][:1]),
-                                      *([call_site] if call_site else [])])
-        elif kind not in MEMORY_KINDS:  # a probe's series: (kind, probe, series name, unit)
-            _, probe, name, _unit = cast("tuple[str, str, str, str]", finding.key)
-            call_site, library = None, None
-            ident = finding_id(kind, [{"file": f"{probe}/{name}", "line": 0}])
-        else:
-            library = attributor.library(frames[0]["file"]) if frames else None
-            call_site = attributor.call_site(frames)
-            ident = finding_id(kind, frames or [{"file": finding.key[1], "line": 0}])  # type: ignore[index]
-        counted = kind not in MEMORY_KINDS and finding.evidence.get("unit") != "bytes"
-        rows.append(
-            FindingRow(
-                finding_id=ident,
-                kind=kind,
-                verdict=finding.verdict,
-                stack_id=stack_id,
-                library=library,
-                resource=None if kind in ("site", "library", "native") else finding.key[1],  # type: ignore[index]
-                # a probe's rate is in its own unit: a count per hour is not bytes
-                growth_bytes_per_hour=0.0 if counted else finding.growth_bytes_per_hour,
-                growth_count_per_hour=finding.growth_bytes_per_hour if counted else finding.growth_count_per_hour,
-                p_value=finding.p_value,
-                q_value=finding.q_value,
-                confidence=None if cast("float | None", finding.q_value) is None else finding.confidence,  # None in a loop-health finding
-                evidence={**evidence, "call_site": call_site},
-            )
-        )
-    return rows, stacks
+    findings = []
+    for tested, key, stack_id in zip(result.findings, keys, shown, strict=True):
+        evidence = {**tested.evidence, "tested": result.tested}
+        placed = _place(key, evidence, stacks.get(stack_id, []) if stack_id is not None else [], groups, attributor)
+        # a probe's rate is in its own unit: a count per hour is not bytes
+        counted = isinstance(key, ProbeKey) and key.kind not in MEMORY_KINDS and key.unit != "bytes"
+        findings.append(Finding(
+            finding_id=finding_id(key.kind, placed.identity),
+            kind=key.kind,
+            verdict=tested.verdict,
+            traceback=placed.traceback,
+            library=placed.library,
+            call_site=placed.call_site,
+            growth_bytes_per_hour=0.0 if counted else tested.growth_bytes_per_hour,
+            growth_count_per_hour=tested.growth_bytes_per_hour if counted else tested.growth_count_per_hour,
+            p_value=tested.p_value,
+            q_value=tested.q_value,
+            confidence=None if cast("float | None", tested.q_value) is None else tested.confidence,  # None in a loop-health finding
+            detected_at_s=None,
+            resource=placed.resource,
+            evidence={**evidence, **placed.evidence},
+            stack_id=stack_id,
+        ))
+    return findings
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a finding is in the code, and what its stable id is made of."""
+
+    traceback: list[Frame]
+    library: str | None
+    call_site: Frame | None
+    identity: list[tuple[str, int]]
+    """(file, line) pairs that, with its kind, make the finding's id."""
+    resource: str | None = None
+    evidence: Evidence = field(default_factory=dict)
+    """What the place adds to the evidence."""
+
+
+def _place(key: FindingKey, evidence: Evidence, frames: list[Frame], groups: dict[Hashable, Group],
+           attributor: Attributor) -> _Place:
+    """The place of the finding of ``key``: ``frames`` are the stack it shows (see :func:`_shown_stack`)."""
+    match key:
+        case SiteKey():
+            library = attributor.library(frames[0].file) if frames else None
+            return _Place(frames, library, attributor.call_site(frames), _spots(frames) or [(str(key.stack_id), 0)])
+        case LibraryKey():
+            return _Place(frames, key.library, key.call_site, [(key.library, 0), *_spots([key.call_site])],
+                          evidence={"sites": len(groups[key].members)})
+        case ProcessKey():
+            return _Place([], None, None, [(key.resource, 0)], key.resource)
+        case ProbeKey(kind="native"):  # a native site: the probe's evidence names its frames
+            library, call_site, traceback = native_attribution(evidence, attributor)
+            return _Place(traceback, library, call_site, [(library, 0), *_spots([*traceback[:1], *([call_site] if call_site else [])])],
+                          evidence={"traceback": [frame.as_dict() for frame in traceback]})
+        case ProbeKey() if key.kind == ASYNC_KIND:
+            traceback = [Frame.of(frame) for frame in evidence.get("frames") or []]
+            library_of, caller = place(traceback, attributor)
+            return _Place(traceback, library_of, caller, [(f"{key.probe}/{key.series}", 0), *_spots(traceback[:1])], key.probe)
+        case ProbeKey():  # a probe's count series, a type's objects
+            return _Place([], None, None, [(f"{key.probe}/{key.series}", 0)], key.probe)
+
+
+def _spots(frames: list[Frame]) -> list[tuple[str, int]]:
+    return [(frame.file, frame.line) for frame in frames]
 
 
 @dataclass(frozen=True)
@@ -305,8 +330,7 @@ class Computed:
 
     analysis: Analysis
     """Before suppressions."""
-    rows: list[FindingRow]
-    stacks: dict[int, list[dict[str, Any]]]
+    findings: list[Finding]
     rss_slope: float
     projection: dict[str, Any]
 
@@ -317,19 +341,18 @@ def compute(
     """Analyse run ``run_id`` so far, reading the database only (see :func:`refresh`)."""
     snapshots = queries.snapshots(db, run_id)
     result, groups = analyze_run(db, run_id, thresholds, snapshots, attributor)
-    rows, stacks = finding_rows(db, result, groups, attributor)
-    rows = with_holders(db, run_id, rows)
+    findings = with_holders(db, run_id, placed_findings(db, result, groups, attributor))
     slope = memory_slope(snapshots)
-    return Computed(result, rows, stacks, slope, projection(snapshots, slope, memory_limit_bytes))
+    return Computed(result, findings, slope, projection(snapshots, slope, memory_limit_bytes))
 
 
 def store(writer: RunWriter, computed: Computed, t_s: float, rules: Sequence[Rule] = (),
           target: str | None = None) -> Refreshed:
     """Judge ``computed`` against the suppression ``rules`` and replace the run's stored findings,
     verdict and projection with it (see :func:`refresh`)."""
-    result, rows, stacks = computed.analysis, computed.rows, computed.stacks
-    judged = judge_rows(rows, stacks, result.verdict, rules, target=target)
-    writer.replace_findings(rows, t_s)
+    result, findings = computed.analysis, computed.findings
+    judged = judge(findings, result.verdict, rules, target=target)
+    writer.replace_findings(findings, t_s)
     writer.replace_decision(judged.stored_rules(), judged.stored_accepted())
     summary: dict[str, Any] = {
         "points": result.points, "tested": result.tested, "warmup_until_s": result.warmup_until_s,
@@ -338,7 +361,7 @@ def store(writer: RunWriter, computed: Computed, t_s: float, rules: Sequence[Rul
     }
     writer.set_verdict(judged.verdict, summary)
     counted = replace(result, verdict=judged.verdict, findings=[result.findings[i] for i in judged.counted])
-    return Refreshed(counted, [rows[i] for i in judged.counted], stacks, computed.rss_slope, computed.projection, judged)
+    return Refreshed(counted, [findings[i] for i in judged.counted], computed.rss_slope, computed.projection, judged)
 
 
 def refresh(
@@ -371,11 +394,10 @@ def projection(rows: list[dict[str, Any]], slope_per_s: float, memory_limit_byte
             "limit_source": source, "seconds_until_limit": seconds}
 
 
-def _shown_stack(key: Hashable, groups: dict[Hashable, Group]) -> int | None:
+def _shown_stack(key: FindingKey, groups: dict[Hashable, Group]) -> int | None:
     """The stack a finding shows: its own site's, or a library group's largest member's."""
-    kind = key[0]  # type: ignore[index]
-    if kind == "site":
-        return int(key[1])  # type: ignore[index]
-    if kind == "library":
-        return int(groups[key].members[0][1])  # type: ignore[index]
+    if isinstance(key, SiteKey):
+        return key.stack_id
+    if isinstance(key, LibraryKey):
+        return cast("SiteKey", groups[key].members[0]).stack_id
     return None

@@ -9,17 +9,17 @@ in another file: the application's call into the code that blocks or hides a poo
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
 
 from soak.analyzers import Analysis, Thresholds
-from soak.analyzers.growth import Finding
+from soak.analyzers.growth import SeriesFinding
 from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools, window_of
 from soak.inprocess.probes.loop_lag import LoopLagProbe
 from soak.inprocess.probes.thread_pools import ExecutorProbe
 from soak.judging.attribution import APPLICATION, Attributor
+from soak.model.finding import Frame
 from soak.model.verdicts import CLEAN, INCONCLUSIVE
 from soak.storage.queries import ProbeSeries
 
@@ -41,7 +41,7 @@ def analyze_async(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresho
             evidence[series.name] = series.evidence
     if not probes:
         return None
-    findings: list[Finding] = []
+    findings: list[SeriesFinding] = []
     for probe, (values, evidence) in probes.items():
         judge = JUDGES.get(probe)
         if judge is not None:
@@ -51,16 +51,12 @@ def analyze_async(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresho
     return Analysis(verdict, findings, 0.0, len(times), tested)
 
 
-def is_async(key: Hashable) -> bool:
-    return isinstance(key, tuple) and bool(key) and key[0] == KIND
-
-
-def place(frames: list[dict[str, Any]], attributor: Attributor) -> tuple[str | None, dict[str, Any] | None]:
+def place(frames: list[Frame], attributor: Attributor) -> tuple[str | None, Frame | None]:
     """The library of a finding's first frame, and its call site (see the module's docstring)."""
     if not frames:
         return None, None
-    library = attributor.library(frames[0]["file"])
+    library = attributor.library(frames[0].file)
     if library != APPLICATION:
         return library, attributor.call_site(frames)
-    caller = next((frame for frame in frames[1:] if frame["file"] != frames[0]["file"]), None)
+    caller = next((frame for frame in frames[1:] if frame.file != frames[0].file), None)
     return library, caller

@@ -9,7 +9,8 @@ import os
 import site
 import sysconfig
 from collections.abc import Iterable, Sequence
-from typing import Any
+
+from soak.model.finding import Frame
 
 APPLICATION, STDLIB = "application", "stdlib"
 
@@ -73,12 +74,12 @@ class Attributor:
             return STDLIB
         return APPLICATION
 
-    def call_site(self, frames: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    def call_site(self, frames: Sequence[Frame]) -> Frame | None:
         """First application frame of a traceback whose allocation frame is not application code."""
-        if not frames or self.library(frames[0]["file"]) == APPLICATION:
+        if not frames or self.library(frames[0].file) == APPLICATION:
             return None
         for frame in frames[1:]:
-            if self.library(frame["file"]) == APPLICATION:
+            if self.library(frame.file) == APPLICATION:
                 return frame
         return None
 

@@ -34,7 +34,8 @@ from soak.analyzers import Thresholds
 from soak.errors import BadInput
 from soak.judging.analysis import latest_segment_trend
 from soak.judging.report_builder import build_report
-from soak.model.report import FindingInfo, Report
+from soak.model.finding import Finding
+from soak.model.report import Report
 from soak.storage import open_database, queries
 
 MIN_RATIO = 1.5
@@ -94,7 +95,7 @@ class FindingChange:
     finding_id: str
     change: str
     """new_leak | new_suspect | increased | decreased | unchanged | gone | accepted"""
-    finding: FindingInfo
+    finding: Finding
     """The new run's finding, or the base run's for one that is gone."""
     base_verdict: str | None
     new_verdict: str | None
@@ -288,7 +289,7 @@ def _compare_pair(base: Database, new: Database, new_row: dict[str, Any], base_r
                             _memory_change(base, new, base_row["id"], new_row["id"], min_ratio))
 
 
-def finding_rate(finding: FindingInfo) -> Rate | None:
+def finding_rate(finding: Finding) -> Rate | None:
     """The finding's slope and 95% interval in bytes per second, as the analysis stored them."""
     evidence = finding.evidence
     if "slope_bytes_per_s" in evidence and "slope_interval" in evidence:

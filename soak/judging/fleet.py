@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soak.errors import BadInput
-from soak.model.report import FrameInfo
+from soak.model.finding import Frame
 from soak.model.verdicts import LEAK, SUSPECT, VERDICTS
 from soak.storage import open_database
 from soak.storage.fleet import fleet_findings, fleet_runs
@@ -82,7 +82,7 @@ class FleetFinding:
     kind: str
     verdict: str
     """The most severe verdict it has in any run."""
-    where: FrameInfo | None
+    where: Frame | None
     library: str | None
     resource: str | None
     runs: int
@@ -158,7 +158,7 @@ def _findings(rows: list[dict[str, Any]]) -> list[FleetFinding]:
         verdicts = {v: sum(1 for r in per_run.values() if r["verdict"] == v) for v in (LEAK, SUSPECT)}
         findings.append(FleetFinding(
             id=ident, kind=first["kind"], verdict="leak" if verdicts["leak"] else "suspect",
-            where=FrameInfo(first["file"], first["line"], first["function"]) if first["file"] is not None else None,
+            where=Frame(first["file"], first["line"], first["function"]) if first["file"] is not None else None,
             library=first["library"], resource=first["resource"], runs=len(per_run), hosts=len(hosts),
             host_names=hosts, targets=sorted({r["target"] for r in per_run.values()}), verdicts=verdicts,
             growth_bytes_per_hour=Growth(rates[0], statistics.median(rates), rates[-1]) if rates else Growth(None, None, None),

@@ -17,22 +17,22 @@ from typing import Any
 from sqlite_utils import Database
 
 from soak.inprocess.probes.holders import MAX_SUBJECTS
+from soak.model.finding import Finding
 from soak.storage import queries
-from soak.storage.writer import FindingRow
 
 SEARCHED_KINDS = ("type", "site")
 
 
-def subject_of(row: FindingRow) -> str | None:
+def subject_of(finding: Finding) -> str | None:
     """The finding's holder subject: ``type:<module.qualname>`` or ``site:<stack id>``."""
-    if row.kind == "type" and row.evidence.get("series"):
-        return f"type:{row.evidence['series']}"
-    if row.kind == "site" and row.stack_id is not None:
-        return f"site:{row.stack_id}"
+    if finding.type:
+        return f"type:{finding.type}"
+    if finding.kind == "site" and finding.stack_id is not None:
+        return f"site:{finding.stack_id}"
     return None
 
 
-def requests_for(db: Database, rows: Sequence[FindingRow], searched: set[str], sites: bool) -> list[dict[str, Any]]:
+def requests_for(db: Database, rows: Sequence[Finding], searched: set[str], sites: bool) -> list[dict[str, Any]]:
     """Holder search requests for the most severe findings not searched yet (``searched`` holds
     subjects already asked for). Sites only when ``sites`` (the worker's tracer is one of
     :data:`soak.inprocess.probes.tracer.SITE_TRACERS`)."""
@@ -51,13 +51,13 @@ def requests_for(db: Database, rows: Sequence[FindingRow], searched: set[str], s
     requests: list[dict[str, Any]] = []
     for subject, row in wanted:
         if row.kind == "type":
-            requests.append({"key": subject, "type": row.evidence["series"]})
+            requests.append({"key": subject, "type": row.type})
         elif row.stack_id in frames:
-            requests.append({"key": subject, "frames": [[f["file"], f["line"]] for f in frames[row.stack_id]]})
+            requests.append({"key": subject, "frames": [[f.file, f.line] for f in frames[row.stack_id]]})
     return requests
 
 
-def with_holders(db: Database, run_id: int, rows: list[FindingRow]) -> list[FindingRow]:
+def with_holders(db: Database, run_id: int, rows: list[Finding]) -> list[Finding]:
     """The rows with the stored holder evidence of their subjects in their evidence, and the site
     findings whose objects one container holds (a dict's keys and its values, say) made one: the
     most severe stays, with the others as its ``member_sites`` and their growth added to its own."""
@@ -70,24 +70,24 @@ def with_holders(db: Database, run_id: int, rows: list[FindingRow]) -> list[Find
         if evidence is not None:
             row = replace(row, evidence={**row.evidence, **evidence})
         out.append(row)
-    return _one_per_container(db, out)
+    return _one_per_container(out)
 
 
-def _one_per_container(db: Database, rows: list[FindingRow]) -> list[FindingRow]:
+def _one_per_container(rows: list[Finding]) -> list[Finding]:
     containers: dict[tuple[Any, Any], list[int]] = {}
     for index, row in enumerate(rows):
         container = row.evidence.get("holder_container")
         if row.kind == "site" and row.evidence.get("held_by") and container is not None:
             containers.setdefault((row.evidence.get("segment"), container), []).append(index)
-    merged: dict[int, FindingRow] = {}
+    merged: dict[int, Finding] = {}
     dropped: set[int] = set()
     for members in containers.values():
         if len(members) < 2:
             continue
         head, rest = rows[members[0]], [rows[i] for i in members[1:]]
-        frames = queries.stack_frames(db, [row.stack_id for row in rest if row.stack_id is not None])
-        sites = [{**frames[row.stack_id][0], "growth_bytes_per_hour": row.growth_bytes_per_hour}
-                 for row in rest if row.stack_id is not None and frames.get(row.stack_id)]
+        # a site finding's traceback is its stack's
+        sites = [{**row.traceback[0].as_dict(), "growth_bytes_per_hour": row.growth_bytes_per_hour}
+                 for row in rest if row.stack_id is not None and row.traceback]
         merged[members[0]] = replace(
             head,
             growth_bytes_per_hour=sum(row.growth_bytes_per_hour or 0.0 for row in (head, *rest)),

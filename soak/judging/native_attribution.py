@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
 from soak.judging.attribution import APPLICATION, Attributor
+from soak.model.finding import Evidence, Frame
 
 _SONAME_VERSION = re.compile(r"\.so(\.\d+)*$")
 
@@ -22,15 +22,15 @@ def native_library(path: str, attributor: Attributor) -> str:
     return _SONAME_VERSION.sub("", os.path.basename(path)) or path
 
 
-def native_attribution(evidence: dict[str, Any], attributor: Attributor) -> tuple[str, dict[str, Any] | None, list[dict[str, Any]]]:
+def native_attribution(evidence: Evidence, attributor: Attributor) -> tuple[str, Frame | None, list[Frame]]:
     """(library, call site, traceback) of a native site from its probe evidence.
 
     The traceback is the native frames (function, and the object as the file when there is no
     source line) followed by the Python frames, allocation frame first; the call site is the
     first application frame among the Python ones.
     """
-    native = [{"file": source if line else (obj or source), "line": int(line or 0), "function": function}
+    native = [Frame(source if line else (obj or source), int(line or 0), function)
               for function, source, line, obj in evidence.get("native") or []]
-    python = [{"file": file, "line": int(line), "function": function} for file, line, function in evidence.get("python") or []]
-    call_site = next((frame for frame in python if attributor.library(frame["file"]) == APPLICATION), None)
+    python = [Frame(file, int(line), function) for file, line, function in evidence.get("python") or []]
+    call_site = next((frame for frame in python if attributor.library(frame.file) == APPLICATION), None)
     return native_library(str(evidence.get("object") or "?"), attributor), call_site, native + python

@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 from sqlite_utils import Database
 
+from soak.model.finding import Finding
 from soak.model.report import (
     AcceptedFinding,
-    FindingInfo,
-    FrameInfo,
     PauseSummary,
     ProbePauses,
     Report,
@@ -22,31 +21,6 @@ from soak.model.report import (
 from soak.storage import queries
 from soak.storage.queries import probe_pauses
 from soak.storage.schema import OUTSIDE_PROBE
-
-
-def finding_info(row: dict[str, Any], frames: list[dict[str, Any]]) -> FindingInfo:
-    """A finding as stored (a ``findings`` row, or a FindingRow as a dict) with its stack's frames."""
-    call_site = row["evidence"].get("call_site")
-    # a probe's finding with a stack of its own (a blocked loop's, say) carries it in its evidence
-    # (a native site's, native frames then Python's, under "traceback")
-    traceback = frames or row["evidence"].get("frames") or row["evidence"].get("traceback") or []
-    return FindingInfo(
-        finding_id=row["finding_id"],
-        kind=row["kind"],
-        verdict=row["verdict"],
-        traceback=[FrameInfo(**f) for f in traceback],
-        library=row["library"],
-        call_site=FrameInfo(**call_site) if call_site else None,
-        growth_bytes_per_hour=row["growth_bytes_per_hour"],
-        growth_count_per_hour=row["growth_count_per_hour"],
-        p_value=row["p_value"],
-        q_value=row["q_value"],
-        confidence=row["confidence"],
-        detected_at_s=row.get("detected_at_s"),
-        resource=row["resource"],
-        evidence=row["evidence"],
-        stack_id=row["stack_id"],
-    )
 
 
 def build_report(db: Database, selector: str = "latest") -> Report:
@@ -59,13 +33,13 @@ def build_report(db: Database, selector: str = "latest") -> Report:
     rules = {rule["rule_id"]: rule for rule in queries.suppression_rules(db, run["id"])}
     findings, accepted = [], []
     for row in rows:
-        info = finding_info(row, frames.get(row["stack_id"], []))
+        finding = Finding.from_row(row, frames.get(row["stack_id"], []))
         taken = accepted_rows.get(row["finding_id"])
         if taken is None:
-            findings.append(info)
+            findings.append(finding)
         else:
             rule = rules.get(taken["rule_id"], {})
-            accepted.append(AcceptedFinding(info, taken["rule_id"], rule.get("reason"), rule.get("source"),
+            accepted.append(AcceptedFinding(finding, taken["rule_id"], rule.get("reason"), rule.get("source"),
                                             taken["max_growth_bytes_per_hour"]))
     status_lists = SuppressionStatus(
         [r["rule_id"] for r in rules.values() if r["state"] == "expired"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from soak.model.finding import Finding
+
 SCHEMA = "leaksoak.report/1"
 
 
@@ -49,49 +51,10 @@ class SuppressionStatus:
 
 
 @dataclass(frozen=True)
-class FrameInfo:
-    file: str
-    line: int
-    function: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "function": self.function}
-
-
-@dataclass(frozen=True)
-class FindingInfo:
-    """One finding as the user reads it."""
-
-    finding_id: str
-    """Stable across runs: the same leak in another run has the same id."""
-    kind: str
-    verdict: str
-    traceback: list[FrameInfo]
-    """Allocation frame first."""
-    library: str | None
-    call_site: FrameInfo | None
-    """First application frame, when the allocation happens in a library or the stdlib."""
-    growth_bytes_per_hour: float | None
-    growth_count_per_hour: float | None
-    p_value: float | None
-    q_value: float | None
-    confidence: float | None
-    detected_at_s: float | None
-    resource: str | None
-    evidence: dict[str, Any] = field(default_factory=dict)
-    stack_id: int | None = None
-    """The allocation site's stack in storage (kind ``site``), for reading its series."""
-
-    @property
-    def where(self) -> FrameInfo | None:
-        return self.traceback[0] if self.traceback else None
-
-
-@dataclass(frozen=True)
 class AcceptedFinding:
     """A finding a suppression rule accepted: shown in its own section, not counted in the verdict."""
 
-    finding: FindingInfo
+    finding: Finding
     rule: str
     """The id of the rule that accepted it."""
     reason: str | None
@@ -125,7 +88,7 @@ class RunInfo:
 class Report:
     run: RunInfo
     verdict: str
-    findings: list[FindingInfo]
+    findings: list[Finding]
     events: list[dict[str, Any]]
     first_snapshot: dict[str, Any] | None
     last_snapshot: dict[str, Any] | None

@@ -17,7 +17,7 @@ from soak.reports.accepted import accepted_by
 from soak.reports.brief import application_frame, display_path, place, rate, workspace_root
 
 if TYPE_CHECKING:
-    from soak.model.report import FindingInfo
+    from soak.model.finding import Finding
     from soak.reports.ci_result import CiResult
 
 MAX_ANNOTATIONS = 10
@@ -33,7 +33,7 @@ def escape_property(text: str) -> str:
 
 def render_annotations(result: CiResult, root: str | None = None, limit: int = MAX_ANNOTATIONS) -> list[str]:
     root = root or workspace_root()
-    candidates: list[tuple[bool, bool, float, str, FindingInfo, bool, str | None]] = []
+    candidates: list[tuple[bool, bool, float, str, Finding, bool, str | None]] = []
     for target in result.targets:
         if target.report is None:
             continue

@@ -4,18 +4,18 @@ the presenter's entries for the kind, used by every report format through soak.r
 from __future__ import annotations
 
 from soak.durations import format_duration
-from soak.model.report import FindingInfo
+from soak.model.finding import Finding
 
 
 def milliseconds(seconds: float | None) -> str:
     return "?" if seconds is None else f"{seconds * 1000:,.0f} ms"
 
 
-def _blocked(finding: FindingInfo) -> bool:
+def _blocked(finding: Finding) -> bool:
     return finding.evidence.get("measure") == "blocked_share"
 
 
-def growth(finding: FindingInfo) -> str:
+def growth(finding: Finding) -> str:
     """The headline: ``a call blocked the event loop 85% of the time (lag p99 101 ms)`` or
     ``82% of the callers' time waiting in a thread pool``."""
     evidence = finding.evidence
@@ -26,7 +26,7 @@ def growth(finding: FindingInfo) -> str:
     return f"{share:.0%} of {of} waiting in a thread pool"
 
 
-def subject(finding: FindingInfo) -> str:
+def subject(finding: Finding) -> str:
     """What happens, in words, with the blocking call or the submitted function."""
     evidence = finding.evidence
     where = finding.where
@@ -42,18 +42,18 @@ def subject(finding: FindingInfo) -> str:
             f"{executor}, {evidence.get('submits_total', 0):,} times")
 
 
-def label(finding: FindingInfo) -> str:
+def label(finding: Finding) -> str:
     """A short name: ``event loop block rag.py:27 <- rag.py:53`` or ``thread pool: client.py:15 <- app.py:13``."""
     if _blocked(finding):
         return f"event loop {finding.evidence.get('series')}"
     return f"thread pool: {finding.evidence.get('series')}"
 
 
-def first_frame(finding: FindingInfo) -> str:
+def first_frame(finding: Finding) -> str:
     return "blocking" if _blocked(finding) else "submitting"
 
 
-def why(finding: FindingInfo) -> str | None:
+def why(finding: Finding) -> str | None:
     """The measurement: the share in each half of the window, against its threshold."""
     evidence = finding.evidence
     if "share_halves" not in evidence:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from soak.model.report import FindingInfo, FrameInfo
+from soak.model.finding import Finding, Frame
 from soak.reports.presenter import growth, human_bytes, label, unit_of
 
 
@@ -23,14 +23,14 @@ def display_path(file: str, root: str | None = None) -> str:
     return file.replace(os.sep, "/")
 
 
-def application_frame(finding: FindingInfo) -> FrameInfo | None:
+def application_frame(finding: Finding) -> Frame | None:
     """The application's line: the allocation itself, or the call into the library that allocates."""
     if finding.library == "application":
         return finding.where
     return finding.call_site
 
 
-def place(finding: FindingInfo, root: str | None = None) -> str:
+def place(finding: Finding, root: str | None = None) -> str:
     """``app.py:12``, ``app.py:12 (in json/decoder.py:353)`` for a library, or the resource."""
     where = finding.where
     if where is None:
@@ -50,7 +50,7 @@ def rate(bytes_per_hour: float | None) -> str:
     return f"{sign}{human_bytes(abs(bytes_per_hour))}/h"
 
 
-def brief(finding: FindingInfo, root: str | None = None) -> str:
+def brief(finding: Finding, root: str | None = None) -> str:
     """``leak at workloads/x.py:16 +380.2 MiB/h``, ``leak at threads: app.poll +7,200 threads/hour``."""
     growing = rate(finding.growth_bytes_per_hour) if unit_of(finding) == "bytes" else growth(finding)
     return f"{finding.verdict} at {place(finding, root)} {growing}"

@@ -31,7 +31,7 @@ def export_json(db: Database, selector: str) -> str:
     data: dict[str, Any] = report_dict(report)
     data["snapshots"] = queries.snapshots(db, run_id)
     data["sites"] = [
-        {"stack_id": stack_id, "traceback": frames[stack_id], "samples": samples}
+        {"stack_id": stack_id, "traceback": [frame.as_dict() for frame in frames[stack_id]], "samples": samples}
         for stack_id, samples in by_stack.items()
     ]
     data["events"] = queries.events(db, run_id)
@@ -45,9 +45,7 @@ def export_csv(db: Database, selector: str, what: str) -> str:
     elif what == "sites":
         rows = queries.site_samples(db, run_id, with_frames=True)
     else:
-        rows = queries.findings(db, run_id)
-        for row in rows:
-            row["evidence"] = json.dumps(row["evidence"])
+        rows = queries.findings(db, run_id)  # the evidence as stored: JSON text
     out = io.StringIO()
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))

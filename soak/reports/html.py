@@ -16,7 +16,8 @@ from typing import Any
 from soak import __version__
 from soak.durations import format_duration
 from soak.judging.sources import source_line
-from soak.model.report import FindingInfo, FrameInfo, Report
+from soak.model.finding import Finding, Frame
+from soak.model.report import Report
 from soak.reports.accepted import NOTE, SECTION, rule_detail
 from soak.reports.pauses import pause_note
 from soak.reports.presenter import first_frame, growth, human_bytes, label, subject, why
@@ -197,7 +198,7 @@ def _memory(charts: ChartData) -> list[str]:
     return out
 
 
-def _where(frame: FrameInfo) -> str:
+def _where(frame: Frame) -> str:
     return f"<code>{escape(display_path(frame.file))}:{frame.line}</code> in <code>{escape(frame.function)}</code>"
 
 
@@ -239,7 +240,7 @@ def _accepted(report: Report) -> list[str]:
     return out
 
 
-def _finding(number: int, finding: FindingInfo, charts: ChartData | None, chart: FindingChart | None) -> str:
+def _finding(number: int, finding: Finding, charts: ChartData | None, chart: FindingChart | None) -> str:
     verdict = escape(finding.verdict)
     where = finding.where
     if where:
@@ -288,7 +289,7 @@ def _finding(number: int, finding: FindingInfo, charts: ChartData | None, chart:
     return "\n".join(parts)
 
 
-def _traceback(finding: FindingInfo) -> str:
+def _traceback(finding: Finding) -> str:
     items = []
     for position, frame in enumerate(finding.traceback):
         role = "alloc" if position == 0 else ("caller" if frame == finding.call_site else "")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from soak.model.report import SCHEMA, FindingInfo, Report
+from soak.model.finding import Finding
+from soak.model.report import SCHEMA, Report
 
 
 def report_dict(report: Report) -> dict[str, Any]:
@@ -35,8 +36,8 @@ def report_dict(report: Report) -> dict[str, Any]:
     }
 
 
-def finding_dict(finding: FindingInfo) -> dict[str, Any]:
-    """A finding as the JSON report gives it: what suppression rules are matched against."""
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    """A finding as the JSON report gives it."""
     where = finding.where
     data: dict[str, Any] = {
         "id": finding.finding_id,
@@ -52,7 +53,7 @@ def finding_dict(finding: FindingInfo) -> dict[str, Any]:
         "q_value": finding.q_value,
         "confidence": finding.confidence,
         "detected_at_s": finding.detected_at_s,
-        "evidence": {k: v for k, v in finding.evidence.items() if k != "call_site"},
+        "evidence": finding.evidence,
     }
     if finding.resource is not None:
         data["resource"] = finding.resource

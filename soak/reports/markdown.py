@@ -11,7 +11,8 @@ import re
 
 from soak.durations import format_duration
 from soak.judging.sources import source_line
-from soak.model.report import FindingInfo, FrameInfo, Report
+from soak.model.finding import Finding, Frame
+from soak.model.report import Report
 from soak.reports.accepted import NOTE, SECTION, accepted_by
 from soak.reports.pauses import pause_note
 from soak.reports.presenter import first_frame, growth, human_bytes, label, subject, unit_of, why
@@ -120,14 +121,14 @@ def _accepted(report: Report) -> list[str]:
     return out
 
 
-def _where(finding: FindingInfo, *, cell: bool = False) -> str:
+def _where(finding: Finding, *, cell: bool = False) -> str:
     where = finding.where
     if where:
         return f"{code(f'{display_path(where.file)}:{where.line}', cell=cell)} in {code(where.function, cell=cell)}"
     return text(label(finding) or finding.kind)
 
 
-def _row(number: int, finding: FindingInfo) -> str:
+def _row(number: int, finding: Finding) -> str:
     counted = unit_of(finding) != "bytes"
     objects = f"+{finding.growth_count_per_hour:,.0f}/hour" if finding.growth_count_per_hour is not None else "–"
     detected = format_duration(finding.detected_at_s) if finding.detected_at_s is not None else "–"
@@ -144,7 +145,7 @@ def _row(number: int, finding: FindingInfo) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _details(number: int, finding: FindingInfo) -> list[str]:
+def _details(number: int, finding: Finding) -> list[str]:
     out = [f"#### {number}. {finding.verdict.upper()} {_where(finding)}"]
     what = subject(finding)
     if what:
@@ -169,5 +170,5 @@ def _details(number: int, finding: FindingInfo) -> list[str]:
     return out
 
 
-def _frame(frame: FrameInfo) -> str:
+def _frame(frame: Frame) -> str:
     return _cut(f"{display_path(frame.file)}:{frame.line} in {frame.function}")

@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 
 from soak.durations import format_duration
-from soak.model.report import FindingInfo
+from soak.model.finding import Finding
 from soak.reports import async_presenter
 
 RESOURCE_NOUNS = {"fds": "open file descriptors", "threads": "threads", "asyncio_tasks": "asyncio tasks"}
 """What the first resource probes count; a later probe names it in its series' evidence (``noun``)."""
 
 
-def resource_noun(finding: FindingInfo) -> str:
+def resource_noun(finding: Finding) -> str:
     """What a resource finding counts: its probe's ``noun``, else its probe's name."""
     noun = finding.evidence.get("noun") or RESOURCE_NOUNS.get(finding.resource or "")
     return str(noun or finding.resource or "resources")
@@ -36,7 +36,7 @@ def human_bytes(n: float | None) -> str:
     raise AssertionError
 
 
-def unit_of(finding: FindingInfo) -> str:
+def unit_of(finding: Finding) -> str:
     """The unit of the finding's series: ``bytes``, or a probe series' own (``count``...)."""
     return str(finding.evidence.get("unit") or "bytes")
 
@@ -50,7 +50,7 @@ def amount(value: float | None, unit: str) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2g}"
 
 
-def growth(finding: FindingInfo) -> str:
+def growth(finding: Finding) -> str:
     """The headline rate: ``+1.2 MiB/hour (+41 objects/hour)``, ``+7,200 threads/hour``, or
     ``+41,000 `Request` objects/hour``."""
     if finding.kind == "async":
@@ -70,12 +70,12 @@ UNEXPLAINED = "unexplained"
 """The ``resource`` of a process finding for memory the traced heap does not explain."""
 
 
-def short_type(finding: FindingInfo) -> str:
+def short_type(finding: Finding) -> str:
     """A type finding's type without its module: ``Request`` for ``app.models.Request``."""
     return str(finding.evidence.get("series") or "?").rpartition(".")[2]
 
 
-def held_by(finding: FindingInfo) -> str | None:
+def held_by(finding: Finding) -> str | None:
     """What keeps the finding's objects alive, from its holder search: ``held by
     `app.cache._RESPONSES` (dict)``; None when none was searched or found."""
     holder = finding.evidence.get("held_by")
@@ -92,7 +92,7 @@ def held_by(finding: FindingInfo) -> str | None:
     return text
 
 
-def subject(finding: FindingInfo) -> str | None:
+def subject(finding: Finding) -> str | None:
     """What grows, for a finding with no allocation line (a process's memory, a resource, a
     type), and what holds it where a holder search found out."""
     what = _what_grows(finding)
@@ -102,7 +102,7 @@ def subject(finding: FindingInfo) -> str | None:
     return what or holder
 
 
-def _what_grows(finding: FindingInfo) -> str | None:
+def _what_grows(finding: Finding) -> str | None:
     if finding.kind == "type":
         return f"live `{finding.evidence.get('series')}` objects pile up"
     if finding.kind == "async":
@@ -130,7 +130,7 @@ def _what_grows(finding: FindingInfo) -> str | None:
     return None
 
 
-def label(finding: FindingInfo) -> str | None:
+def label(finding: Finding) -> str | None:
     """A short name for a finding with no allocation line: ``worker RSS``, ``fds: socket``."""
     if finding.kind == "async":
         return async_presenter.label(finding)
@@ -146,7 +146,7 @@ def label(finding: FindingInfo) -> str | None:
     return None
 
 
-def first_frame(finding: FindingInfo) -> str:
+def first_frame(finding: Finding) -> str:
     """What a finding's first frame is: ``allocation``, or for an async finding the
     ``blocking`` call or the ``submitting`` one (into a pool)."""
     if finding.kind == "async":
@@ -154,7 +154,7 @@ def first_frame(finding: FindingInfo) -> str:
     return "allocation"
 
 
-def why(finding: FindingInfo) -> str | None:
+def why(finding: Finding) -> str | None:
     """The evidence in one line: the slope of the series' floor and its interval, where the
     analysed window starts and why, and that growth goes on lately (with the early rate beside it)."""
     if finding.kind == "async":

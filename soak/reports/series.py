@@ -14,7 +14,8 @@ import numpy as np
 from sqlite_utils import Database
 
 from soak.analyzers import Thresholds
-from soak.model.report import FindingInfo, Report
+from soak.model.finding import Finding
+from soak.model.report import Report
 from soak.storage import queries
 
 MAX_POINTS = 600
@@ -169,7 +170,7 @@ def _loop_lag(db: Database, run_id: int, rows: list[dict[str, Any]], times: np.n
     return [line for line in lines if line is not None]
 
 
-def _finding_chart(db: Database, run_id: int, finding: FindingInfo, rows: list[dict[str, Any]],
+def _finding_chart(db: Database, run_id: int, finding: Finding, rows: list[dict[str, Any]],
                    times: np.ndarray, segments: np.ndarray) -> FindingChart | None:
     if finding.kind == "site" and finding.stack_id is not None:
         _, values, _ = queries.site_series_of(db, run_id, finding.stack_id)

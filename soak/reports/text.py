@@ -7,7 +7,8 @@ from typing import Any
 
 from soak.durations import format_duration
 from soak.judging.sources import source_line
-from soak.model.report import FindingInfo, FrameInfo, Report
+from soak.model.finding import Finding, Frame
+from soak.model.report import Report
 from soak.reports.accepted import NOTE, SECTION, accepted_headline, accepted_note
 from soak.reports.pauses import pause_note
 from soak.reports.presenter import first_frame, growth, human_bytes, subject, why
@@ -36,7 +37,7 @@ def display_path(file: str) -> str:
     return file if rel.startswith("..") else rel
 
 
-def _frame(frame: FrameInfo) -> str:
+def _frame(frame: Frame) -> str:
     return f"{display_path(frame.file)}:{frame.line} in {frame.function}"
 
 
@@ -117,7 +118,7 @@ def _accepted(report: Report) -> list[str]:
     return out
 
 
-def _finding(number: int, finding: FindingInfo) -> list[str]:
+def _finding(number: int, finding: Finding) -> list[str]:
     head = f"{number}. {finding.verdict.upper()} {growth(finding)}"
     if finding.p_value is not None:
         head += f", p={finding.p_value:.1e}"

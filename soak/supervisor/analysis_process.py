@@ -33,14 +33,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, BinaryIO, cast
 
-from soak.analyzers import Analysis, Finding, Thresholds
+from soak.analyzers import Analysis, SeriesFinding, Thresholds
 from soak.judging.analysis import Computed, compute
 from soak.judging.attribution import Attributor
-from soak.storage.writer import FindingRow
+from soak.model.finding import Finding, FindingKey, Frame, key_as_json, key_from_json
 
 LONG_RUN_S = 15 * 60.0
 """Runs planned longer than this analyse in an analysis process (unless told otherwise)."""
@@ -263,11 +263,12 @@ def computed_to_json(computed: Computed) -> dict[str, Any]:
     return {
         "analysis": {"verdict": analysis.verdict, "warmup_until_s": analysis.warmup_until_s, "points": analysis.points,
                      "tested": analysis.tested, "needed_s": analysis.needed_s,
-                     "findings": [{"key": f.key, "verdict": f.verdict, "growth_bytes_per_hour": f.growth_bytes_per_hour,
+                     "findings": [{"key": key_as_json(cast("FindingKey", f.key)), "verdict": f.verdict,
+                                   "growth_bytes_per_hour": f.growth_bytes_per_hour,
                                    "growth_count_per_hour": f.growth_count_per_hour, "p_value": f.p_value,
                                    "q_value": f.q_value, "evidence": f.evidence} for f in analysis.findings]},
-        "rows": [asdict(row) for row in computed.rows],
-        "stacks": {str(stack_id): frames for stack_id, frames in computed.stacks.items()},
+        "findings": [{"row": finding.row(), "traceback": [frame.as_dict() for frame in finding.traceback]}
+                     for finding in computed.findings],
         "rss_slope": computed.rss_slope,
         "projection": computed.projection,
     }
@@ -275,22 +276,16 @@ def computed_to_json(computed: Computed) -> dict[str, Any]:
 
 def computed_from_json(data: dict[str, Any]) -> Computed:
     analysis = data["analysis"]
-    findings = [Finding(cast("Hashable", _tuples(f["key"])), f["verdict"], float(f["growth_bytes_per_hour"]),
-                        f["growth_count_per_hour"], f["p_value"], f["q_value"], dict(f["evidence"]))
+    findings = [SeriesFinding(key_from_json(f["key"]), f["verdict"], float(f["growth_bytes_per_hour"]),
+                              f["growth_count_per_hour"], f["p_value"], f["q_value"], dict(f["evidence"]))
                 for f in analysis["findings"]]
     return Computed(
         Analysis(analysis["verdict"], findings, float(analysis["warmup_until_s"]), int(analysis["points"]),
                  int(analysis["tested"]), analysis["needed_s"]),
-        [FindingRow(**row) for row in data["rows"]],
-        {int(stack_id): frames for stack_id, frames in data["stacks"].items()},
+        [Finding.from_row(f["row"], [Frame.of(frame) for frame in f["traceback"]]) for f in data["findings"]],
         float(data["rss_slope"]),
         dict(data["projection"]),
     )
-
-
-def _tuples(value: Any) -> Any:
-    """A finding's key as the analysis made it: JSON turned its tuples into lists."""
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _plain(value: Any) -> Any:

@@ -42,15 +42,13 @@ def published_findings(refreshed: Refreshed, top: int) -> dict[str, Any]:
     severe findings, described, and how many findings there are in all."""
     findings = []
     for finding in refreshed.findings[:top]:
-        # a probe's finding with a stack of its own (an async one) carries it in its evidence
-        frames = (refreshed.frames.get(finding.stack_id, []) if finding.stack_id is not None
-                  else finding.evidence.get("frames") or [])
-        where = frames[0] if frames else {}
+        # a native site is labelled by its library, not by a frame (as it always was)
+        where = finding.where if finding.kind != "native" else None
         findings.append({
             "finding_id": finding.finding_id, "kind": finding.kind, "verdict": finding.verdict,
             "growth_bytes_per_hour": finding.growth_bytes_per_hour,
-            "where": f"{os.path.basename(where['file'])}:{where['line']}" if where else (finding.resource or ""),
-            "function": where.get("function", ""), "library": finding.library or "", "resource": finding.resource or "",
+            "where": f"{os.path.basename(where.file)}:{where.line}" if where else (finding.resource or ""),
+            "function": where.function if where else "", "library": finding.library or "", "resource": finding.resource or "",
         })
     return {"findings": findings, "findings_total": len(refreshed.findings)}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import sys
 
 import typer
@@ -24,18 +23,17 @@ def suppress_command(
     Each rule matches its finding by its frames (a library finding by its library and call site) and expires three months out;
     its reason is a TODO, which a rules file does not accept.
     """
-    report = json.loads(api.report(db, run, fmt="json"))
-    findings = report["findings"]
+    report = api.load_report(db, run)
+    findings = report.findings
     if finding:
-        known = {f["id"] for f in findings}
+        known = {f.finding_id for f in findings}
         missing = [ident for ident in finding if ident not in known]
         if missing:
-            raise BadInput(f"run {report['run']['id']} has no finding {missing[0]!r}; its findings: "
+            raise BadInput(f"run {report.run.id} has no finding {missing[0]!r}; its findings: "
                            + (", ".join(sorted(known)) or "none"))
-        findings = [f for f in findings if f["id"] in set(finding)]
+        findings = [f for f in findings if f.finding_id in set(finding)]
     if not findings:
-        print(f"soak suppress: run {report['run']['id']} has no findings: nothing to suppress", file=sys.stderr)
+        print(f"soak suppress: run {report.run.id} has no findings: nothing to suppress", file=sys.stderr)
         return
-    run_info = report["run"]
-    label = f"run {run_info['id']} ({run_info['target']})"
-    sys.stdout.write(generate_rules(findings, today=datetime.date.today(), target=run_info["target"], run_label=label))
+    label = f"run {report.run.id} ({report.run.target})"
+    sys.stdout.write(generate_rules(findings, today=datetime.date.today(), target=report.run.target, run_label=label))

@@ -1,8 +1,8 @@
 """Known, accepted growth: suppression rules read from TOML, judged against a run's findings.
 
 Rules come from ``[[suppress]]`` tables in ``leaksoak.toml``, ``[[tool.leaksoak.suppress]]`` in
-``pyproject.toml`` or an explicit file. :func:`apply_rules` is pure: findings (as the JSON report
-gives them) in, a :class:`Decision` out. :func:`generate_rules` writes rules for findings.
+``pyproject.toml`` or an explicit file. :func:`apply_rules` is pure: findings (the model's,
+soak.model.finding.Finding) in, a :class:`Decision` out. :func:`generate_rules` writes rules for findings.
 
 One module per concern: the rule (:mod:`.rule`), reading it from TOML (:mod:`.reading`), growth
 rates (:mod:`.rates`), matching findings (:mod:`.matching`) and generating rules (:mod:`.generating`).

@@ -1,4 +1,8 @@
-"""Matching: a run's findings judged against its rules, and what the rules decided."""
+"""Matching: a run's findings judged against its rules, and what the rules decided.
+
+Rules match the finding model (soak.model.finding.Finding): its traceback, call site, library,
+type, resource and growth.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,13 @@ import functools
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
 
 from soak.judging.suppressions.rates import format_rate
 from soak.judging.suppressions.rule import ANY_FRAMES, Rule
+from soak.model.finding import Finding, Frame
 from soak.model.report import SuppressionStatus
 
 TOO_BROAD_SHARE = 0.5
@@ -24,8 +28,7 @@ TOO_BROAD_SHARE = 0.5
 class Accepted:
     """A finding a rule accepts: reported in its own section, ignored by the verdict."""
 
-    finding: Mapping[str, Any]
-    """As the JSON report gives it."""
+    finding: Finding
     rule: str
     """The id of the rule that accepted it."""
     growth_bytes_per_hour: float | None
@@ -33,16 +36,12 @@ class Accepted:
     max_growth_bytes_per_hour: float | None
     """The rule's tolerance, None when it accepts any rate."""
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON report's ``accepted`` entry: the finding, its ``rule`` and the rule's tolerance."""
-        return {**self.finding, "rule": self.rule, "max_growth_bytes_per_hour": self.max_growth_bytes_per_hour}
-
 
 @dataclass(frozen=True)
 class OverLimit:
     """A finding a rule matches but does not accept: it grows faster than the rule's ``max_growth``."""
 
-    finding: Mapping[str, Any]
+    finding: Finding
     rule: str
     growth_bytes_per_hour: float | None
     """None when the finding has no byte rate, which a ``max_growth`` cannot vouch for."""
@@ -53,9 +52,10 @@ class OverLimit:
 class Decision:
     """What a set of rules decided about a run's findings."""
 
-    accepted: list[Accepted]
-    remaining: list[Mapping[str, Any]]
-    """The findings no rule accepted, in their order: these alone count for the verdict."""
+    findings: list[Finding]
+    """The findings judged, in their order."""
+    taken: list[Accepted | None]
+    """For each of ``findings``: the rule's acceptance, or None when no rule accepted it."""
     suppressions: SuppressionStatus
     over_limit: list[OverLimit]
     """Matched but growing faster than the rule tolerates (so among ``remaining``)."""
@@ -64,15 +64,19 @@ class Decision:
     rule_warnings: dict[str, list[str]] = field(default_factory=dict)
     """The same warnings by the id of the rule each is about."""
 
-    def report_fields(self) -> dict[str, Any]:
-        """The JSON report's ``accepted`` and ``suppressions`` (its ``findings`` are ``remaining``)."""
-        return {"accepted": [a.as_dict() for a in self.accepted], "suppressions": self.suppressions.as_dict()}
+    @property
+    def accepted(self) -> list[Accepted]:
+        return [taken for taken in self.taken if taken is not None]
+
+    @property
+    def remaining(self) -> list[Finding]:
+        """The findings no rule accepted, in their order: these alone count for the verdict."""
+        return [finding for finding, taken in zip(self.findings, self.taken, strict=True) if taken is None]
 
 
-
-def apply_rules(findings: Sequence[Mapping[str, Any]], rules: Sequence[Rule], *, target: str | None,
+def apply_rules(findings: Sequence[Finding], rules: Sequence[Rule], *, target: str | None,
                 today: datetime.date) -> Decision:
-    """Judge a run's findings (as the JSON report gives them) against ``rules``.
+    """Judge a run's findings against ``rules``.
 
     The first rule (in order) that matches a finding and tolerates its growth accepts it. An
     expired rule does not apply. ``target`` is the run's target; ``today`` decides expiry.
@@ -80,8 +84,7 @@ def apply_rules(findings: Sequence[Mapping[str, Any]], rules: Sequence[Rule], *,
     active = [rule for rule in rules if not rule.expired(today)]
     matched: dict[str, int] = {rule.id: 0 for rule in active}
     accepted_by: dict[str, int] = {rule.id: 0 for rule in active}
-    accepted: list[Accepted] = []
-    remaining: list[Mapping[str, Any]] = []
+    decided: list[Accepted | None] = []
     over_limit: list[OverLimit] = []
     for finding in findings:
         taken = None
@@ -89,18 +92,15 @@ def apply_rules(findings: Sequence[Mapping[str, Any]], rules: Sequence[Rule], *,
             if not rule_matches(rule, finding, target):
                 continue
             matched[rule.id] += 1
-            growth = _growth(finding)
+            growth = byte_growth(finding)
             limit = rule.max_growth_bytes_per_hour
             if limit is not None and (growth is None or growth > limit):
                 over_limit.append(OverLimit(finding, rule.id, growth, limit))
                 continue
             taken = Accepted(finding, rule.id, growth, limit)
+            accepted_by[rule.id] += 1
             break
-        if taken is None:
-            remaining.append(finding)
-        else:
-            accepted.append(taken)
-            accepted_by[taken.rule] += 1
+        decided.append(taken)
     notes: list[tuple[str, str]] = []  # (rule id, warning)
     expired = [rule for rule in rules if rule.expired(today)]
     for rule in expired:
@@ -112,7 +112,7 @@ def apply_rules(findings: Sequence[Mapping[str, Any]], rules: Sequence[Rule], *,
                                    "applies; remove it or renew it"))
     for item in over_limit:
         rate = "no byte growth rate" if item.growth_bytes_per_hour is None else f"grows {format_rate(item.growth_bytes_per_hour)}"
-        notes.append((item.rule, f"suppression {item.rule!r} matches finding {item.finding.get('id')} ({_place(item.finding)}) "
+        notes.append((item.rule, f"suppression {item.rule!r} matches finding {item.finding.finding_id} ({location(item.finding)}) "
                                  f"but it {rate}, above its max_growth {format_rate(item.max_growth_bytes_per_hour)}: not accepted"))
     unused = [rule for rule in active if matched[rule.id] == 0 and rule.finding_ids is None]
     for rule in unused:
@@ -131,43 +131,40 @@ def apply_rules(findings: Sequence[Mapping[str, Any]], rules: Sequence[Rule], *,
     by_rule: dict[str, list[str]] = {}
     for ident, text in notes:
         by_rule.setdefault(ident, []).append(text)
-    return Decision(accepted, remaining, status, over_limit, [text for _, text in notes], by_rule)
+    return Decision(list(findings), decided, status, over_limit, [text for _, text in notes], by_rule)
 
 
-def rule_matches(rule: Rule, finding: Mapping[str, Any], target: str | None) -> bool:
+def rule_matches(rule: Rule, finding: Finding, target: str | None) -> bool:
     """Whether every matching key of ``rule`` holds for ``finding`` (growth and expiry aside)."""
-    if rule.finding_ids is not None and finding.get("id") not in rule.finding_ids:
+    if rule.finding_ids is not None and finding.finding_id not in rule.finding_ids:
         return False
-    if rule.frames is not None and not frames_match(rule.frames, finding.get("traceback") or []):
+    if rule.frames is not None and not frames_match(rule.frames, finding.traceback):
         return False
     if rule.call_site is not None:
         site = first_application_frame(finding)
         if site is None or not frame_matches(rule.call_site, site):
             return False
-    if rule.library is not None and _distribution(rule.library) != _distribution(str(finding.get("library") or "")):
+    if rule.library is not None and _distribution(rule.library) != _distribution(finding.library or ""):
         return False
-    if rule.type is not None and not (isinstance(finding.get("type"), str) and fnmatchcase(finding["type"], rule.type)):
+    if rule.type is not None and (finding.type is None or not fnmatchcase(finding.type, rule.type)):
         return False
-    if rule.resource is not None and rule.resource != finding.get("resource"):
+    if rule.resource is not None and rule.resource != finding.resource:
         return False
     if rule.target is not None and (target is None or not path_matches(rule.target, target)):
         return False
     return True
 
 
-def first_application_frame(finding: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def first_application_frame(finding: Finding) -> Frame | None:
     """The finding's ``call_site``, or its allocation frame when that is application code."""
-    if finding.get("call_site"):
-        site: Mapping[str, Any] = finding["call_site"]
-        return site
-    traceback = finding.get("traceback") or []
-    if finding.get("library") == "application" and traceback:
-        frame: Mapping[str, Any] = traceback[0]
-        return frame
+    if finding.call_site:
+        return finding.call_site
+    if finding.library == "application":
+        return finding.where
     return None
 
 
-def frames_match(patterns: Sequence[str], traceback: Sequence[Mapping[str, Any]]) -> bool:
+def frames_match(patterns: Sequence[str], traceback: Sequence[Frame]) -> bool:
     """Whether ``patterns`` match the whole traceback, allocation frame first; ``...`` matches
     any number of frames (none included)."""
     # reachable[j]: the patterns so far can consume exactly the first j frames
@@ -181,9 +178,9 @@ def frames_match(patterns: Sequence[str], traceback: Sequence[Mapping[str, Any]]
     return reachable[-1]
 
 
-def frame_matches(pattern: str, frame: Mapping[str, Any]) -> bool:
-    """``FILE_GLOB[:FUNCTION]`` against a frame ``{file, line, function}``."""
-    return _frame_matches(pattern, str(frame.get("file") or ""), str(frame.get("function") or ""))
+def frame_matches(pattern: str, frame: Frame) -> bool:
+    """``FILE_GLOB[:FUNCTION]`` against a frame."""
+    return _frame_matches(pattern, frame.file, frame.function)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -208,14 +205,15 @@ def _distribution(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _growth(finding: Mapping[str, Any]) -> float | None:
-    value = finding.get("growth_bytes_per_hour")
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+def byte_growth(finding: Finding) -> float | None:
+    """The finding's growth in bytes per hour, None when it has no finite one."""
+    value = finding.growth_bytes_per_hour
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _place(finding: Mapping[str, Any]) -> str:
-    where = finding.get("where") or {}
+def location(finding: Finding) -> str:
+    """Where the finding is, in a warning: ``file:line in function``, else its resource or kind."""
+    where = finding.where
     if where:
-        return f"{where.get('file')}:{where.get('line')} in {where.get('function')}"
-    return str(finding.get("resource") or finding.get("kind"))
-
+        return f"{where.file}:{where.line} in {where.function}"
+    return str(finding.resource or finding.kind)
