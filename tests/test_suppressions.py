@@ -392,6 +392,17 @@ def test_generation_escapes_glob_characters() -> None:
     assert not frames_match(generated.frames, [frame("/srv/appXv2]/xy.py", "<lambda>")])
 
 
+def test_a_type_finding_gets_a_rule_by_its_type() -> None:
+    rows = finding("t1", [], kind="type", library=None, resource="types", type="app.models.Row")
+    columns = finding("t2", [], kind="type", library=None, resource="types", type="app.models.Column")
+    text = generate_rules([rows], today=TODAY, target="app/handlers.py:handle_one")
+    assert "too broad" not in text
+    [generated] = paste(text)
+    assert (generated.id, generated.type, generated.frames, generated.resource) == ("app.models.Row", "app.models.Row", None, None)
+    decision = apply_rules([rows, columns], [generated], target="app/handlers.py:handle_one", today=TODAY)
+    assert [a.finding.finding_id for a in decision.accepted] == ["t1"] and decision.warnings == []
+
+
 @pytest.mark.parametrize(("day", "expected"), [
     ((2026, 6, 15), (2026, 9, 15)), ((2026, 11, 30), (2027, 2, 28)), ((2027, 11, 30), (2028, 2, 29)),
     ((2026, 10, 1), (2027, 1, 1)),

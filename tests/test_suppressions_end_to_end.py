@@ -60,6 +60,22 @@ call_site = "*two_leaks.py:_session_logger"
 """
 
 
+TYPE_LEAK = "soak.workloads.holders.cache_leak:step"
+"""Caches a ``Response`` by request id, never evicted: a type finding with ``--type-findings``."""
+TYPE_LEAK_RULES = """
+[[suppress]]
+id = "cached-responses"
+reason = "responses are kept by design; TICKET-789"
+type = "soak.workloads.holders.cache_leak.Response"
+
+[[suppress]]
+id = "response-cache-line"
+reason = "the same cache, by the lines that fill it; TICKET-789"
+frames = ["...", "*holders/cache_leak.py:*", "..."]
+"""
+"""A rule for the type's objects, and one for the lines that allocate them."""
+
+
 def is_cache(finding: dict[str, Any]) -> bool:
     return finding["where"] is not None and finding["where"]["function"] == "_cache_response"
 
@@ -377,3 +393,28 @@ def test_metrics_leave_accepted_findings_out(tmp_path: Path) -> None:
         soak.communicate(timeout=60)
     accepted = {row[0] for row in db_rows(db, "SELECT finding_id FROM accepted_findings")}
     assert accepted and exported and not accepted & exported
+
+
+def test_a_type_rule_accepts_the_type_finding_of_a_real_soak(tmp_path: Path) -> None:
+    """The ``type`` key matches a type finding by its type's ``module.qualname``: with it (and a
+    rule for the leak's allocation lines) the run is clean and exits 0; judged again without it,
+    the type finding is a leak."""
+    db = tmp_path / "soak.db"
+    write(tmp_path / "leaksoak.toml", TYPE_LEAK_RULES)
+    # a dozen censuses on a busy machine (as tests/test_holders.py soaks the same workload)
+    result = run_soak("run", TYPE_LEAK, "--type-findings", "--db", str(db), "--duration", "20s", "--interval", "0.25s",
+                      "--quiet", "--format", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = result.json()
+    assert report["verdict"] == "clean" and report["findings"] == [] and report["analysis"]["verdict"] == "leak"
+    typed = [a for a in report["accepted"] if a["kind"] == "type"]
+    assert [(a["rule"], a["evidence"]["series"]) for a in typed] == [("cached-responses", "soak.workloads.holders.cache_leak.Response")]
+    assert "cached-responses" not in report["suppressions"]["too_broad"] + report["suppressions"]["unused"]
+    text = run_soak("report", "--db", str(db)).stdout
+    assert "verdict: CLEAN - nothing else grows significantly; " in text
+    assert "accepted by 'cached-responses' (leaksoak.toml:2)" in text.split("accepted by suppression rules (", 1)[1]
+
+    without = write(tmp_path / "lines-only.toml", TYPE_LEAK_RULES.split("\n\n", 1)[1])  # the second rule alone
+    judged = run_soak("report", "--db", str(db), "--format", "json", "--suppressions", str(without)).json()
+    assert judged["verdict"] == "leak" and {a["rule"] for a in judged["accepted"]} <= {"response-cache-line"}
+    assert [f["evidence"]["series"] for f in judged["findings"] if f["kind"] == "type"] == ["soak.workloads.holders.cache_leak.Response"]

@@ -44,7 +44,7 @@ class SuppressionStatus:
     unused: list[str] = field(default_factory=list)
     """Applying, but matched no finding of the run."""
     too_broad: list[str] = field(default_factory=list)
-    """Naming no frames or call site, or accepting more than half of the run's findings."""
+    """Naming no frames, call site or type, or accepting more than half of the run's findings."""
 
     def as_dict(self) -> dict[str, list[str]]:
         return {"expired": list(self.expired), "unused": list(self.unused), "too_broad": list(self.too_broad)}

@@ -24,7 +24,8 @@ def generate_rules(findings: Sequence[Finding], *, today: datetime.date, target:
     they accept exactly those findings (a comment says when one also matches another finding).
 
     Frames come from the traceback (the last two parts of each path); a library finding is
-    matched by its library and call site; a finding without frames by its resource and ``target``.
+    matched by its library and call site, a type finding by its type; another finding without
+    frames by its resource and ``target``.
     """
     expires = add_months(today, months)
     rules: list[tuple[Finding, RuleKeys]] = []
@@ -58,6 +59,8 @@ def _rule_keys(finding: Finding, target: str | None) -> RuleKeys:
     if finding.traceback:
         # trailing "...": callers beyond the stored frames (a deeper or shallower driver) still match
         return {"frames": [*(_frame_pattern(frame) for frame in finding.traceback), ANY_FRAMES]}
+    if finding.type:
+        return {"type": _glob_escape(finding.type)}
     keys: RuleKeys = {}
     if finding.resource:
         keys["resource"] = finding.resource
@@ -82,7 +85,7 @@ def _rule_id(finding: Finding) -> str:
     stem = os.path.splitext(os.path.basename(site.file if site else ""))[0]
     function = (site.function if site else "").replace("<", "").replace(">", "")
     parts = [finding.library if finding.kind == "library" else None, stem, function]
-    name = "-".join(str(p) for p in parts if p and p != "?") or str(finding.resource or finding.kind or "finding")
+    name = "-".join(str(p) for p in parts if p and p != "?") or str(finding.type or finding.resource or finding.kind or "finding")
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "finding"
 
 
@@ -102,7 +105,7 @@ def _as_rule(keys: RuleKeys) -> Rule:
     frames = keys.get("frames")
     return Rule(id=str(keys["id"]), reason=str(keys["reason"]), source="<generated>", line=0,
                 frames=tuple(frames) if isinstance(frames, list) else None, call_site=text("call_site"),
-                library=text("library"), resource=text("resource"), target=text("target"))
+                library=text("library"), type=text("type"), resource=text("resource"), target=text("target"))
 
 
 def _toml_table(finding: Finding, keys: RuleKeys, others: Sequence[str]) -> str:
@@ -121,7 +124,7 @@ def _toml_table(finding: Finding, keys: RuleKeys, others: Sequence[str]) -> str:
             out.append('# owner = "team or person"')
     if growth is not None and growth > 0:
         out.append(f"# max_growth = {_toml_string(format_rate(growth * 2))}  # to fail again above twice today's rate")
-    if not any(k in keys for k in ("frames", "call_site")):
+    if not any(k in keys for k in ("frames", "call_site", "type")):
         out.append("# no frames to match: this rule is too broad; scope it with target, or fix the leak")
     if others:
         out.append(f"# also matches finding(s) {', '.join(map(str, others))}: the frames cannot tell them apart")

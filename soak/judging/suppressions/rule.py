@@ -43,7 +43,7 @@ class Rule:
     library: str | None = None
     """``application``, ``stdlib`` or a distribution name."""
     type: str | None = None
-    """A glob on the finding's type name (``module.qualname``), for findings that carry one."""
+    """A glob on the type name (``module.qualname``) of a ``type`` finding."""
     resource: str | None = None
     target: str | None = None
     """A glob on the run's target."""
@@ -57,11 +57,12 @@ class Rule:
 
     @property
     def names_code(self) -> bool:
-        """Whether the rule names code (a frame or a call site): a rule that does not is too broad."""
+        """Whether the rule names code (a frame, a call site, or a type): a rule that does not is too broad."""
         if self.finding_ids is not None:
             return True
         patterns = [*(self.frames or ()), *([self.call_site] if self.call_site else [])]
-        return any(p != ANY_FRAMES and p not in _MATCH_ALL for p in patterns)
+        # a type finding has no frames: its type is what names its code
+        return any(p != ANY_FRAMES and p not in _MATCH_ALL for p in patterns) or self.type not in (None, "*")
 
     def expired(self, today: datetime.date) -> bool:
         """An unparseable date counts as expired; the rule applies through its ``expires`` day."""
