@@ -26,6 +26,7 @@ import numpy as np
 from soak.analyzers.changepoint import envelope_width, lower_envelope, regime_start
 from soak.analyzers.mann_kendall import mann_kendall
 from soak.analyzers.trend import Trend, drift_p_value, fit_trend
+from soak.model.finding import Evidence
 from soak.model.verdicts import CLEAN, INCONCLUSIVE, LEAK, SUSPECT
 
 
@@ -147,7 +148,7 @@ class SeriesFinding:
     growth_count_per_hour: float | None
     p_value: float
     q_value: float
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: Evidence = field(default_factory=dict)
 
     @property
     def confidence(self) -> float:
@@ -285,7 +286,7 @@ class _Candidate:
         slowing = stalled or (self.pending_shift is not None and _slowed(self.envelope, self.pending_shift))
         verdict = LEAK if q <= thresholds.alpha and trend.slope_low > 0 and not slowing else SUSPECT
         count_rate = None if self.count_trend is None else self.count_trend.slope * 3600
-        evidence: dict[str, Any] = {
+        evidence: Evidence = {
             "slope_bytes_per_s": trend.slope,
             "slope_interval": [trend.slope_low, trend.slope_high],
             "autocorrelation_correction": trend.correction,

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from soak.analyzers.growth import SeriesFinding, Thresholds
 from soak.inprocess.probes.loop_lag import BLOCK_PREFIX
-from soak.model.finding import ProbeKey
+from soak.model.finding import Evidence, ProbeKey
 
 MIN_PERIODS = 4
 """Snapshot periods needed after the warm-up (two per half): a share of time is measured, not a
@@ -34,7 +33,7 @@ class ProbeData:
 
     probe: str
     values: Mapping[tuple[str, str], np.ndarray]
-    evidence: Mapping[str, dict[str, Any]]
+    evidence: Mapping[str, Evidence]
 
 
 def _halves(window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +118,7 @@ def hidden_pools(times: np.ndarray, data: ProbeData, thresholds: Thresholds) -> 
     return sorted(findings, key=lambda f: -f.evidence["share"])
 
 
-def _finding(series: tuple[str, str, str], evidence: dict[str, Any]) -> SeriesFinding:
+def _finding(series: tuple[str, str, str], evidence: Evidence) -> SeriesFinding:
     # A measured share against a threshold: no test statistic, so no p-value or confidence.
     probe, name, unit = series
     return SeriesFinding(ProbeKey("async", probe, name, unit), SUSPECT, 0.0, None, None, None,  # type: ignore[arg-type]

@@ -3,11 +3,30 @@ with its run's host and its allocation line."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from sqlite_utils import Database
 
 from soak.storage.queries import _rows
+
+
+class FleetFindingRow(TypedDict):
+    """A stored finding of a run, with the run's host and target and the finding's allocation frame."""
+
+    run_id: int
+    finding_id: str
+    kind: str
+    verdict: str
+    library: str | None
+    resource: str | None
+    growth_bytes_per_hour: float | None
+    host: str | None
+    target: str
+    run_name: str
+    file: str | None
+    """The allocation frame's; None for a finding without a stack."""
+    line: int | None
+    function: str | None
 
 
 def fleet_runs(db: Database) -> list[dict[str, Any]]:
@@ -18,12 +37,12 @@ def fleet_runs(db: Database) -> list[dict[str, Any]]:
     return _rows(db, f"SELECT r.*, {source} FROM runs r{join} ORDER BY r.target, r.host, r.id")
 
 
-def fleet_findings(db: Database) -> list[dict[str, Any]]:
+def fleet_findings(db: Database) -> list[FleetFindingRow]:
     """Every stored finding of every run that counts (no suppression rule of its run accepted
     it), with the run's host and target and the allocation frame."""
     counted = (" WHERE NOT EXISTS (SELECT 1 FROM accepted_findings a WHERE a.run_id = f.run_id AND a.finding_id = f.finding_id)"
                if "accepted_findings" in db.table_names() else "")
-    return _rows(
+    return cast("list[FleetFindingRow]", _rows(
         db,
         "SELECT f.run_id, f.finding_id, f.kind, f.verdict, f.library, f.resource, f.growth_bytes_per_hour,"
         " r.host, r.target, r.name AS run_name, fr.file, fr.line, fr.function"
@@ -32,4 +51,4 @@ def fleet_findings(db: Database) -> list[dict[str, Any]]:
         " LEFT JOIN frames fr ON fr.id = sf.frame_id"
         f"{counted}"
         " ORDER BY f.finding_id, f.run_id, f.rank",
-    )
+    ))

@@ -13,7 +13,9 @@ import psutil
 from sqlite_utils import Database
 
 from soak.errors import BadInput
-from soak.model.finding import Frame
+from soak.model.finding import Evidence, Frame, StoredFinding
+from soak.model.report import Event
+from soak.storage.schema import AcceptedRow, RuleRow
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ class ProbeSeries:
     unit: str
     kind: str
     values: np.ndarray
-    evidence: dict[str, Any]
+    evidence: Evidence
 
 
 def probe_series(db: Database, run_id: int, seqs: np.ndarray) -> list[ProbeSeries]:
@@ -219,28 +221,25 @@ def stack_frames(db: Database, stack_ids: list[int]) -> dict[int, list[Frame]]:
     return frames
 
 
-def findings(db: Database, run_id: int) -> list[dict[str, Any]]:
+def findings(db: Database, run_id: int) -> list[StoredFinding]:
     """The run's rows of the ``findings`` table, most severe first, as stored (the evidence as
     JSON text): :meth:`soak.model.finding.Finding.from_row` reads a finding back from one."""
-    return _rows(db, "SELECT * FROM findings WHERE run_id = ? ORDER BY rank", [run_id])
+    return cast("list[StoredFinding]", _rows(db, "SELECT * FROM findings WHERE run_id = ? ORDER BY rank", [run_id]))
 
 
-def suppression_rules(db: Database, run_id: int) -> list[dict[str, Any]]:
+def suppression_rules(db: Database, run_id: int) -> list[RuleRow]:
     """The suppression rules last judged against the run's findings, in their order (none before 0007)."""
     if "suppression_rules" not in db.table_names():
         return []
-    rows = _rows(db, "SELECT * FROM suppression_rules WHERE run_id = ? ORDER BY position", [run_id])
-    for row in rows:
-        row["definition"] = json.loads(row["definition"]) if row["definition"] else {}
-        row["warnings"] = json.loads(row["warnings"]) if row["warnings"] else []
-    return rows
+    return cast("list[RuleRow]", _rows(db, "SELECT * FROM suppression_rules WHERE run_id = ? ORDER BY position", [run_id]))
 
 
-def accepted_findings(db: Database, run_id: int) -> dict[str, dict[str, Any]]:
+def accepted_findings(db: Database, run_id: int) -> dict[str, AcceptedRow]:
     """finding_id → the rule that accepted it and the growth it accepted."""
     if "accepted_findings" not in db.table_names():
         return {}
-    return {row["finding_id"]: row for row in _rows(db, "SELECT * FROM accepted_findings WHERE run_id = ?", [run_id])}
+    rows = cast("list[AcceptedRow]", _rows(db, "SELECT * FROM accepted_findings WHERE run_id = ?", [run_id]))
+    return {row["finding_id"]: row for row in rows}
 
 
 def type_growth(db: Database, run_id: int, limit: int = 15) -> list[dict[str, Any]]:
@@ -281,7 +280,7 @@ def type_growth(db: Database, run_id: int, limit: int = 15) -> list[dict[str, An
     return [row for row in rows if row["change"] > 0][:limit]
 
 
-def holders(db: Database, run_id: int) -> dict[str, dict[str, Any]]:
+def holders(db: Database, run_id: int) -> dict[str, Evidence]:
     """The latest holder evidence of each subject searched in the run (``type:<name>`` or
     ``site:<stack id>``), with the segment that searched it."""
     if "holders" not in db.table_names():
@@ -291,8 +290,8 @@ def holders(db: Database, run_id: int) -> dict[str, dict[str, Any]]:
                 "SELECT subject, stack_id, segment, evidence FROM holders WHERE run_id = ? ORDER BY id", [run_id])}
 
 
-def events(db: Database, run_id: int) -> list[dict[str, Any]]:
-    return _rows(db, "SELECT * FROM events WHERE run_id = ? ORDER BY t_s, id", [run_id])
+def events(db: Database, run_id: int) -> list[Event]:
+    return cast("list[Event]", _rows(db, "SELECT * FROM events WHERE run_id = ? ORDER BY t_s, id", [run_id]))
 
 
 def _rows(db: Database, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:

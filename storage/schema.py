@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -238,6 +240,38 @@ def _probe_series(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+class RuleRow(TypedDict):
+    """A row of ``suppression_rules``: one rule judged against a run's findings (see soak.judging.judgement)."""
+
+    rule_id: str
+    source: str
+    """Where the rule was read from (``file:line``)."""
+    reason: str
+    owner: str | None
+    expires: str | None
+    definition: str
+    """JSON: what the rule matches and tolerates, as written."""
+    state: str
+    """``applied``, ``unused`` or ``expired``."""
+    too_broad: int
+    accepted: int
+    """How many findings it accepted."""
+    warnings: str | None
+    """JSON: a list of one-line warnings about it."""
+    position: int
+    """Its place among the rules, first first."""
+
+
+class AcceptedRow(TypedDict):
+    """A row of ``accepted_findings``: a finding a rule accepted."""
+
+    finding_id: str
+    rule_id: str
+    growth_bytes_per_hour: float | None
+    max_growth_bytes_per_hour: float | None
+
 
 
 @migrations(name="0007_suppressions")

@@ -10,15 +10,16 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, Literal, TypedDict, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psutil
 from sqlite_utils import Database
 
 from soak.errors import InternalFailure
 from soak.model.finding import Finding
+from soak.model.report import RunSummary
 from soak.storage.database import write_transaction
-from soak.storage.schema import OUTSIDE_PROBE
+from soak.storage.schema import OUTSIDE_PROBE, AcceptedRow, RuleRow
 
 Frame = tuple[str, int, str]
 """(file, line, function)"""
@@ -31,37 +32,6 @@ def utc_iso(ts: float | None = None) -> str:
 def stack_hash(frames: Sequence[tuple[str, int]]) -> str:
     text = "\n".join(f"{file}:{line}" for file, line in frames)
     return hashlib.sha1(text.encode()).hexdigest()
-
-
-class RuleRow(TypedDict):
-    """A row of ``suppression_rules``: one rule judged against a run's findings (see soak.judging.judgement)."""
-
-    rule_id: str
-    source: str
-    """Where the rule was read from (``file:line``)."""
-    reason: str
-    owner: str | None
-    expires: str | None
-    definition: str
-    """JSON: what the rule matches and tolerates, as written."""
-    state: str
-    """``applied``, ``unused`` or ``expired``."""
-    too_broad: int
-    accepted: int
-    """How many findings it accepted."""
-    warnings: str
-    """JSON: a list of one-line warnings about it."""
-    position: int
-    """Its place among the rules, first first."""
-
-
-class AcceptedRow(TypedDict):
-    """A row of ``accepted_findings``: a finding a rule accepted."""
-
-    finding_id: str
-    rule_id: str
-    growth_bytes_per_hour: float | None
-    max_growth_bytes_per_hour: float | None
 
 
 class RunWriter:
@@ -376,7 +346,7 @@ class RunWriter:
                     self.db.execute(f"INSERT INTO {table} (run_id, {', '.join(row)}) VALUES (?, {', '.join('?' for _ in row)})",
                                     [self.run_id, *row.values()])
 
-    def set_verdict(self, verdict: str, analysis: dict[str, Any] | None = None) -> None:
+    def set_verdict(self, verdict: str, analysis: RunSummary | None = None) -> None:
         """The run's verdict and, optionally, what the analysis said of the run as a whole."""
         with _writing(self.db), write_transaction(self.db):
             if analysis is None:

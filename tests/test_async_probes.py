@@ -205,13 +205,13 @@ def test_a_pool_share_above_its_threshold_in_both_halves_is_a_hidden_pool() -> N
 
 def test_metrics_name_an_async_finding_by_its_line() -> None:
     from soak.analyzers import Analysis
-    from soak.judging.analysis import Refreshed
+    from soak.judging.analysis import Refreshed, projection
     from soak.model.finding import Finding, Frame
     from soak.supervisor.metrics import published_findings
 
     frames = [{"file": "/app/llmclient/client.py", "line": 28, "function": "LLMClient.complete"}]
     row = Finding("f1", "async", "suspect", [Frame.of(frame) for frame in frames], "application", None, 0.0, 0.0, None, None,
                   None, None, "thread_pools", {"frames": frames, "share": 0.9})
-    published = published_findings(Refreshed(Analysis("suspect", [], 0.0, 10, 1), [row], 0.0, {}), 5)
+    published = published_findings(Refreshed(Analysis("suspect", [], 0.0, 10, 1), [row], 0.0, projection([], 0.0, None)), 5)
     assert published["findings"][0]["where"] == "client.py:28"
     assert published["findings"][0]["function"] == "LLMClient.complete"

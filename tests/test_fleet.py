@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from soak.analyzers import Analysis
-from soak.judging.analysis import Refreshed
+from soak.judging.analysis import Refreshed, projection
 from soak.model.finding import Finding, Frame
 from soak.supervisor.metrics import FIXED_SERIES, SoakCollector, max_series, published_findings, serve_metrics
 
@@ -37,7 +37,7 @@ def _refreshed(findings: int) -> Refreshed:
                 detected_at_s=None, resource=None, stack_id=n)
         for n in range(findings)
     ]
-    return Refreshed(Analysis("leak", [], 0.0, 0, 0), rows, 100.0, {})
+    return Refreshed(Analysis("leak", [], 0.0, 0, 0), rows, 100.0, projection([], 0.0, None))
 
 
 def _series(text: str) -> list[tuple[str, dict[str, str], float]]:

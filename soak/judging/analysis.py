@@ -23,6 +23,7 @@ from soak.judging.holders import with_holders
 from soak.judging.judgement import Judgement, judge
 from soak.judging.native_attribution import native_attribution
 from soak.model.finding import Evidence, Finding, FindingKey, Frame, LibraryKey, ProbeKey, ProcessKey, SiteKey
+from soak.model.report import Projection, RunSummary
 from soak.model.verdicts import CLEAN, INCONCLUSIVE, LEAK, VERDICTS
 from soak.storage import queries
 from soak.storage.queries import ProbeSeries, probe_pauses
@@ -244,8 +245,7 @@ class Refreshed:
     """The findings that count, most severe first (every one is stored; see ``judgement``)."""
     rss_slope: float
     """Bytes per second of RSS over the latest segment, after warm-up."""
-    projection: dict[str, Any]
-    """See :func:`projection`."""
+    projection: Projection
     judgement: Judgement | None = None
     """What the run's suppression rules decided of its findings."""
 
@@ -332,7 +332,7 @@ class Computed:
     """Before suppressions."""
     findings: list[Finding]
     rss_slope: float
-    projection: dict[str, Any]
+    projection: Projection
 
 
 def compute(
@@ -354,11 +354,11 @@ def store(writer: RunWriter, computed: Computed, t_s: float, rules: Sequence[Rul
     judged = judge(findings, result.verdict, rules, target=target)
     writer.replace_findings(findings, t_s)
     writer.replace_decision(judged.stored_rules(), judged.stored_accepted())
-    summary: dict[str, Any] = {
-        "points": result.points, "tested": result.tested, "warmup_until_s": result.warmup_until_s,
-        "needed_s": result.needed_s, "projection": computed.projection,
-        "verdict": result.verdict,  # before suppressions; the run's verdict is the judged one
-    }
+    summary = RunSummary(
+        points=result.points, tested=result.tested, warmup_until_s=result.warmup_until_s,
+        needed_s=result.needed_s, projection=computed.projection,
+        verdict=result.verdict,  # before suppressions; the run's verdict is the judged one
+    )
     writer.set_verdict(judged.verdict, summary)
     counted = replace(result, verdict=judged.verdict, findings=[result.findings[i] for i in judged.counted])
     return Refreshed(counted, [findings[i] for i in judged.counted], computed.rss_slope, computed.projection, judged)
@@ -377,9 +377,8 @@ def refresh(
     return store(writer, compute(db, writer.run_id, thresholds, attributor, memory_limit_bytes), t_s, rules, target)
 
 
-def projection(rows: list[dict[str, Any]], slope_per_s: float, memory_limit_bytes: int | None) -> dict[str, Any]:
-    """When memory reaches its limit at the current growth (``seconds_until_limit`` is None when
-    there is no limit or memory is not growing)."""
+def projection(rows: list[dict[str, Any]], slope_per_s: float, memory_limit_bytes: int | None) -> Projection:
+    """When memory reaches its limit at the current growth."""
     last = rows[-1] if rows else {}
     if memory_limit_bytes:
         limit, source, current = memory_limit_bytes, "--memory-limit", last.get("rss")
@@ -390,8 +389,8 @@ def projection(rows: list[dict[str, Any]], slope_per_s: float, memory_limit_byte
     seconds: float | None = None
     if limit is not None and current is not None and slope_per_s > 0:
         seconds = max(0.0, (limit - current) / slope_per_s)
-    return {"memory_bytes": current, "growth_bytes_per_hour": slope_per_s * 3600, "limit_bytes": limit,
-            "limit_source": source, "seconds_until_limit": seconds}
+    return Projection(memory_bytes=current, growth_bytes_per_hour=slope_per_s * 3600, limit_bytes=limit,
+                      limit_source=source, seconds_until_limit=seconds)
 
 
 def _shown_stack(key: FindingKey, groups: dict[Hashable, Group]) -> int | None:

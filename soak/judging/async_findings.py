@@ -19,7 +19,7 @@ from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools, wi
 from soak.inprocess.probes.loop_lag import LoopLagProbe
 from soak.inprocess.probes.thread_pools import ExecutorProbe
 from soak.judging.attribution import APPLICATION, Attributor
-from soak.model.finding import Frame
+from soak.model.finding import Evidence, Frame
 from soak.model.verdicts import CLEAN, INCONCLUSIVE
 from soak.storage.queries import ProbeSeries
 
@@ -31,7 +31,7 @@ def analyze_async(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresho
     """The segment's async findings from its probes' series (``stored``, on ``rows``); None when
     no async probe reported in it."""
     times = np.array([row["t_s"] for row in rows], dtype=float)
-    probes: dict[str, tuple[dict[tuple[str, str], np.ndarray], dict[str, dict[str, Any]]]] = {}
+    probes: dict[str, tuple[dict[tuple[str, str], np.ndarray], dict[str, Evidence]]] = {}
     for series in stored:
         if series.kind != KIND:
             continue

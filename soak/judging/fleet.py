@@ -14,13 +14,12 @@ import statistics
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from soak.errors import BadInput
 from soak.model.finding import Frame
 from soak.model.verdicts import LEAK, SUSPECT, VERDICTS
 from soak.storage import open_database
-from soak.storage.fleet import fleet_findings, fleet_runs
+from soak.storage.fleet import FleetFindingRow, fleet_findings, fleet_runs
 from soak.storage.merge import InputResult, check_input, merge_into
 
 
@@ -143,13 +142,13 @@ def summarize(db_path: str) -> Fleet:
     return Fleet(runs, _findings(finding_rows), _targets(runs))
 
 
-def _findings(rows: list[dict[str, Any]]) -> list[FleetFinding]:
-    by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def _findings(rows: list[FleetFindingRow]) -> list[FleetFinding]:
+    by_id: dict[str, list[FleetFindingRow]] = defaultdict(list)
     for row in rows:
         by_id[row["finding_id"]].append(row)
     findings = []
     for ident, group in by_id.items():
-        per_run: dict[int, dict[str, Any]] = {}
+        per_run: dict[int, FleetFindingRow] = {}
         for row in group:  # one row per run: the first (highest ranked) if a run has it twice
             per_run.setdefault(row["run_id"], row)
         rates = sorted(r["growth_bytes_per_hour"] for r in per_run.values() if r["growth_bytes_per_hour"] is not None)
@@ -158,7 +157,7 @@ def _findings(rows: list[dict[str, Any]]) -> list[FleetFinding]:
         verdicts = {v: sum(1 for r in per_run.values() if r["verdict"] == v) for v in (LEAK, SUSPECT)}
         findings.append(FleetFinding(
             id=ident, kind=first["kind"], verdict="leak" if verdicts["leak"] else "suspect",
-            where=Frame(first["file"], first["line"], first["function"]) if first["file"] is not None else None,
+            where=Frame.of(first) if first["file"] is not None else None,  # the frame of a finding with a stack
             library=first["library"], resource=first["resource"], runs=len(per_run), hosts=len(hosts),
             host_names=hosts, targets=sorted({r["target"] for r in per_run.values()}), verdicts=verdicts,
             growth_bytes_per_hour=Growth(rates[0], statistics.median(rates), rates[-1]) if rates else Growth(None, None, None),

@@ -17,7 +17,7 @@ from soak.judging.suppressions import Accepted, Decision, Rule, apply_rules
 from soak.model.finding import Finding
 from soak.model.report import AcceptedFinding, Report
 from soak.model.verdicts import counted_verdict
-from soak.storage.writer import AcceptedRow, RuleRow
+from soak.storage.schema import AcceptedRow, RuleRow
 
 
 @dataclass(frozen=True)

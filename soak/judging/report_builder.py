@@ -4,7 +4,7 @@ suppression rules made, its snapshots' pauses."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlite_utils import Database
@@ -16,6 +16,7 @@ from soak.model.report import (
     ProbePauses,
     Report,
     RunInfo,
+    RunSummary,
     SuppressionStatus,
 )
 from soak.storage import queries
@@ -33,14 +34,14 @@ def build_report(db: Database, selector: str = "latest") -> Report:
     rules = {rule["rule_id"]: rule for rule in queries.suppression_rules(db, run["id"])}
     findings, accepted = [], []
     for row in rows:
-        finding = Finding.from_row(row, frames.get(row["stack_id"], []))
+        finding = Finding.from_row(row, frames.get(row["stack_id"], []) if row["stack_id"] is not None else [])
         taken = accepted_rows.get(row["finding_id"])
         if taken is None:
             findings.append(finding)
         else:
-            rule = rules.get(taken["rule_id"], {})
-            accepted.append(AcceptedFinding(finding, taken["rule_id"], rule.get("reason"), rule.get("source"),
-                                            taken["max_growth_bytes_per_hour"]))
+            rule = rules.get(taken["rule_id"])
+            accepted.append(AcceptedFinding(finding, taken["rule_id"], rule["reason"] if rule else None,
+                                            rule["source"] if rule else None, taken["max_growth_bytes_per_hour"]))
     status_lists = SuppressionStatus(
         [r["rule_id"] for r in rules.values() if r["state"] == "expired"],
         [r["rule_id"] for r in rules.values() if r["state"] == "unused"],
@@ -69,10 +70,10 @@ def build_report(db: Database, selector: str = "latest") -> Report:
         events=queries.events(db, run["id"]),
         first_snapshot=snaps[0] if snaps else None,
         last_snapshot=snaps[-1] if snaps else None,
-        analysis=json.loads(run["analysis"]) if run.get("analysis") else {},
+        analysis=cast("RunSummary", json.loads(run["analysis"])) if run.get("analysis") else RunSummary(),
         accepted=accepted,
         suppressions=status_lists,
-        suppression_warnings=[w for r in rules.values() for w in r["warnings"]],
+        suppression_warnings=[w for r in rules.values() for w in (json.loads(r["warnings"]) if r["warnings"] else [])],
         pauses=pause_summary(snaps, run["duration_s"] or (snaps[-1]["t_s"] if snaps else None)),
     )
 

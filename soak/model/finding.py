@@ -130,6 +130,16 @@ class FindingColumns(TypedDict):
     """JSON: the evidence and the call site, which has no column of its own."""
 
 
+class StoredFinding(FindingColumns):
+    """A row of the ``findings`` table as read back."""
+
+    id: int
+    run_id: int
+    rank: int
+    """0 for the most severe finding of the run."""
+    detected_at_s: float | None
+
+
 @dataclass(frozen=True)
 class Finding:
     """One finding: a series that grows (or, for ``async``, a share of time over its threshold),
@@ -191,7 +201,7 @@ class Finding:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], frames: Sequence[Frame] = ()) -> Finding:
-        """A finding read back from its ``findings`` row and its stack's ``frames`` (see :meth:`row`)."""
+        """A finding read back from its row (a :class:`StoredFinding`, or :meth:`row`'s) and its stack's ``frames``."""
         evidence: Evidence = json.loads(row["evidence"]) if row["evidence"] else {}
         call_site = evidence.pop("call_site", None)
         # a finding with a stack of its own that is not an allocation site's carries it in its

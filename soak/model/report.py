@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
 
 from soak.model.finding import Finding
 
@@ -30,9 +30,6 @@ class PauseSummary:
     max_ms: float
     probes: list[ProbePauses]
     """Costliest first."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -65,6 +62,51 @@ class AcceptedFinding:
     """The rule's tolerance; None when it accepts any rate. The growth accepted is the finding's."""
 
 
+class Projection(TypedDict):
+    """When the measured process's memory reaches its limit at its current growth."""
+
+    memory_bytes: float | None
+    """RSS, or the cgroup's usage when the limit is the cgroup's."""
+    growth_bytes_per_hour: float
+    """Of RSS over the latest segment, after its warm-up."""
+    limit_bytes: float | None
+    limit_source: str | None
+    """``--memory-limit`` or ``cgroup``; None without a limit."""
+    seconds_until_limit: float | None
+    """None when there is no limit or memory is not growing."""
+
+
+class RunSummary(TypedDict, total=False):
+    """The latest analysis refresh's view of the whole run, stored with it (``runs.analysis``);
+    a run stored by an older leaksoak may lack a key."""
+
+    points: int
+    """Snapshots analysed after the warm-up."""
+    tested: int
+    """Series whose growth was tested."""
+    warmup_until_s: float
+    needed_s: float | None
+    """For an inconclusive verdict: the run length at which there would be enough points."""
+    projection: Projection
+    verdict: str
+    """The analysis' own verdict, before suppressions."""
+
+
+class Event(TypedDict):
+    """A row of ``events``: something that happened to the run (a worker's start or exit, a signal...)."""
+
+    id: int
+    run_id: int
+    t_s: float
+    """Seconds since the run started."""
+    at: str
+    """UTC, ISO 8601."""
+    kind: str
+    message: str
+    data: str | None
+    """JSON, when the event carries data."""
+
+
 @dataclass(frozen=True)
 class RunInfo:
     id: int
@@ -89,13 +131,11 @@ class Report:
     run: RunInfo
     verdict: str
     findings: list[Finding]
-    events: list[dict[str, Any]]
+    events: list[Event]
     first_snapshot: dict[str, Any] | None
+    """A row of ``snapshots``, as stored."""
     last_snapshot: dict[str, Any] | None
-    analysis: dict[str, Any] = field(default_factory=dict)
-    """The latest refresh's view of the whole run: ``points``, ``tested``, ``needed_s`` (for an
-    inconclusive verdict), ``projection`` (memory against its limit) and ``verdict`` (the
-    analysis' own, before suppressions)."""
+    analysis: RunSummary = field(default_factory=RunSummary)
     accepted: list[AcceptedFinding] = field(default_factory=list)
     """Findings suppression rules accepted; ``findings`` and ``verdict`` leave them out."""
     suppressions: SuppressionStatus = field(default_factory=SuppressionStatus)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlite_utils import Database
@@ -40,6 +41,7 @@ def export_json(db: Database, selector: str) -> str:
 
 def export_csv(db: Database, selector: str, what: str) -> str:
     run_id = queries.find_run(db, selector)["id"]
+    rows: Sequence[Mapping[str, Any]]
     if what == "snapshots":
         rows = queries.snapshots(db, run_id)
     elif what == "sites":

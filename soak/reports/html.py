@@ -102,7 +102,7 @@ def render_html(report: Report, charts: ChartData | None = None) -> str:
         f"{escape(verdict_note(report).replace(' - ', ' — ', 1))}</div>",
         _run_table(report),
     ]
-    projection = projection_note(report.analysis.get("projection") or {}).strip()
+    projection = projection_note(report.analysis.get("projection")).strip()
     if projection:
         body.append(f'<p class="projection">{escape(projection[0].upper() + projection[1:])}</p>')
     if charts is not None:

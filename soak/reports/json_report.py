@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from soak.model.finding import Finding
@@ -28,7 +29,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         },
         "verdict": report.verdict,
         "analysis": report.analysis,
-        "pauses": report.pauses.as_dict() if report.pauses else None,
+        "pauses": asdict(report.pauses) if report.pauses else None,
         "findings": [finding_dict(f) for f in report.findings],
         "accepted": [{**finding_dict(a.finding), "rule": a.rule, "reason": a.reason,
                       "max_growth_bytes_per_hour": a.max_growth_bytes_per_hour} for a in report.accepted],

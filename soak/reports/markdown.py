@@ -75,7 +75,7 @@ def render_markdown(report: Report) -> str:
     pauses = pause_note(report.pauses)
     if pauses:
         out.append(f"| pauses | {text(pauses)} |")
-    projection = projection_note(report.analysis.get("projection") or {}).strip()
+    projection = projection_note(report.analysis.get("projection")).strip()
     if projection:
         out.append(f"| projection | {text(projection)} |")
     shown = report.findings[:MAX_FINDINGS]

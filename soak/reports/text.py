@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from soak.durations import format_duration
 from soak.judging.sources import source_line
 from soak.model.finding import Finding, Frame
-from soak.model.report import Report
+from soak.model.report import Projection, Report
 from soak.reports.accepted import NOTE, SECTION, accepted_headline, accepted_note
 from soak.reports.pauses import pause_note
 from soak.reports.presenter import first_frame, growth, human_bytes, subject, why
@@ -60,7 +59,7 @@ def render_text(report: Report) -> str:
     pauses = pause_note(report.pauses)
     if pauses:
         lines.append(f"  {pauses}")
-    projection = projection_note(report.analysis.get("projection") or {})
+    projection = projection_note(report.analysis.get("projection"))
     if projection:
         lines.append(projection)
     lines.append("")
@@ -148,10 +147,12 @@ def _finding(number: int, finding: Finding) -> list[str]:
     return out
 
 
-def projection_note(projection: dict[str, Any]) -> str:
+def projection_note(projection: Projection | None) -> str:
     """One line: how fast the measured process's memory grows, and when it reaches its limit."""
-    growth = projection.get("growth_bytes_per_hour")
-    if growth is None or projection.get("memory_bytes") is None:
+    if projection is None:
+        return ""
+    growth = projection["growth_bytes_per_hour"]
+    if projection.get("memory_bytes") is None:
         return ""
     what = "cgroup memory" if projection.get("limit_source") == "cgroup" else "RSS"
     limit = projection.get("limit_bytes")

@@ -41,6 +41,7 @@ from soak.analyzers import Analysis, SeriesFinding, Thresholds
 from soak.judging.analysis import Computed, compute
 from soak.judging.attribution import Attributor
 from soak.model.finding import Finding, FindingKey, Frame, key_as_json, key_from_json
+from soak.model.report import Projection
 
 LONG_RUN_S = 15 * 60.0
 """Runs planned longer than this analyse in an analysis process (unless told otherwise)."""
@@ -284,7 +285,7 @@ def computed_from_json(data: dict[str, Any]) -> Computed:
                  int(analysis["tested"]), analysis["needed_s"]),
         [Finding.from_row(f["row"], [Frame.of(frame) for frame in f["traceback"]]) for f in data["findings"]],
         float(data["rss_slope"]),
-        dict(data["projection"]),
+        cast("Projection", data["projection"]),
     )
 
 

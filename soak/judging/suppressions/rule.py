@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 ANY_FRAMES = "..."
 """In ``frames``: any number of frames, none included."""
@@ -72,10 +71,11 @@ class Rule:
     def where(self) -> str:
         return f"{self.source}:{self.line}" if self.line else self.source
 
-    def definition(self) -> dict[str, Any]:
+    def definition(self) -> dict[str, str | list[str]]:
         """What the rule matches and tolerates, as written (stored with the runs it judged)."""
         keys = {key: getattr(self, key) for key in (*MATCH_KEYS, "max_growth")}
-        data: dict[str, Any] = {key: list(value) if key == "frames" else value for key, value in keys.items() if value is not None}
+        data: dict[str, str | list[str]] = {key: list(value) if key == "frames" else value for key, value in keys.items()
+                                            if value is not None}
         if self.finding_ids is not None:
             data["finding_ids"] = sorted(self.finding_ids)
         return data
