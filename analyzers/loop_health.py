@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from soak.analyzers.growth import Finding, Thresholds
+from soak.analyzers.growth import Finding
 from soak.inprocess.probes.loop_lag import BLOCK_PREFIX
+from soak.model.thresholds import Thresholds
 
 MIN_PERIODS = 4
 """Snapshot periods needed after the warm-up (two per half): a share of time is measured, not a
