@@ -16,7 +16,8 @@ import pytest
 from conftest import TEST_WORKLOADS, db_rows, run_soak, soak_command
 
 from soak.analyzers import Thresholds
-from soak.supervisor.runner import RunOptions, _options_of
+from soak.model.options import RunOptions
+from soak.supervisor.runner import _options_of
 
 LEAKY = "soak.workloads.reference.leaky_dict_cache:step"
 
@@ -46,7 +47,7 @@ def test_every_option_of_a_run_survives_a_resume() -> None:
     given = RunOptions(target=None, resume="7", db_path="moved.db", duration_s=5.0, fail_on="never",
                        thresholds=Thresholds(alpha=0.01))
     stored = {"id": 7, "target": original.target, "name": original.name, "planned_duration_s": 100.0,
-              "duration_s": 40.0, "options": json.dumps(original.stored())}
+              "duration_s": 40.0, "options": json.dumps(original.to_stored())}
     resumed = _options_of(stored, given)
     for field in fields(RunOptions):
         source = given if field.name in DECIDED_BY_THE_RESUME else original
@@ -58,7 +59,7 @@ def test_every_option_of_a_run_survives_a_resume() -> None:
 def test_stored_options_are_strict_json_also_with_an_unlimited_pause_budget() -> None:
     """SQLite's JSON functions (and Datasette's) refuse Infinity, which json.dumps writes for inf."""
     original = RunOptions(**EVERY_OPTION | {"pause_budget": math.inf})
-    text = json.dumps(original.stored(), allow_nan=False)
+    text = json.dumps(original.to_stored(), allow_nan=False)
     assert RunOptions.from_stored(json.loads(text)).pause_budget == math.inf
     with sqlite3.connect(":memory:") as conn:
         assert conn.execute("SELECT json_extract(?, '$.pause_budget')", [text]).fetchone() == ("inf",)

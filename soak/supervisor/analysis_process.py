@@ -40,12 +40,11 @@ from typing import Any, BinaryIO, cast
 from soak.analyzers import Analysis, Finding, Thresholds
 from soak.judging.analysis import Computed, compute
 from soak.judging.attribution import Attributor
+from soak.model.options import RECYCLE_EVERY
 from soak.storage.writer import FindingRow
 
 LONG_RUN_S = 15 * 60.0
 """Runs planned longer than this analyse in an analysis process (unless told otherwise)."""
-RECYCLE_EVERY = 50
-"""Refreshes one analysis process does before a fresh one replaces it."""
 MAX_FAILURES = 3
 """Failures in a row after which the run analyses in the supervisor."""
 START_TIMEOUT_S = 120.0

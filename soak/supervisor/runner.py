@@ -6,14 +6,13 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import math
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
@@ -23,178 +22,34 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlite_utils import Database
 
-from soak.analyzers import Analysis, Thresholds
-from soak.durations import default_interval
+from soak.analyzers import Analysis
 from soak.errors import BadInput, InternalFailure, SoakError
-from soak.inprocess.probes.budget import WORKER_BUDGET, check_pause_budget
-from soak.inprocess.probes.loop_lag import DEFAULT_BLOCK_S
-from soak.inprocess.probes.native import native_unavailable
 from soak.inprocess.probes.oom import OomEvidence, peak_rss_bytes
 from soak.inprocess.probes.process import read_from_outside
-from soak.inprocess.probes.tracer import DEFAULT_TRACER, SITE_TRACERS, BadTracer, check_tracer
+from soak.inprocess.probes.tracer import SITE_TRACERS
 from soak.inprocess.protocol import object_field, typed_field
 from soak.inprocess.targets import parse_target
 from soak.judging import sources
 from soak.judging.analysis import store
 from soak.judging.attribution import Attributor
 from soak.judging.holders import requests_for
-from soak.model.verdicts import FAIL_ON, fails
+from soak.model.options import DEFAULT_DURATION_S, RunOptions, SoakOptions
+from soak.model.verdicts import fails
 from soak.storage import check_before_writing, open_database, queries
 from soak.storage.retention import thin
 from soak.storage.writer import RunWriter
-from soak.supervisor.analysis_process import RECYCLE_EVERY, Analyst, wanted
+from soak.supervisor.analysis_process import Analyst, wanted
+from soak.supervisor.checks import check, load_rules
 from soak.supervisor.worker_process import SnapshotFailed, SnapshotSkipped, Subject, WorkerProcess
 
 if TYPE_CHECKING:
     from soak.judging.judgement import Judgement
     from soak.judging.suppressions import Rule
 
-MODES = ("run", "ci")
 LOST = ("failed", "oom-killed")
 """Statuses of a run whose measured process was lost (exit code 3)."""
 
 
-@dataclass
-class RunOptions:
-    """Everything ``soak run`` takes; the CLI's options map one to one onto these fields."""
-
-    target: str | None
-    """None when resuming: the stored run's target is used."""
-    duration_s: float | None = None
-    """Default 10 minutes; when resuming, what remains of the run's planned duration."""
-    interval_s: float | None = None
-    """Default: :func:`soak.durations.default_interval` of the duration (about 60 snapshots)."""
-    db_path: str = "soak.db"
-    name: str | None = None
-    frames: int = 10
-    concurrency: int = 1
-    loop_block_s: float = DEFAULT_BLOCK_S
-    """An async target's event loop counts as blocked when a heartbeat is later than this."""
-    tracer: str = DEFAULT_TRACER
-    sample_interval: int | None = None
-    """The sampled tracer's mean bytes between samples (None: its default)."""
-    native: bool = False
-    """Track native allocations (C extensions, the C allocator) with memray: ``--native``."""
-    pause_budget: float = WORKER_BUDGET
-    """The share of wall time snapshots may pause the workload (``--pause-budget``; inf: no
-    rationing of the full collection, the census and the holder searches; soak.inprocess.probes.budget)."""
-    fail_on: str = "suspect"
-    resume: str | None = None
-    """A killed or interrupted run (id or name) to continue in a new segment."""
-    keep_full_s: float = 6 * 3600.0
-    """Snapshots older than this are thinned..."""
-    thin_every: int = 10
-    """...to every k-th one (1 keeps everything)."""
-    metrics_port: int | None = None
-    """Serve Prometheus /metrics on this port while the run lasts."""
-    metrics_host: str = "127.0.0.1"
-    metrics_top: int = 10
-    """Findings exported one by one on /metrics, most severe first (the rest are counted)."""
-    memory_limit_bytes: int | None = None
-    """Project the time until memory reaches this (default: the cgroup's limit, if any)."""
-    analyze_every_s: float | None = None
-    """How often to refresh the analysis during the run. Default: every 2 snapshots (at least 1 s),
-    skipped while less than 20 times the previous refresh's cost has passed, so analysis takes at
-    most about 5% of the scheduler's time however many sites a long run has."""
-    snapshot_timeout_s: float | None = None
-    analysis_process: bool | None = None
-    """Compute analysis refreshes in a child process that is recycled (soak.supervisor.analysis_process), so
-    that the supervisor does not grow with them. None: for runs planned longer than 15 minutes."""
-    analysis_recycle_every: int = RECYCLE_EVERY
-    """Refreshes one analysis process computes before a fresh one replaces it."""
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    mode: str = "run"
-    """Recorded in the run's row: ``run``, or ``ci`` for a target of ``soak ci``."""
-    suppressions: str | None = None
-    """A suppression rules file; None: ``leaksoak.toml`` and ``pyproject.toml`` of the current
-    directory, when they hold rules (see :mod:`soak.judging.suppressions`)."""
-    accept_findings: list[str] | None = None
-    """Finding ids accepted as they are, by one more rule (``soak ci --accept-baseline``: the
-    findings of the baseline run)..."""
-    accept_source: str = "the baseline"
-    """...and where they come from, as that rule says."""
-
-    def load_rules(self) -> list[Rule]:
-        """The suppression rules of the run, read and checked; raises BadInput for a malformed file."""
-        from soak.judging.suppressions import BASELINE_RULE, baseline_rule, load_rules
-
-        rules = load_rules(self.suppressions)
-        if self.accept_findings is not None:
-            clash = next((rule for rule in rules if rule.id == BASELINE_RULE), None)
-            if clash is not None:
-                raise BadInput(f"{clash.where}: suppression id {BASELINE_RULE!r} is the one --accept-baseline uses; rename it")
-            rules.append(baseline_rule(self.accept_findings, self.accept_source))
-        return rules
-
-    @property
-    def interval(self) -> float:
-        """The time between snapshots, as given or by default."""
-        if self.interval_s is not None:
-            return self.interval_s
-        return default_interval(DEFAULT_DURATION_S if self.duration_s is None else self.duration_s)
-
-    def check(self) -> None:
-        """Raise BadInput for the first thing to fix, in the order a user fixes them: what to
-        soak (the target, or the run to resume), then how."""
-        if (self.target is None) == (self.resume is None):
-            raise BadInput("give either a TARGET or --resume RUN")
-        if self.target is not None:
-            parse_target(self.target)
-        self.check_values()
-
-    def check_values(self) -> None:
-        duration = DEFAULT_DURATION_S if self.duration_s is None else self.duration_s
-        if self.interval <= 0 or duration <= 0:
-            raise BadInput("--interval and --duration must be longer than zero")
-        if self.interval > duration and self.resume is None:  # a resumed run's interval is its own
-            raise BadInput("--interval is longer than --duration; no snapshot would be taken twice")
-        try:
-            check_tracer(self.tracer, self.frames, self.sample_interval)
-        except BadTracer as exc:
-            raise BadInput(str(exc)) from exc
-        if self.native and (reason := native_unavailable()) is not None:
-            raise BadInput(f"--native cannot run here: {reason}")
-        if self.concurrency < 1:
-            raise BadInput("--concurrency must be at least 1")
-        check_pause_budget(self.pause_budget)
-        if self.loop_block_s <= 0:
-            raise BadInput("--loop-block must be longer than zero")
-        if self.fail_on not in FAIL_ON:
-            raise BadInput(f"--fail-on must be one of {', '.join(FAIL_ON)}")
-        if self.mode not in MODES:
-            raise BadInput(f"mode must be one of {', '.join(MODES)}")
-        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
-            raise BadInput("--metrics-port must be between 1 and 65535")
-        if self.metrics_top < 0:
-            raise BadInput("--metrics-top must be 0 or more")
-        if self.analysis_recycle_every < 1:
-            raise BadInput("analysis_recycle_every must be at least 1")
-        if self.thin_every < 1 or self.keep_full_s <= 0:
-            raise BadInput("--thin-every must be at least 1 and --keep-full longer than zero")
-
-    def stored(self) -> dict[str, Any]:
-        """The options as recorded with the run, every field (read back by :meth:`from_stored`);
-        strict JSON, so that SQLite's JSON functions read it: an unlimited pause budget is ``"inf"``."""
-        data = asdict(self)
-        if math.isinf(self.pause_budget):
-            data["pause_budget"] = "inf"
-        return data
-
-    @classmethod
-    def from_stored(cls, data: dict[str, Any]) -> RunOptions:
-        """The options :meth:`stored` recorded; a field an older version did not record keeps its default."""
-        values = _known_fields(cls, data)
-        if values.get("pause_budget") == "inf":
-            values["pause_budget"] = math.inf
-        return cls(**values | {"thresholds": Thresholds.from_dict(values.get("thresholds", {}))})
-
-
-def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
-
-
-DEFAULT_DURATION_S = 600.0
 HOLDER_ATTEMPTS = 3
 """Holder searches of one subject per segment, when none finds a holder."""
 ANALYSIS_COST_RATIO = 20.0
@@ -254,8 +109,8 @@ def run(
     logging levels are put back when it returns. On the main thread SIGINT and SIGTERM end the
     run early, with its report; Python lets no other thread install handlers, so off the main
     thread signals are the caller's to handle and do not end the run."""
-    options.check()
-    rules = options.load_rules()  # a malformed rules file stops here: nothing started, nothing written
+    check(options)
+    rules = load_rules(options)  # a malformed rules file stops here: nothing started, nothing written
     # A file-size limit (ulimit -f) would otherwise kill us mid-write; as an error, it is reported.
     with _signal_handlers({signal.SIGXFSZ: signal.SIG_IGN}):
         return _run(options, rules, on_progress, on_start)
@@ -320,12 +175,12 @@ def _run(
             writer = RunWriter.create_run(
                 db, name=options.name or spec.default_name, target=spec.text, mode=options.mode,
                 planned_duration_s=options.duration_s, interval_s=options.interval,
-                options=options.stored(), function_name=sources.function_name, started_ts=started,
+                options=options.to_stored(), function_name=sources.function_name, started_ts=started,
             )
         else:
             started = resumed["started_ts"]
             writer = RunWriter.resume(db, resumed["id"], sources.function_name, os.getpid())
-        supervisor = Supervisor(options, worker, hello, db, writer, started, rules)
+        supervisor = Supervisor(options, spec.text, worker, hello, db, writer, started, rules)
     except BaseException:
         worker.kill()
         raise
@@ -371,10 +226,11 @@ class Supervisor:
     """Runs the schedule for one run. ``subject`` is what is measured: the worker process that
     ``soak run`` started, or the process that ``soak watch`` watches (soak.supervisor.watch)."""
 
-    def __init__(self, options: RunOptions, subject: Subject, hello: dict[str, Any],
+    def __init__(self, options: SoakOptions, target: str, subject: Subject, hello: dict[str, Any],
                  db: Database, writer: RunWriter, started_ts: float, rules: Sequence[Rule] = ()) -> None:
         assert options.duration_s is not None
         self.options = options
+        self.target = target
         self.rules = tuple(rules)
         self.judgement: Judgement | None = None
         self.duration_s = options.duration_s
@@ -409,7 +265,7 @@ class Supervisor:
         self.analyst = Analyst(options.db_path, writer.run_id, options.thresholds, self.attributor,
                                options.memory_limit_bytes, use_process=wanted(options.analysis_process, self.duration_s),
                                recycle_every=options.analysis_recycle_every, record_event=self._record_analyst_event)
-        self._state: dict[str, Any] = {"run_name": writer.name, "run_id": writer.run_id, "target": options.target,
+        self._state: dict[str, Any] = {"run_name": writer.name, "run_id": writer.run_id, "target": target,
                                        "verdict": "inconclusive", "findings": [], "snapshots": 0}
 
     def _record_analyst_event(self, kind: str, message: str, data: dict[str, Any]) -> None:
@@ -641,7 +497,7 @@ class Supervisor:
         from soak.supervisor.metrics import published_findings, seconds_until
 
         computed = self.analyst.compute(self.db)
-        refreshed = store(self.writer, computed, self.elapsed(), self.rules, self.options.target)
+        refreshed = store(self.writer, computed, self.elapsed(), self.rules, self.target)
         self.judgement = refreshed.judgement
         # the progress display shows the top 5, whatever --metrics-top says
         if self.hello.get("tracer") not in (None, "off"):

@@ -31,12 +31,13 @@ from soak.cli.commands.options import (
 )
 from soak.durations import format_duration, parse_duration, parse_share, parse_size
 from soak.errors import BadInput
-from soak.inprocess.probes.budget import WORKER_BUDGET, parse_pause_budget
-from soak.inprocess.probes.loop_lag import DEFAULT_BLOCK_S
+from soak.inprocess.probes.budget import parse_pause_budget
+from soak.model.options import DEFAULT_LOOP_BLOCK_S, DEFAULT_PAUSE_BUDGET
 from soak.supervisor.progress import ProgressDisplay
 
 if TYPE_CHECKING:
-    from soak.supervisor.runner import RunOptions, RunResult
+    from soak.model.options import RunOptions
+    from soak.supervisor.runner import RunResult
 
 
 def _start_line(options: RunOptions, run_id: int) -> str:
@@ -56,7 +57,7 @@ def run_command(
     frames: int = typer.Option(10, "--frames", help="Traceback depth of each allocation site."),
     concurrency: int = typer.Option(1, "--concurrency", help="Concurrent callers of an async def target."),
     loop_block: str = typer.Option(
-        f"{DEFAULT_BLOCK_S * 1000:g}ms", "--loop-block",
+        f"{DEFAULT_LOOP_BLOCK_S * 1000:g}ms", "--loop-block",
         help="An async target's event loop is blocked when a heartbeat runs later than this; its stack is read then."),
     blocked_share: str = typer.Option(
         f"{Thresholds().max_blocked_share:.0%}", "--blocked-share",
@@ -69,7 +70,7 @@ def run_command(
     type_findings: bool = typer.Option(
         False, "--type-findings", help="Also judge the per-type census as type findings, with holder chains (see the README)."),
     pause_budget: str = typer.Option(
-        f"{WORKER_BUDGET:.0%}", "--pause-budget",
+        f"{DEFAULT_PAUSE_BUDGET:.0%}", "--pause-budget",
         help="Share of wall time snapshots may pause the workload: the full collection, the type census and the holder "
              "searches run less often on a big heap to keep to it; inf runs them every snapshot."),
     native: bool = typer.Option(
