@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from soak.judging.suppressions import Rule
     from soak.storage.merge import InputResult
     from soak.supervisor.ci import CiResult, TargetResult
-    from soak.supervisor.runner import Progress, RunResult
+    from soak.supervisor.results import Progress, RunResult
 
 
 def run(
@@ -50,9 +50,9 @@ def watch(options: WatchOptions, on_progress: Callable[[Progress], None] | None 
 
 def __getattr__(name: str) -> object:
     if name in ("Progress", "RunResult"):
-        from soak.supervisor import runner as supervisor
+        from soak.supervisor import results
 
-        return getattr(supervisor, name)
+        return getattr(results, name)
     if name == "CiResult":
         from soak.supervisor import ci as ci_module
 

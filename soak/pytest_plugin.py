@@ -23,7 +23,7 @@ from soak.model.options import DEFAULT_TRACER, RunOptions
 from soak.model.verdicts import FAILING_LEVELS
 
 if TYPE_CHECKING:
-    from soak.supervisor.runner import RunResult
+    from soak.supervisor.results import RunResult
 
 MARK_OPTIONS = ("duration", "interval", "fail_on", "tracer", "suppressions")
 

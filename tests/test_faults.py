@@ -17,7 +17,7 @@ from conftest import TEST_WORKLOADS, db_rows, run_soak, soak_command
 
 from soak.analyzers import Thresholds
 from soak.model.options import RunOptions
-from soak.supervisor.runner import _options_of
+from soak.supervisor.resume import resumed_options as _options_of
 
 LEAKY = "soak.workloads.reference.leaky_dict_cache:step"
 

@@ -22,7 +22,7 @@ from soak.judging.holders import requests_for
 from soak.model.options import RunOptions
 from soak.storage.database import open_database
 from soak.storage.writer import FindingRow
-from soak.supervisor.runner import HOLDER_ATTEMPTS
+from soak.supervisor.schedule import HOLDER_ATTEMPTS
 from soak.workloads.holders import cache_leak, handed_list, keyed_cache
 
 SHORT = ("--type-findings", "--duration", "20s", "--interval", "0.25s", "--format", "json")

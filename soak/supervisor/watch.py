@@ -25,10 +25,11 @@ from soak.inprocess.agent.server import SOCKET_ENV, default_socket_path
 from soak.inprocess.probes.oom import OomWatch
 from soak.inprocess.protocol import Channel, Message, ProtocolError
 from soak.model.options import DEFAULT_DURATION_S, WatchOptions
+from soak.supervisor.signals import file_size_limit_as_error
 from soak.supervisor.worker_process import Restart, SnapshotFailed, SnapshotSkipped, WorkerExit
 
 if TYPE_CHECKING:
-    from soak.supervisor.runner import RunResult
+    from soak.supervisor.results import Progress, RunResult
 
 POLL_S = 0.2
 
@@ -282,30 +283,21 @@ def resolve_pid(options: WatchOptions) -> tuple[int, re.Pattern[str] | None]:
     return found[0].pid, pattern
 
 
-def watch(options: WatchOptions, on_progress: Callable[..., None] | None = None,
-          on_start: Callable[..., None] | None = None) -> RunResult:
-    """Watch a running process and return how the run ended (a supervisor RunResult)."""
-    from soak.judging import sources
-    from soak.storage import check_before_writing, open_database
-    from soak.storage.writer import RunWriter
+def watch(options: WatchOptions, on_progress: Callable[[Progress], None] | None = None,
+          on_start: Callable[[WatchOptions, int, str], None] | None = None) -> RunResult:
+    """Watch a running process and return how the run ended. ``on_start`` is called with the
+    effective options, the run id and how the process is watched (through its agent, or not)."""
+    from soak.storage import check_before_writing
     from soak.supervisor.checks import check, load_rules
-    from soak.supervisor.runner import Supervisor
+    from soak.supervisor.wiring import supervise
 
     pid, pattern = resolve_pid(options)
     options = replace(options, duration_s=options.duration_s or DEFAULT_DURATION_S)
     check(options)
     rules = load_rules(options)
-    check_before_writing(options.db_path)
-    subject = WatchedProcess(pid, match=pattern, socket_path=options.socket_path, use_agent=options.agent)
-    db = open_database(options.db_path)
-    started = time.time()
-    name = options.name or (psutil.Process(pid).name() if pattern is None else options.match or options.target)
-    writer = RunWriter.create_run(
-        db, name=name, target=options.target, mode=options.mode, planned_duration_s=options.duration_s,
-        interval_s=options.interval, options=options.to_stored(),
-        function_name=sources.function_name, started_ts=started,
-    )
-    supervisor = Supervisor(options, options.target, subject, subject.hello, db, writer, started, rules)
-    if on_start is not None:
-        on_start(options, writer.run_id, subject.describe())
-    return supervisor.run(on_progress)
+    with file_size_limit_as_error():
+        check_before_writing(options.db_path)
+        subject = WatchedProcess(pid, match=pattern, socket_path=options.socket_path, use_agent=options.agent)
+        name = options.name or (psutil.Process(pid).name() if pattern is None else options.match or options.target)
+        return supervise(options, options.target, name, subject, subject.hello, rules, on_progress=on_progress,
+                         on_start=None if on_start is None else lambda run_id: on_start(options, run_id, subject.describe()))

@@ -37,7 +37,7 @@ from soak.supervisor.progress import ProgressDisplay
 
 if TYPE_CHECKING:
     from soak.model.options import RunOptions
-    from soak.supervisor.runner import RunResult
+    from soak.supervisor.results import RunResult
 
 
 def _start_line(options: RunOptions, run_id: int) -> str:
