@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from soak import reports
@@ -29,15 +29,19 @@ def run(
     options: RunOptions,
     on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[RunOptions, int], None] | None = None,
+    *,
+    given: Collection[str] | None = None,
 ) -> RunResult:
     """Soak a target (or resume a run) as ``soak run`` does; see :class:`soak.model.options.RunOptions`.
+    Resuming, ``given`` names the options to apply (by default, those unlike their defaults); one
+    that the run keeps as it started (its tracer, interval...) is refused: see :mod:`soak.supervisor.resume`.
 
     Callable from any thread; signal handlers and logging levels are put back when it returns.
     Only on the main thread do SIGINT and SIGTERM end the run early (Python lets no other thread
     install a handler); see :func:`soak.supervisor.runner.run`."""
     from soak.supervisor import runner as supervisor  # the scheduler and the statistics load only when a run starts
 
-    return supervisor.run(options, on_progress, on_start)
+    return supervisor.run(options, on_progress, on_start, given=given)
 
 
 def watch(options: WatchOptions, on_progress: Callable[[Progress], None] | None = None,

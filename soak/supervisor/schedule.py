@@ -8,9 +8,9 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from types import FrameType
+from types import FrameType, MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
@@ -51,11 +51,14 @@ class Supervisor:
     ``soak run`` started, or the process that ``soak watch`` watches (soak.supervisor.watch)."""
 
     def __init__(self, options: SoakOptions, target: str, subject: Subject, hello: dict[str, Any],
-                 db: Database, writer: RunWriter, started_ts: float, rules: Sequence[Rule] = ()) -> None:
+                 db: Database, writer: RunWriter, started_ts: float, rules: Sequence[Rule] = (),
+                 changed: Mapping[str, Any] = MappingProxyType({})) -> None:
         assert options.duration_s is not None
         self.options = options
         self.target = target
         self.rules = tuple(rules)
+        self.changed = dict(changed)
+        """The options a resumed run goes on with unlike those it started with (its resume event says which)."""
         self.judgement: Judgement | None = None
         self.duration_s = options.duration_s
         self.subject = subject
@@ -120,9 +123,10 @@ class Supervisor:
             return self._failed_before_start()
         if self.writer.segment > 0:
             gap_s = self._gap_s()
+            changed = f", with {', '.join(self.changed)} changed" if self.changed else ""
             self.writer.record_event(
-                self.segment_start_s, "resume", f"resumed as segment {self.writer.segment} after a gap of {gap_s:.1f}s",
-                {"segment": self.writer.segment, "gap_s": gap_s},
+                self.segment_start_s, "resume", f"resumed as segment {self.writer.segment} after a gap of {gap_s:.1f}s{changed}",
+                {"segment": self.writer.segment, "gap_s": gap_s} | ({"changed": self.changed} if self.changed else {}),
             )
         self.writer.record_event(self.elapsed(), "worker_start", self.subject.describe(), {"pid": self.subject.pid})
         self.on_progress = on_progress

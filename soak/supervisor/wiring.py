@@ -29,12 +29,14 @@ def supervise(
     rules: Sequence[Rule],
     *,
     resumed: dict[str, Any] | None = None,
+    changed: dict[str, Any] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> RunResult:
-    """Store the run (a new row, or the next segment of the ``resumed`` run's row) and run its
-    schedule over ``subject`` until it ends. ``on_start`` is called with the run id once the run is
-    stored. ``subject`` is stopped when storing the run fails."""
+    """Store the run (a new row, or the next segment of the ``resumed`` run's row, which goes on
+    with the options ``changed`` since it started) and run its schedule over ``subject`` until it
+    ends. ``on_start`` is called with the run id once the run is stored. ``subject`` is stopped
+    when storing the run fails."""
     try:
         # One connection, used by the scheduler's single job thread and, after it stops, the main thread.
         db = open_database(options.db_path)
@@ -48,7 +50,7 @@ def supervise(
         else:
             started = resumed["started_ts"]
             writer = RunWriter.resume(db, resumed["id"], sources.function_name, os.getpid())
-        supervisor = Supervisor(options, target, subject, hello, db, writer, started, rules)
+        supervisor = Supervisor(options, target, subject, hello, db, writer, started, rules, changed or {})
     except BaseException:
         subject.kill()
         raise
