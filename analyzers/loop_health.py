@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from soak.analyzers.growth import SeriesFinding, Thresholds
+from soak.analyzers.growth import SeriesFinding
 from soak.inprocess.probes.loop_lag import BLOCK_PREFIX
 from soak.model.finding import Evidence, ProbeKey
+from soak.model.thresholds import Thresholds
 
 MIN_PERIODS = 4
 """Snapshot periods needed after the warm-up (two per half): a share of time is measured, not a

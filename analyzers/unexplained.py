@@ -7,9 +7,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from soak.analyzers.growth import Analysis, Series, Thresholds, analyze
+from soak.analyzers.growth import Analysis, Series, analyze
 from soak.analyzers.trend import fit_trend
 from soak.model.finding import ProcessKey
+from soak.model.thresholds import Thresholds
 from soak.model.verdicts import CLEAN, INCONCLUSIVE
 
 UNEXPLAINED_SHARE = 0.5

@@ -33,7 +33,8 @@ WORKLOAD = f"{BENCHMARKS / 'paced_clean.py'}:step"
 MB = 1_000_000
 DRIVER = """
 import sys
-from soak.supervisor.runner import RunOptions, run
+from soak.model.options import RunOptions
+from soak.supervisor.runner import run
 db, duration, interval, use, every = sys.argv[1:6]
 result = run(RunOptions(target={workload!r}, db_path=db, duration_s=float(duration), interval_s=float(interval),
                         analysis_process=use == "1", analysis_recycle_every=int(every)))

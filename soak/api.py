@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from soak import reports
 from soak.analyzers import Thresholds
+from soak.model.options import CiOptions, RunOptions, WatchOptions
 from soak.model.report import Report
 from soak.reports import render
 from soak.storage import open_database, queries
@@ -20,47 +21,46 @@ if TYPE_CHECKING:
     from soak.judging.compare import Comparison
     from soak.judging.suppressions import Rule
     from soak.storage.merge import InputResult
-    from soak.supervisor.ci import CiOptions, CiResult, TargetResult
-    from soak.supervisor.runner import Progress, RunOptions, RunResult
-    from soak.supervisor.watch import WatchOptions
+    from soak.supervisor.ci import CiResult, TargetResult
+    from soak.supervisor.results import Progress, RunResult
 
 
 def run(
     options: RunOptions,
     on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[RunOptions, int], None] | None = None,
+    *,
+    given: Collection[str] | None = None,
 ) -> RunResult:
-    """Soak a target (or resume a run) as ``soak run`` does; see :class:`soak.supervisor.runner.RunOptions`.
+    """Soak a target (or resume a run) as ``soak run`` does; see :class:`soak.model.options.RunOptions`.
+    Resuming, ``given`` names the options to apply (by default, those unlike their defaults); one
+    that the run keeps as it started (its tracer, interval...) is refused: see :mod:`soak.supervisor.resume`.
 
     Callable from any thread; signal handlers and logging levels are put back when it returns.
     Only on the main thread do SIGINT and SIGTERM end the run early (Python lets no other thread
     install a handler); see :func:`soak.supervisor.runner.run`."""
     from soak.supervisor import runner as supervisor  # the scheduler and the statistics load only when a run starts
 
-    return supervisor.run(options, on_progress, on_start)
+    return supervisor.run(options, on_progress, on_start, given=given)
 
 
 def watch(options: WatchOptions, on_progress: Callable[[Progress], None] | None = None,
           on_start: Callable[..., None] | None = None) -> RunResult:
-    """Watch a running process as ``soak watch`` does; see :class:`soak.supervisor.watch.WatchOptions`."""
+    """Watch a running process as ``soak watch`` does; see :class:`soak.model.options.WatchOptions`."""
     from soak.supervisor import watch as watching
 
     return watching.watch(options, on_progress, on_start)
 
 
 def __getattr__(name: str) -> object:
-    if name in ("Progress", "RunOptions", "RunResult"):
-        from soak.supervisor import runner as supervisor
+    if name in ("Progress", "RunResult"):
+        from soak.supervisor import results
 
-        return getattr(supervisor, name)
-    if name in ("CiOptions", "CiResult"):
+        return getattr(results, name)
+    if name == "CiResult":
         from soak.supervisor import ci as ci_module
 
         return getattr(ci_module, name)
-    if name == "WatchOptions":
-        from soak.supervisor.watch import WatchOptions
-
-        return WatchOptions
     raise AttributeError(name)
 
 __all__ = ["CiOptions", "CiResult", "Progress", "Report", "RunOptions", "RunResult", "Thresholds", "WatchOptions",
@@ -71,7 +71,7 @@ __all__ = ["CiOptions", "CiResult", "Progress", "Report", "RunOptions", "RunResu
 def ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None = None,
        on_done: Callable[[int, int, TargetResult], None] | None = None) -> CiResult:
     """Soak each target in turn as ``soak ci`` does, write the JUnit XML and the Markdown summary
-    it asks for, and judge it against its baseline; see :class:`soak.supervisor.ci.CiOptions`."""
+    it asks for, and judge it against its baseline; see :class:`soak.model.options.CiOptions`."""
     from soak.supervisor import ci as ci_module
 
     return ci_module.run_ci(options, on_start, on_done)

@@ -37,12 +37,6 @@ def parse_duration(text: str, *, option: str = "duration") -> float:
     return seconds
 
 
-def default_interval(duration_s: float) -> float:
-    """The default time between snapshots: about 60 snapshots in ``duration_s``, between one every
-    0.25 s and one every 30 s (``soak run``, ``soak ci``)."""
-    return min(30.0, max(0.25, duration_s / 60))
-
-
 def format_duration(seconds: float) -> str:
     """Short human form: ``59.5s``, ``12m05s``, ``3h20m``."""
     if seconds < 60:

@@ -11,39 +11,21 @@ import inspect
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
 
 from soak.durations import parse_duration, parse_size
 from soak.errors import SoakError
-from soak.inprocess.probes.tracer import DEFAULT_TRACER, BadTracer, check_tracer
+from soak.inprocess.probes.tracer import BadTracer, check_tracer
+from soak.model.options import DEFAULT_TRACER, RunOptions
 from soak.model.verdicts import FAILING_LEVELS
 
 if TYPE_CHECKING:
-    from soak.supervisor.runner import RunOptions, RunResult
+    from soak.supervisor.results import RunResult
 
 MARK_OPTIONS = ("duration", "interval", "fail_on", "tracer", "suppressions")
-
-
-@dataclass(frozen=True)
-class SoakMark:
-    """What ``@pytest.mark.soak(...)`` asks for, checked."""
-
-    duration_s: float
-    """How long to call the test over and over (times ``--soak-duration-scale``)."""
-    interval_s: float
-    """Time between heap snapshots."""
-    fail_on: str
-    """``leak``: fail on a leak only; ``suspect``: on a suspect too."""
-    tracer: str
-    """``sampled``, ``exact`` or ``off`` (``tracer=`` of the mark, else ``--soak-tracer``)."""
-    sample_interval: int | None
-    """``--soak-sample-interval`` in bytes, or None for the sampled tracer's default."""
-    suppressions: str | None = None
-    """A suppression rules file (``suppressions=`` of the mark, else ``--soak-suppressions``); None:
-    ``leaksoak.toml`` and ``pyproject.toml`` of the current directory."""
 
 
 class BadMark(Exception):
@@ -54,7 +36,8 @@ class SuppressionWarning(pytest.PytestWarning):
     """A suppression rule needs a look: expired, unused, too broad, or a match over its max_growth."""
 
 
-MARK_KEY = pytest.StashKey[SoakMark]()
+MARK_KEY = pytest.StashKey[RunOptions]()
+"""The run a marked test asks for, checked (its database is chosen when it runs)."""
 SOAKED_KEY = pytest.StashKey[int]()
 """How many soaks of this session stored a run."""
 
@@ -100,7 +83,11 @@ def _db_path(config: pytest.Config) -> str:
     return os.path.join(tmpdir, "soak.db")
 
 
-def _read_mark(item: pytest.Function, marker: pytest.Mark) -> SoakMark:
+def _read_mark(item: pytest.Function, marker: pytest.Mark) -> RunOptions:
+    """The run that ``@pytest.mark.soak(...)`` asks for, checked: the test called over and over
+    for ``duration`` (times ``--soak-duration-scale``), a snapshot every ``interval``; failing on
+    ``fail_on`` (``leak``, or ``suspect`` too); the mark's ``tracer=`` and ``suppressions=``, else
+    ``--soak-tracer`` and ``--soak-suppressions``; ``--soak-sample-interval`` in bytes."""
     if marker.args or set(marker.kwargs) - set(MARK_OPTIONS):
         raise BadMark(f"@pytest.mark.soak takes keyword arguments only, of {', '.join(MARK_OPTIONS)}")
     if item.cls is not None:
@@ -127,22 +114,17 @@ def _read_mark(item: pytest.Function, marker: pytest.Mark) -> SoakMark:
     suppressions = marker.kwargs.get("suppressions") or item.config.getoption("soak_suppressions")
     if suppressions is not None and not isinstance(suppressions, (str, os.PathLike)):
         raise BadMark(f"@pytest.mark.soak(suppressions=...) must be a path, not {suppressions!r}")
-    mark = SoakMark(duration_s, interval_s, fail_on, tracer, sample_interval, os.fspath(suppressions) if suppressions else None)
+    options = RunOptions(
+        f"{item.path}:{item.originalname}", duration_s=duration_s, interval_s=interval_s, db_path="", name=item.nodeid,
+        fail_on=fail_on, tracer=tracer, sample_interval=sample_interval, suppressions=os.fspath(suppressions) if suppressions else None,
+    )
+    from soak.supervisor.checks import load_rules
+
     try:
-        _run_options(item, mark, "").load_rules()  # a malformed rules file is an error of the test, before any soak
+        load_rules(options)  # a malformed rules file is an error of the test, before any soak
     except SoakError as exc:
         raise BadMark(f"@pytest.mark.soak: {exc}") from exc
-    return mark
-
-
-def _run_options(item: pytest.Function, mark: SoakMark, db: str) -> RunOptions:
-    from soak.supervisor.runner import RunOptions
-
-    return RunOptions(
-        target=f"{item.path}:{item.originalname}", duration_s=mark.duration_s, interval_s=mark.interval_s, db_path=db,
-        name=item.nodeid, fail_on=mark.fail_on, tracer=mark.tracer, sample_interval=mark.sample_interval,
-        suppressions=mark.suppressions,
-    )
+    return options
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -160,12 +142,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """Soak a marked test instead of calling it once here."""
-    mark = pyfuncitem.stash.get(MARK_KEY, None)
-    if mark is None:
+    options = pyfuncitem.stash.get(MARK_KEY, None)
+    if options is None:
         return None
     from soak import api  # the scheduler and the statistics load only when a soak runs
 
-    options = _run_options(pyfuncitem, mark, _db_path(pyfuncitem.config))
+    options = replace(options, db_path=_db_path(pyfuncitem.config))
     try:
         result = api.run(options)
     except SoakError as exc:  # bad input, or the database cannot be written

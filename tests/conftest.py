@@ -8,6 +8,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,46 @@ def leak_lines(path: Path) -> set[int]:
 def db_rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with sqlite3.connect(db) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def wait_for_snapshots(db: Path, n: int, timeout: float = 60) -> None:
+    """Until a run in ``db`` has stored ``n`` snapshots (an AssertionError after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if db_rows(db, "SELECT count(*) FROM snapshots")[0][0] >= n:
+                return
+        except sqlite3.OperationalError:  # the schema is not there yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {n} snapshots after {timeout}s")
+
+
+def killed_run(db: Path, *args: str, snapshots: int = 3) -> None:
+    """``soak run ARGS --db DB -q``, killed (SIGKILL) once it has stored ``snapshots`` snapshots: a run to resume."""
+    first = subprocess.Popen([*soak_command(), "run", *args, "--db", str(db), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_snapshots(db, snapshots)
+    finally:
+        first.kill()
+        first.wait()
+
+
+def resumed_while_scraped(db: Path, url: str, *args: str) -> tuple[str, Result]:
+    """``soak run --resume latest --db DB ARGS``, and the first answer of ``url`` while it runs ('' if none within 30 s)."""
+    resumed = subprocess.Popen([*soak_command(), "run", "--resume", "latest", "--db", str(db), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    scraped = ""
+    try:
+        deadline = time.monotonic() + 30
+        while not scraped and time.monotonic() < deadline and resumed.poll() is None:
+            try:
+                scraped = urllib.request.urlopen(url, timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.2)
+    finally:
+        out, err = resumed.communicate(timeout=120)
+    return scraped, Result(resumed.returncode, out, err)
 
 
 @pytest.fixture

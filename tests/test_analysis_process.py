@@ -18,9 +18,10 @@ from conftest import FAST_LEAKS, db_rows, run_soak, soak_command
 from soak.analyzers import Thresholds
 from soak.judging.analysis import compute
 from soak.judging.attribution import Attributor
+from soak.model.options import RunOptions
 from soak.storage import open_database
 from soak.supervisor.analysis_process import MAX_FAILURES, AnalysisProcess, Analyst, computed_to_json
-from soak.supervisor.runner import RunOptions, run
+from soak.supervisor.runner import run
 
 LEAKY = "soak.workloads.reference.leaky_dict_cache:step"
 

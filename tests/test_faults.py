@@ -6,17 +6,16 @@ import json
 import math
 import sqlite3
 import subprocess
-import time
-import urllib.request
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEST_WORKLOADS, db_rows, run_soak, soak_command
+from conftest import TEST_WORKLOADS, db_rows, killed_run, resumed_while_scraped, run_soak
 
 from soak.analyzers import Thresholds
-from soak.supervisor.runner import RunOptions, _options_of
+from soak.model.options import RunOptions
+from soak.supervisor.resume import resumed_options as _options_of
 
 LEAKY = "soak.workloads.reference.leaky_dict_cache:step"
 
@@ -46,7 +45,7 @@ def test_every_option_of_a_run_survives_a_resume() -> None:
     given = RunOptions(target=None, resume="7", db_path="moved.db", duration_s=5.0, fail_on="never",
                        thresholds=Thresholds(alpha=0.01))
     stored = {"id": 7, "target": original.target, "name": original.name, "planned_duration_s": 100.0,
-              "duration_s": 40.0, "options": json.dumps(original.stored())}
+              "duration_s": 40.0, "options": json.dumps(original.to_stored())}
     resumed = _options_of(stored, given)
     for field in fields(RunOptions):
         source = given if field.name in DECIDED_BY_THE_RESUME else original
@@ -58,7 +57,7 @@ def test_every_option_of_a_run_survives_a_resume() -> None:
 def test_stored_options_are_strict_json_also_with_an_unlimited_pause_budget() -> None:
     """SQLite's JSON functions (and Datasette's) refuse Infinity, which json.dumps writes for inf."""
     original = RunOptions(**EVERY_OPTION | {"pause_budget": math.inf})
-    text = json.dumps(original.stored(), allow_nan=False)
+    text = json.dumps(original.to_stored(), allow_nan=False)
     assert RunOptions.from_stored(json.loads(text)).pause_budget == math.inf
     with sqlite3.connect(":memory:") as conn:
         assert conn.execute("SELECT json_extract(?, '$.pause_budget')", [text]).fetchone() == ("inf",)
@@ -72,44 +71,15 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_for_snapshots(db: Path, n: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if db_rows(db, "SELECT count(*) FROM snapshots")[0][0] >= n:
-                return
-        except sqlite3.OperationalError:  # the schema is not there yet
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"fewer than {n} snapshots after {timeout}s")
-
-
 def test_a_resumed_run_keeps_its_metrics_address_and_memory_limit(db: Path) -> None:
     host = "127.0.0.2"  # not the default 127.0.0.1: a dropped --metrics-host would not answer here
     port = _free_port(host)
-    first = subprocess.Popen([*soak_command(), "run", LEAKY, "--db", str(db), "--duration", "1h", "--interval", "0.2s",
-                              "--metrics-port", str(port), "--metrics-host", host, "--memory-limit", "3GiB", "-q"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_snapshots(db, 3)
-    finally:
-        first.kill()
-        first.wait()
-    resumed = subprocess.Popen([*soak_command(), "run", "--resume", "latest", "--db", str(db), "--duration", "8s",
-                                "--format", "json", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    scraped = ""
-    try:
-        deadline = time.monotonic() + 30
-        while not scraped and time.monotonic() < deadline and resumed.poll() is None:
-            try:
-                scraped = urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5).read().decode()
-            except OSError:
-                time.sleep(0.2)
-    finally:
-        out, err = resumed.communicate(timeout=120)
-    assert "leaksoak_verdict" in scraped, err
-    assert resumed.returncode == 1, err
-    report = json.loads(out)
+    killed_run(db, LEAKY, "--duration", "1h", "--interval", "0.2s", "--metrics-port", str(port), "--metrics-host", host,
+               "--memory-limit", "3GiB")
+    scraped, resumed = resumed_while_scraped(db, f"http://{host}:{port}/metrics", "--duration", "8s", "--format", "json", "-q")
+    assert "leaksoak_verdict" in scraped, resumed.stderr
+    assert resumed.returncode == 1, resumed.stderr
+    report = resumed.json()
     assert report["run"]["status"] == "completed"
     assert report["analysis"]["projection"]["limit_bytes"] == 3 * 1024**3
     assert report["analysis"]["projection"]["limit_source"] == "--memory-limit"

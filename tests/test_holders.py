@@ -20,8 +20,9 @@ from soak.inprocess.probes.tracer import SITE_TRACERS
 from soak.inprocess.probes.types import TypeProbe, is_own_module, own_objects
 from soak.judging.holders import requests_for
 from soak.model.finding import Finding
+from soak.model.options import RunOptions
 from soak.storage.database import open_database
-from soak.supervisor.runner import HOLDER_ATTEMPTS, RunOptions
+from soak.supervisor.schedule import HOLDER_ATTEMPTS
 from soak.workloads.holders import cache_leak, handed_list, keyed_cache
 
 SHORT = ("--type-findings", "--duration", "20s", "--interval", "0.25s", "--format", "json")
@@ -227,4 +228,4 @@ def test_the_container_of_a_sample_is_what_holds_it_as_an_item_not_the_global_na
 
 def test_a_resumed_run_reads_its_materiality_back() -> None:
     options = RunOptions(target="x.py:step")
-    assert RunOptions.from_stored(options.stored()).thresholds == options.thresholds
+    assert RunOptions.from_stored(options.to_stored()).thresholds == options.thresholds

@@ -14,7 +14,7 @@ from conftest import FAST_LEAKS, REFERENCE, leak_lines, run_soak, soak_command
 
 from soak.analyzers import Analysis
 from soak.supervisor.progress import render_panel
-from soak.supervisor.runner import Progress
+from soak.supervisor.results import Progress
 
 LINE = re.compile(
     r"^\[(?P<elapsed>[\dhms.]+) / 14s\] (?P<snapshots>\d+) snapshots, RSS [\d.]+ (B|KiB|MiB|GiB), "

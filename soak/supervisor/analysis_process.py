@@ -41,12 +41,11 @@ from soak.analyzers import Analysis, SeriesFinding, Thresholds
 from soak.judging.analysis import Computed, compute
 from soak.judging.attribution import Attributor
 from soak.model.finding import Finding, FindingKey, Frame, key_as_json, key_from_json
+from soak.model.options import RECYCLE_EVERY
 from soak.model.report import Projection
 
 LONG_RUN_S = 15 * 60.0
 """Runs planned longer than this analyse in an analysis process (unless told otherwise)."""
-RECYCLE_EVERY = 50
-"""Refreshes one analysis process does before a fresh one replaces it."""
 MAX_FAILURES = 3
 """Failures in a row after which the run analyses in the supervisor."""
 START_TIMEOUT_S = 120.0

@@ -5,100 +5,68 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import fields
 
-from soak.analyzers import Thresholds
-from soak.durations import default_interval
 from soak.errors import BadInput
-from soak.inprocess.probes.tracer import DEFAULT_TRACER
 from soak.inprocess.targets import parse_target
 from soak.judging.compare import check_database, compare_with_baseline
+from soak.model.options import CiOptions, RunOptions, WorkerOptions
 from soak.model.report import Report
 from soak.model.verdicts import FAILING_LEVELS, INCONCLUSIVE, fails
 from soak.reports import load_report
 from soak.reports.ci_result import ERROR, FAIL, PASS, CiResult, TargetResult
 from soak.storage import check_before_writing, open_database, queries
+from soak.supervisor.checks import check, load_rules
 
-if TYPE_CHECKING:
-    from soak.supervisor.runner import RunOptions
-
-__all__ = ["ERROR", "FAIL", "PASS", "CiOptions", "CiResult", "TargetResult", "default_interval", "run_ci"]
+__all__ = ["ERROR", "FAIL", "PASS", "CiOptions", "CiResult", "TargetResult", "run_ci"]
 
 
-@dataclass
-class CiOptions:
-    """Everything ``soak ci`` takes, after the command line and ``[tool.leaksoak]`` are merged."""
+def run_options(options: CiOptions, target: str, accept: tuple[list[str], str] | None = None) -> RunOptions:
+    """A target's run: the options of ``soak ci`` that a worker and a run take, in mode ``ci``;
+    ``accept``: the finding ids its baseline run had, and that run's name."""
+    shared = {option.name: getattr(options, option.name) for option in fields(WorkerOptions)}
+    run = RunOptions(target, **shared | {"mode": "ci"})
+    if accept is not None:
+        run.accept_findings, run.accept_source = accept
+    return run
 
-    targets: list[str]
-    duration_s: float
-    """The budget of each target, not of all of them."""
-    interval_s: float | None = None
-    """Default: :func:`default_interval` of the duration."""
-    db_path: str = "soak.db"
-    junit_path: str | None = None
-    summary_path: str | None = None
-    """Appended to, as GitHub's ``$GITHUB_STEP_SUMMARY`` expects."""
-    baseline_path: str | None = None
-    fail_on: str = "suspect"
-    tracer: str = DEFAULT_TRACER
-    sample_interval: int | None = None
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    suppressions: str | None = None
-    """A suppression rules file; None: those of the current directory (as for ``soak run``)."""
-    fail_on_unused_suppressions: bool = False
-    """Fail (exit 1) when a rule matched no finding in any target's run."""
-    accept_baseline: bool = False
-    """Accept every finding of each target's baseline run (in ``baseline_path``) as it is."""
 
-    @property
-    def interval(self) -> float:
-        return self.interval_s if self.interval_s is not None else default_interval(self.duration_s)
+def baseline_findings(options: CiOptions, target: str) -> tuple[list[str], str]:
+    """The ids of every finding (accepted ones too) of the newest completed run of ``target`` in
+    the baseline, and which run that is; none when the baseline has no run of it."""
+    assert options.baseline_path is not None
+    db = open_database(options.baseline_path, create=False)
+    try:
+        run = queries.latest_completed_runs(db).get(target)
+        if run is None:
+            return [], f"{options.baseline_path} (no run of this target)"
+        return [row["finding_id"] for row in queries.findings(db, run["id"])], f"baseline run {run['id']} of {options.baseline_path}"
+    finally:
+        db.close()
 
-    def run_options(self, target: str, accept: tuple[list[str], str] | None = None) -> RunOptions:
-        """A target's run; ``accept``: the finding ids its baseline run had, and that run's name."""
-        from soak.supervisor.runner import RunOptions
 
-        options = RunOptions(target=target, duration_s=self.duration_s, interval_s=self.interval, db_path=self.db_path,
-                             fail_on=self.fail_on, tracer=self.tracer, sample_interval=self.sample_interval,
-                             mode="ci", thresholds=self.thresholds, suppressions=self.suppressions)
-        if accept is not None:
-            options.accept_findings, options.accept_source = accept
-        return options
-
-    def baseline_findings(self, target: str) -> tuple[list[str], str]:
-        """The ids of every finding (accepted ones too) of the newest completed run of ``target`` in
-        the baseline, and which run that is; none when the baseline has no run of it."""
-        assert self.baseline_path is not None
-        db = open_database(self.baseline_path, create=False)
-        try:
-            run = queries.latest_completed_runs(db).get(target)
-            if run is None:
-                return [], f"{self.baseline_path} (no run of this target)"
-            return [row["finding_id"] for row in queries.findings(db, run["id"])], f"baseline run {run['id']} of {self.baseline_path}"
-        finally:
-            db.close()
-
-    def check(self) -> None:
-        """Everything that can be checked before the first soak starts; raises BadInput."""
-        if not self.targets:
-            raise BadInput("no targets: give TARGET arguments or set targets in [tool.leaksoak] of pyproject.toml")
-        if self.fail_on not in FAILING_LEVELS:
-            raise BadInput(f"--fail-on must be one of {', '.join(FAILING_LEVELS)}")
-        if len(set(self.targets)) != len(self.targets):
-            raise BadInput("a target is given twice")
-        for target in self.targets:
-            parse_target(target)
-            self.run_options(target).check()
-        for option, path in (("--junit", self.junit_path), ("--summary", self.summary_path)):
-            if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-                raise BadInput(f"{option} {path!r}: its directory does not exist")
-        if self.baseline_path is not None:
-            check_database(self.baseline_path, "baseline")
-        elif self.accept_baseline:
-            raise BadInput("--accept-baseline accepts the findings of the --baseline run: give --baseline DB")
-        self.run_options(self.targets[0], ([], "") if self.accept_baseline else None).load_rules()
-        check_before_writing(self.db_path)
+def check_ci(options: CiOptions) -> None:
+    """Everything that can be checked before the first soak starts; raises BadInput."""
+    if not options.targets:
+        raise BadInput("no targets: give TARGET arguments or set targets in [tool.leaksoak] of pyproject.toml")
+    if options.duration_s is None:
+        raise BadInput("give --duration (the budget of each target) or set duration in [tool.leaksoak] of pyproject.toml")
+    if options.fail_on not in FAILING_LEVELS:
+        raise BadInput(f"--fail-on must be one of {', '.join(FAILING_LEVELS)}")
+    if len(set(options.targets)) != len(options.targets):
+        raise BadInput("a target is given twice")
+    for target in options.targets:
+        parse_target(target)
+        check(run_options(options, target))
+    for option, path in (("--junit", options.junit_path), ("--summary", options.summary_path)):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise BadInput(f"{option} {path!r}: its directory does not exist")
+    if options.baseline_path is not None:
+        check_database(options.baseline_path, "baseline")
+    elif options.accept_baseline:
+        raise BadInput("--accept-baseline accepts the findings of the --baseline run: give --baseline DB")
+    load_rules(run_options(options, options.targets[0], ([], "") if options.accept_baseline else None))
+    check_before_writing(options.db_path)
 
 
 def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None = None,
@@ -109,7 +77,7 @@ def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None 
     each target (index from 1). Raises BadInput before anything runs for bad options."""
     from soak.supervisor import runner as supervisor  # the scheduler and the statistics load only when a run starts
 
-    options.check()
+    check_ci(options)
     results: list[TargetResult] = []
     bad_input: str | None = None
     interrupted = False
@@ -118,9 +86,9 @@ def run_ci(options: CiOptions, on_start: Callable[[int, int, str], None] | None 
         if on_start is not None:
             on_start(index, total, target)
         # the baseline run is read before this target's run exists (the baseline may be this database)
-        accept = options.baseline_findings(target) if options.accept_baseline else None
+        accept = baseline_findings(options, target) if options.accept_baseline else None
         try:
-            run = supervisor.run(options.run_options(target, accept))
+            run = supervisor.run(run_options(options, target, accept))
         except BadInput as exc:  # the worker could not load it: nothing was written for it
             bad_input = bad_input or f"target {target!r}: {exc}"
             result = TargetResult(target, ERROR, None, "bad_input", str(exc), INCONCLUSIVE)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.live import Live
 
-    from soak.supervisor.runner import Progress
+    from soak.supervisor.results import Progress
 
 TOP_N = 5
 VERDICT_STYLES = {"leak": "bold red", "suspect": "bold yellow", "clean": "bold green", "inconclusive": "bold"}

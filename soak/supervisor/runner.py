@@ -1,247 +1,33 @@
-"""The supervisor of ``soak run``: it never runs user code. It schedules snapshots of its
-worker, stores them, analyses the series, and records how the run ended."""
+"""``soak run``: start a worker for the target (or for the run to resume), then supervise it.
+The supervisor never runs user code."""
 
 from __future__ import annotations
 
-import importlib
-import json
-import logging
-import math
-import os
-import signal
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime, timedelta
-from types import FrameType
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-from sqlite_utils import Database
-
-from soak.analyzers import Analysis, Thresholds
-from soak.durations import default_interval
-from soak.errors import BadInput, InternalFailure, SoakError
-from soak.inprocess.probes.budget import WORKER_BUDGET, check_pause_budget
-from soak.inprocess.probes.loop_lag import DEFAULT_BLOCK_S
-from soak.inprocess.probes.native import native_unavailable
-from soak.inprocess.probes.oom import OomEvidence, peak_rss_bytes
-from soak.inprocess.probes.process import read_from_outside
-from soak.inprocess.probes.tracer import DEFAULT_TRACER, SITE_TRACERS, BadTracer, check_tracer
-from soak.inprocess.protocol import object_field, typed_field
+from soak.errors import BadInput
 from soak.inprocess.targets import parse_target
-from soak.judging import sources
-from soak.judging.analysis import store
-from soak.judging.attribution import Attributor
-from soak.judging.holders import requests_for
-from soak.model.verdicts import FAIL_ON, fails
-from soak.storage import check_before_writing, open_database, queries
-from soak.storage.retention import thin
-from soak.storage.writer import RunWriter
-from soak.supervisor.analysis_process import RECYCLE_EVERY, Analyst, wanted
-from soak.supervisor.worker_process import SnapshotFailed, SnapshotSkipped, Subject, WorkerProcess
+from soak.model.options import DEFAULT_DURATION_S, RunOptions
+from soak.storage import check_before_writing
+from soak.supervisor.checks import check, load_rules
+from soak.supervisor.results import Progress, RunResult
+from soak.supervisor.resume import changed_on_resume, resumable_run, resumed_options
+from soak.supervisor.signals import file_size_limit_as_error
+from soak.supervisor.wiring import supervise
+from soak.supervisor.worker_process import WorkerProcess
 
 if TYPE_CHECKING:
-    from soak.judging.judgement import Judgement
     from soak.judging.suppressions import Rule
-
-MODES = ("run", "ci")
-LOST = ("failed", "oom-killed")
-"""Statuses of a run whose measured process was lost (exit code 3)."""
-
-
-@dataclass
-class RunOptions:
-    """Everything ``soak run`` takes; the CLI's options map one to one onto these fields."""
-
-    target: str | None
-    """None when resuming: the stored run's target is used."""
-    duration_s: float | None = None
-    """Default 10 minutes; when resuming, what remains of the run's planned duration."""
-    interval_s: float | None = None
-    """Default: :func:`soak.durations.default_interval` of the duration (about 60 snapshots)."""
-    db_path: str = "soak.db"
-    name: str | None = None
-    frames: int = 10
-    concurrency: int = 1
-    loop_block_s: float = DEFAULT_BLOCK_S
-    """An async target's event loop counts as blocked when a heartbeat is later than this."""
-    tracer: str = DEFAULT_TRACER
-    sample_interval: int | None = None
-    """The sampled tracer's mean bytes between samples (None: its default)."""
-    native: bool = False
-    """Track native allocations (C extensions, the C allocator) with memray: ``--native``."""
-    pause_budget: float = WORKER_BUDGET
-    """The share of wall time snapshots may pause the workload (``--pause-budget``; inf: no
-    rationing of the full collection, the census and the holder searches; soak.inprocess.probes.budget)."""
-    fail_on: str = "suspect"
-    resume: str | None = None
-    """A killed or interrupted run (id or name) to continue in a new segment."""
-    keep_full_s: float = 6 * 3600.0
-    """Snapshots older than this are thinned..."""
-    thin_every: int = 10
-    """...to every k-th one (1 keeps everything)."""
-    metrics_port: int | None = None
-    """Serve Prometheus /metrics on this port while the run lasts."""
-    metrics_host: str = "127.0.0.1"
-    metrics_top: int = 10
-    """Findings exported one by one on /metrics, most severe first (the rest are counted)."""
-    memory_limit_bytes: int | None = None
-    """Project the time until memory reaches this (default: the cgroup's limit, if any)."""
-    analyze_every_s: float | None = None
-    """How often to refresh the analysis during the run. Default: every 2 snapshots (at least 1 s),
-    skipped while less than 20 times the previous refresh's cost has passed, so analysis takes at
-    most about 5% of the scheduler's time however many sites a long run has."""
-    snapshot_timeout_s: float | None = None
-    analysis_process: bool | None = None
-    """Compute analysis refreshes in a child process that is recycled (soak.supervisor.analysis_process), so
-    that the supervisor does not grow with them. None: for runs planned longer than 15 minutes."""
-    analysis_recycle_every: int = RECYCLE_EVERY
-    """Refreshes one analysis process computes before a fresh one replaces it."""
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    mode: str = "run"
-    """Recorded in the run's row: ``run``, or ``ci`` for a target of ``soak ci``."""
-    suppressions: str | None = None
-    """A suppression rules file; None: ``leaksoak.toml`` and ``pyproject.toml`` of the current
-    directory, when they hold rules (see :mod:`soak.judging.suppressions`)."""
-    accept_findings: list[str] | None = None
-    """Finding ids accepted as they are, by one more rule (``soak ci --accept-baseline``: the
-    findings of the baseline run)..."""
-    accept_source: str = "the baseline"
-    """...and where they come from, as that rule says."""
-
-    def load_rules(self) -> list[Rule]:
-        """The suppression rules of the run, read and checked; raises BadInput for a malformed file."""
-        from soak.judging.suppressions import BASELINE_RULE, baseline_rule, load_rules
-
-        rules = load_rules(self.suppressions)
-        if self.accept_findings is not None:
-            clash = next((rule for rule in rules if rule.id == BASELINE_RULE), None)
-            if clash is not None:
-                raise BadInput(f"{clash.where}: suppression id {BASELINE_RULE!r} is the one --accept-baseline uses; rename it")
-            rules.append(baseline_rule(self.accept_findings, self.accept_source))
-        return rules
-
-    @property
-    def interval(self) -> float:
-        """The time between snapshots, as given or by default."""
-        if self.interval_s is not None:
-            return self.interval_s
-        return default_interval(DEFAULT_DURATION_S if self.duration_s is None else self.duration_s)
-
-    def check(self) -> None:
-        """Raise BadInput for the first thing to fix, in the order a user fixes them: what to
-        soak (the target, or the run to resume), then how."""
-        if (self.target is None) == (self.resume is None):
-            raise BadInput("give either a TARGET or --resume RUN")
-        if self.target is not None:
-            parse_target(self.target)
-        self.check_values()
-
-    def check_values(self) -> None:
-        duration = DEFAULT_DURATION_S if self.duration_s is None else self.duration_s
-        if self.interval <= 0 or duration <= 0:
-            raise BadInput("--interval and --duration must be longer than zero")
-        if self.interval > duration and self.resume is None:  # a resumed run's interval is its own
-            raise BadInput("--interval is longer than --duration; no snapshot would be taken twice")
-        try:
-            check_tracer(self.tracer, self.frames, self.sample_interval)
-        except BadTracer as exc:
-            raise BadInput(str(exc)) from exc
-        if self.native and (reason := native_unavailable()) is not None:
-            raise BadInput(f"--native cannot run here: {reason}")
-        if self.concurrency < 1:
-            raise BadInput("--concurrency must be at least 1")
-        check_pause_budget(self.pause_budget)
-        if self.loop_block_s <= 0:
-            raise BadInput("--loop-block must be longer than zero")
-        if self.fail_on not in FAIL_ON:
-            raise BadInput(f"--fail-on must be one of {', '.join(FAIL_ON)}")
-        if self.mode not in MODES:
-            raise BadInput(f"mode must be one of {', '.join(MODES)}")
-        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
-            raise BadInput("--metrics-port must be between 1 and 65535")
-        if self.metrics_top < 0:
-            raise BadInput("--metrics-top must be 0 or more")
-        if self.analysis_recycle_every < 1:
-            raise BadInput("analysis_recycle_every must be at least 1")
-        if self.thin_every < 1 or self.keep_full_s <= 0:
-            raise BadInput("--thin-every must be at least 1 and --keep-full longer than zero")
-
-    def stored(self) -> dict[str, Any]:
-        """The options as recorded with the run, every field (read back by :meth:`from_stored`);
-        strict JSON, so that SQLite's JSON functions read it: an unlimited pause budget is ``"inf"``."""
-        data = asdict(self)
-        if math.isinf(self.pause_budget):
-            data["pause_budget"] = "inf"
-        return data
-
-    @classmethod
-    def from_stored(cls, data: dict[str, Any]) -> RunOptions:
-        """The options :meth:`stored` recorded; a field an older version did not record keeps its default."""
-        values = _known_fields(cls, data)
-        if values.get("pause_budget") == "inf":
-            values["pause_budget"] = math.inf
-        return cls(**values | {"thresholds": Thresholds.from_dict(values.get("thresholds", {}))})
-
-
-def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
-
-
-DEFAULT_DURATION_S = 600.0
-HOLDER_ATTEMPTS = 3
-"""Holder searches of one subject per segment, when none finds a holder."""
-ANALYSIS_COST_RATIO = 20.0
-"""A scheduled analysis refresh is skipped until this many times the last one's cost has passed."""
-
-
-@dataclass(frozen=True)
-class RunResult:
-    run_id: int
-    db_path: str
-    status: str
-    """completed | interrupted | failed | oom-killed"""
-    reason: str | None
-    verdict: str
-    """Of the findings that count: suppression rules accepted the others."""
-    exit_code: int
-    judgement: Judgement | None = None
-    """What the run's suppression rules decided in its final analysis (None before one)."""
-
-    @property
-    def warnings(self) -> list[str]:
-        """What needs a look in the rules (expired, unused, too broad...), one line each."""
-        return self.judgement.warnings if self.judgement is not None else []
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What a progress display needs, after each analysis refresh and each snapshot in between."""
-
-    elapsed_s: float
-    duration_s: float
-    snapshots: int
-    rss: int | None
-    traced_bytes: int | None
-    analysis: Analysis
-    """The latest refresh (before the first one: inconclusive, no findings)."""
-    top: tuple[dict[str, Any], ...] = ()
-    """The most severe findings as metrics publishes them: verdict, kind, growth_bytes_per_hour,
-    where (``file.py:line``, or the resource)."""
-    refreshed: bool = True
-    """True after an analysis refresh; False after a snapshot taken in between."""
 
 
 def run(
     options: RunOptions,
     on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[RunOptions, int], None] | None = None,
+    *,
+    given: Collection[str] | None = None,
 ) -> RunResult:
     """Soak ``options.target`` (or resume ``options.resume``) and return how it ended.
 
@@ -250,42 +36,18 @@ def run(
     run id once the workload is loaded; ``on_progress`` after each snapshot and each analysis
     refresh while the schedule runs (``Progress.refreshed`` tells which).
 
+    On a resume, ``given`` names the options the caller gave (fields of RunOptions; by default
+    those unlike their defaults): each is applied, or refused with BadInput when the run keeps its
+    own (soak.supervisor.resume); the others are the run's own.
+
     It may be called from any thread. The process is left as it was found: signal handlers and
     logging levels are put back when it returns. On the main thread SIGINT and SIGTERM end the
     run early, with its report; Python lets no other thread install handlers, so off the main
     thread signals are the caller's to handle and do not end the run."""
-    options.check()
-    rules = options.load_rules()  # a malformed rules file stops here: nothing started, nothing written
-    # A file-size limit (ulimit -f) would otherwise kill us mid-write; as an error, it is reported.
-    with _signal_handlers({signal.SIGXFSZ: signal.SIG_IGN}):
-        return _run(options, rules, on_progress, on_start)
-
-
-@contextmanager
-def _signal_handlers(handlers: dict[signal.Signals, Any]) -> Iterator[None]:
-    """Install ``handlers`` for a while, then put the previous ones back. Only the main thread may
-    install a handler: elsewhere none is installed and the process's own stay as they are."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            if handler is not None:  # None: installed outside Python, cannot be put back
-                signal.signal(sig, handler)
-
-
-@contextmanager
-def _logging_level(name: str, level: int) -> Iterator[None]:
-    logger = logging.getLogger(name)
-    previous = logger.level
-    logger.setLevel(level)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
+    check(options)
+    rules = load_rules(options)  # a malformed rules file stops here: nothing started, nothing written
+    with file_size_limit_as_error():
+        return _run(options, rules, on_progress, on_start, given)
 
 
 def _run(
@@ -293,10 +55,11 @@ def _run(
     rules: Sequence[Rule],
     on_progress: Callable[[Progress], None] | None,
     on_start: Callable[[RunOptions, int], None] | None,
+    given: Collection[str] | None,
 ) -> RunResult:
-    resumed = _resumable_run(options) if options.resume else None
+    resumed = resumable_run(options) if options.resume else None
     if resumed is not None:
-        options = _options_of(resumed, options)
+        options = resumed_options(resumed, options, given)
         if options.interval > (options.duration_s or 0):
             raise BadInput(f"the run snapshots every {options.interval:g}s; resume it with a longer --duration")
     else:  # the run keeps its interval when resumed, whatever the duration then
@@ -313,405 +76,9 @@ def _run(
         if hello["type"] == "bad_target":
             worker.stop(grace_s=5)
             raise BadInput(hello["message"])
-        # One connection, used by the scheduler's single job thread and, after it stops, the main thread.
-        db = open_database(options.db_path)
-        if resumed is None:
-            started = time.time()
-            writer = RunWriter.create_run(
-                db, name=options.name or spec.default_name, target=spec.text, mode=options.mode,
-                planned_duration_s=options.duration_s, interval_s=options.interval,
-                options=options.stored(), function_name=sources.function_name, started_ts=started,
-            )
-        else:
-            started = resumed["started_ts"]
-            writer = RunWriter.resume(db, resumed["id"], sources.function_name, os.getpid())
-        supervisor = Supervisor(options, worker, hello, db, writer, started, rules)
     except BaseException:
         worker.kill()
         raise
-    if on_start is not None:
-        on_start(options, writer.run_id)
-    return supervisor.run(on_progress)
-
-
-def _resumable_run(options: RunOptions) -> dict[str, Any]:
-    assert options.resume is not None
-    if not os.path.exists(options.db_path):
-        raise BadInput(f"no database at {options.db_path!r} to resume from; pass --db")
-    db = open_database(options.db_path, create=False)
-    try:
-        stored = queries.find_run(db, options.resume)
-    finally:
-        db.close()
-    status, _ = queries.effective_status(stored)
-    if status == "running":
-        raise BadInput(f"run {stored['id']} is still running (supervisor pid {stored['supervisor_pid']})")
-    if status == "completed":
-        raise BadInput(f"run {stored['id']} completed; start a new run instead of resuming it")
-    return stored
-
-
-DECIDED_BY_THE_RESUME = ("db_path", "resume", "fail_on", "thresholds", "suppressions", "accept_findings", "accept_source")
-"""What a resumed run takes from the call that resumes it (and ``duration_s``: how much longer);
-every other option is the run's own, as stored when it started."""
-
-
-def _options_of(stored: dict[str, Any], given: RunOptions) -> RunOptions:
-    """The resumed run's own options; --duration, if given, is how much longer to run."""
-    recorded = RunOptions.from_stored(json.loads(stored["options"] or "{}") | {"target": stored["target"]})
-    remaining = (stored["planned_duration_s"] or 0) - (stored["duration_s"] or 0)
-    duration = given.duration_s if given.duration_s is not None else remaining
-    if duration <= 0:
-        raise BadInput(f"run {stored['id']} has no planned time left; pass --duration to run it longer")
-    return replace(recorded, name=stored["name"], duration_s=duration,
-                   **{name: getattr(given, name) for name in DECIDED_BY_THE_RESUME})
-
-
-class Supervisor:
-    """Runs the schedule for one run. ``subject`` is what is measured: the worker process that
-    ``soak run`` started, or the process that ``soak watch`` watches (soak.supervisor.watch)."""
-
-    def __init__(self, options: RunOptions, subject: Subject, hello: dict[str, Any],
-                 db: Database, writer: RunWriter, started_ts: float, rules: Sequence[Rule] = ()) -> None:
-        assert options.duration_s is not None
-        self.options = options
-        self.rules = tuple(rules)
-        self.judgement: Judgement | None = None
-        self.duration_s = options.duration_s
-        self.subject = subject
-        self.db = db
-        self.writer = writer
-        # Seconds since the run started, on a monotonic clock; a resumed run's clock includes its gap.
-        self.t0 = time.monotonic() - (time.time() - started_ts)
-        self.segment_start_s = self.elapsed()
-        application_root = typed_field(hello, "application_root", str)
-        self.attributor = Attributor([application_root] if application_root else [])
-        self.hello = hello
-        self.requests = 0
-        self.snapshots_taken = 0
-        self.done = threading.Event()
-        self.end_status = "completed"
-        self.end_reason: str | None = None
-        self.job_error: BaseException | None = None
-        self.on_progress: Callable[[Progress], None] | None = None
-        self.analysis = Analysis("inconclusive", [], 0.0, 0, 0)
-        self._last_refresh_at = float("-inf")
-        self._last_refresh_cost = 0.0
-        self._warm_up: threading.Thread | None = None
-        self._holder_requests: list[dict[str, Any]] = []
-        """Holder searches for the next snapshot (soak.judging.holders): suspected findings not searched yet."""
-        self._searched: set[str] = set()
-        self._attempts: dict[str, int] = {}
-        self._skipped: list[float] = []
-        """When snapshots were due while the previous one was still in progress (the scheduler's
-        thread appends; the next snapshot job records them as one ``snapshot_skipped`` event)."""
-        self._skipped_lock = threading.Lock()
-        self.analyst = Analyst(options.db_path, writer.run_id, options.thresholds, self.attributor,
-                               options.memory_limit_bytes, use_process=wanted(options.analysis_process, self.duration_s),
-                               recycle_every=options.analysis_recycle_every, record_event=self._record_analyst_event)
-        self._state: dict[str, Any] = {"run_name": writer.name, "run_id": writer.run_id, "target": options.target,
-                                       "verdict": "inconclusive", "findings": [], "snapshots": 0}
-
-    def _record_analyst_event(self, kind: str, message: str, data: dict[str, Any]) -> None:
-        self.writer.record_event(self.elapsed(), kind, message, data)
-
-    def state(self) -> dict[str, Any]:
-        """The latest verdict, findings and process memory, for metrics (read from another thread)."""
-        return self._state
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.t0
-
-    def _end(self, status: str, reason: str | None) -> None:
-        if not self.done.is_set():
-            self.end_status, self.end_reason = status, reason
-            self.done.set()
-
-    def run(self, on_progress: Callable[[Progress], None] | None) -> RunResult:
-        try:
-            with _logging_level("apscheduler", logging.ERROR):  # it would warn of each snapshot a slow one held back
-                return self._run(on_progress)
-        finally:
-            self.analyst.close()
-
-    def _run(self, on_progress: Callable[[Progress], None] | None) -> RunResult:
-        options = self.options
-        if self.hello["type"] != "hello":  # import or setup raised: recorded as a failed run
-            return self._failed_before_start()
-        if self.writer.segment > 0:
-            gap_s = self._gap_s()
-            self.writer.record_event(
-                self.segment_start_s, "resume", f"resumed as segment {self.writer.segment} after a gap of {gap_s:.1f}s",
-                {"segment": self.writer.segment, "gap_s": gap_s},
-            )
-        self.writer.record_event(self.elapsed(), "worker_start", self.subject.describe(), {"pid": self.subject.pid})
-        self.on_progress = on_progress
-        # scipy.stats takes a second or more to import: do it beside the first snapshots rather
-        # than in the first analysis refresh, which shares the scheduler's one thread with them.
-        # (An analysis process imports it itself: the supervisor then never does.)
-        if self.analyst.process is None:
-            self._warm_up = threading.Thread(target=importlib.import_module, args=("scipy.stats",), name="soak-warm-up", daemon=True)
-            self._warm_up.start()
-        analyze_every = options.analyze_every_s or max(2 * options.interval, 1.0)
-        thin_every_s = max(60.0, 10 * options.interval, options.keep_full_s / 10)
-        scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(1)},  # jobs share the DB connection: one at a time
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-        )
-        start = datetime.now().astimezone()
-        # One snapshot at a time: one due while the previous is still in progress is skipped
-        # (max_instances), and recorded as skipped.
-        snapshots = scheduler.add_job(self._guard(self._snapshot), "interval", seconds=options.interval, next_run_time=start)
-        scheduler.add_listener(lambda event: self._on_skipped(event, snapshots.id), EVENT_JOB_MAX_INSTANCES)
-        scheduler.add_job(self._guard(self._analyze), "interval", seconds=analyze_every,
-                          next_run_time=start + timedelta(seconds=analyze_every))
-        scheduler.add_job(self._guard(self._thin), "interval", seconds=thin_every_s)
-        scheduler.add_job(self._end, "date", run_date=start + timedelta(seconds=self.duration_s),
-                          args=["completed", None])
-        metrics = self._serve_metrics()
-        with _signal_handlers({signal.SIGINT: self._on_signal, signal.SIGTERM: self._on_signal}):
-            watcher = threading.Thread(target=self._watch_worker, name="soak-worker-watch", daemon=True)
-            watcher.start()
-            scheduler.start()
-            try:
-                self.done.wait()
-            finally:
-                scheduler.shutdown(wait=True)
-                self.on_progress = None  # the display stops with the schedule, before the final snapshot
-        try:
-            return self._finish()
-        finally:
-            if metrics is not None:
-                metrics.shutdown()
-                metrics.server_close()
-
-    def _serve_metrics(self) -> Any:
-        if self.options.metrics_port is None:
-            return None
-        from soak.supervisor.metrics import serve_metrics
-
-        try:
-            return serve_metrics(self.state, self.options.metrics_port, self.options.metrics_host,
-                                 self.options.metrics_top)
-        except OSError as exc:
-            self.subject.stop()
-            raise BadInput(f"cannot serve metrics on {self.options.metrics_host}:{self.options.metrics_port}: {exc.strerror}") from exc
-
-    def _guard(self, job: Callable[[], None]) -> Callable[[], None]:
-        def guarded() -> None:
-            if self.done.is_set():
-                return
-            try:
-                job()
-            except BaseException as exc:  # a job error ends the run; _finish reports it
-                self.job_error = exc
-                self._end("failed", str(exc))
-
-        return guarded
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        self._end("interrupted", f"{name} received")
-
-    def _watch_worker(self) -> None:
-        self.subject.gone.wait()
-        if not self.done.is_set():
-            self._end(*self._loss())
-
-    def _loss(self) -> tuple[str, str]:
-        """The status and reason of a run whose measured process is gone: ``oom-killed`` when it
-        ran out of memory (soak.inprocess.probes.oom tells), else ``failed``."""
-        oom = self.subject.exit.oom if self.subject.exit else None
-        if oom is None:
-            return "failed", self._loss_reason()
-        if self.subject.failure:  # MemoryError
-            return "oom-killed", f"{self._loss_reason()}: out of memory, {oom.summary()}"
-        return "oom-killed", f"{self.subject.noun} killed by the OOM killer: {oom.summary()}"
-
-    def _record_oom(self, oom: OomEvidence, what: str) -> None:
-        """The oom_kill event: when, the limit and where it comes from, the cgroup's counters."""
-        t_s = self.elapsed() - max(0.0, time.time() - oom.at_ts)
-        self.writer.record_event(t_s, "oom_kill", f"{what} ran out of memory: {oom.summary()}", oom.as_data())
-
-    def _loss_reason(self) -> str:
-        failure = self.subject.failure
-        if failure and failure.get("phase") in ("call", "import", "setup", "teardown"):
-            where = object_field(failure, "where")
-            at = f" at {where.get('file')}:{where.get('line')}" if where else ""
-            return f"the workload raised {failure.get('error')}{at} ({failure.get('phase')})"
-        exit_ = self.subject.exit
-        return f"{self.subject.noun} {exit_.cause}" if exit_ else f"{self.subject.noun} lost"
-
-    def _gap_s(self) -> float:
-        last = self.db.execute(
-            "SELECT max(t_s) FROM snapshots WHERE run_id = ? AND segment < ?", [self.writer.run_id, self.writer.segment]
-        ).fetchone()[0]
-        return self.segment_start_s - (last or 0.0)
-
-    def _on_skipped(self, event: JobSubmissionEvent, snapshot_job: str) -> None:
-        if event.job_id == snapshot_job:
-            with self._skipped_lock:
-                self._skipped.append(self.elapsed())
-
-    def _record_skipped(self) -> None:
-        with self._skipped_lock:
-            skipped, self._skipped = self._skipped, []
-        if skipped:
-            what = "a snapshot was" if len(skipped) == 1 else f"{len(skipped)} snapshots were"
-            self.writer.record_event(skipped[0], "snapshot_skipped",
-                                     f"{what} due while the previous one was still in progress: skipped",
-                                     {"skipped": len(skipped), "last_t_s": skipped[-1]})
-
-    def _snapshot(self) -> None:
-        timeout = self.options.snapshot_timeout_s or max(60.0, 2 * self.options.interval)
-        self._record_skipped()
-        t_s = self.elapsed()
-        restart = self.subject.pop_restart()
-        if restart is not None:  # a watched process came back under a new pid: a new segment
-            self.writer.start_segment()
-            self._searched.clear()  # a new process: its objects are new
-            self._attempts.clear()
-            if restart.get("oom"):  # the segment ended in an OOM kill
-                self._record_oom(restart.pop("oom"), f"pid {restart['old_pid']}")
-            self.writer.record_event(t_s, "restart", restart["message"], restart)
-        self.requests += 1
-        holders, self._holder_requests = self._holder_requests, []
-        try:
-            body = self.subject.snapshot(self.requests, timeout, holders=holders or None)
-        except SnapshotSkipped as skipped:
-            self.writer.record_event(t_s, "snapshot_skipped", str(skipped))
-            return
-        except SnapshotFailed as failed:
-            self.writer.record_event(t_s, "snapshot_failed", str(failed))
-            return
-        if body is None:
-            if not self.subject.gone.is_set():
-                self.writer.record_event(t_s, "snapshot_timeout", f"worker did not answer a snapshot request within {timeout:.0f}s")
-            return
-        # Read from outside, for any measured process (a watched one without the agent too).
-        process, outside = read_from_outside(self.subject.pid)
-        body = {**body, "probes": {**(object_field(body, "probes") or {}), **outside}}
-        self.writer.record_snapshot(t_s, process, body)
-        holders_found = cast("dict[str, dict[str, Any]]", body.get("holders") or {})
-        for subject, found in holders_found.items():  # a search out of time is tried again, twice
-            self._attempts[subject] = self._attempts.get(subject, 0) + 1
-            if found.get("held_by") or self._attempts[subject] >= HOLDER_ATTEMPTS:
-                self._searched.add(subject)
-        self.snapshots_taken += 1
-        self._state = {
-            **self._state,
-            "snapshots": self.snapshots_taken,
-            "pause_ms": body.get("pause_total_ms"),
-            "process": {**process, "traced_bytes": body.get("traced_bytes")},
-        }
-        self._report_progress(refreshed=False)
-
-    def _thin(self) -> None:
-        thin(self.db, self.writer.run_id, older_than_s=self.elapsed() - self.options.keep_full_s,
-             keep_every=self.options.thin_every)
-
-    def _analyze(self) -> None:
-        started = time.monotonic()
-        if self._warm_up is not None and self._warm_up.is_alive():
-            # scipy is still importing (seconds, or half a minute on an overloaded machine): a
-            # refresh would wait for it in the scheduler's one thread, and snapshots with it.
-            return
-        if not self.analyst.ready():  # a new analysis process is still importing: the same
-            return
-        if self.options.analyze_every_s is None and started - self._last_refresh_at < ANALYSIS_COST_RATIO * self._last_refresh_cost:
-            return
-        first = self._last_refresh_at == float("-inf")
-        self.analysis = self._refresh()
-        # The first refresh's one-time set-up is not charged: it would hold the next ones back.
-        self._last_refresh_cost = 0.0 if first else time.monotonic() - started
-        self._last_refresh_at = started
-        self._report_progress(refreshed=True)
-
-    def _report_progress(self, refreshed: bool) -> None:
-        if self.on_progress is not None:
-            process = self._state.get("process", {})
-            self.on_progress(
-                Progress(self.elapsed() - self.segment_start_s, self.duration_s, self.snapshots_taken,
-                         process.get("rss"), process.get("traced_bytes"), self.analysis,
-                         tuple(self._state["findings"][:5]), refreshed)
-            )
-
-    def _refresh(self) -> Analysis:
-        """Analyse, store the findings, and publish them with the memory projection for metrics."""
-        from soak.supervisor.metrics import published_findings, seconds_until
-
-        computed = self.analyst.compute(self.db)
-        refreshed = store(self.writer, computed, self.elapsed(), self.rules, self.options.target)
-        self.judgement = refreshed.judgement
-        # the progress display shows the top 5, whatever --metrics-top says
-        if self.hello.get("tracer") not in (None, "off"):
-            # Without a tracer the worker's RSS is what is judged, and a search's own memory
-            # (a megabyte or two, kept by the allocator) would show in it as a step and a plateau.
-            self._holder_requests = requests_for(self.db, refreshed.findings, self._searched,
-                                                 sites=self.hello.get("tracer") in SITE_TRACERS)
-        published = published_findings(refreshed, max(self.options.metrics_top, 5))
-        process = self._state.get("process", {})
-        limit = self.options.memory_limit_bytes or process.get("cgroup_limit")
-        current = process.get("cgroup_bytes") if limit and not self.options.memory_limit_bytes else process.get("rss")
-        self._state = {**self._state, "verdict": refreshed.analysis.verdict, **published,
-                       "seconds_until_limit": seconds_until(limit, current, refreshed.rss_slope)}
-        return refreshed.analysis
-
-    def _finish(self) -> RunResult:
-        try:
-            status, reason, analysis = self._wind_down()
-        except SoakError:
-            # Storage failed (a full disk, say): what was committed stays committed; stop the
-            # worker and report the one-line cause.
-            self.subject.stop()
-            raise
-        finally:
-            self.db.close()
-        if isinstance(self.job_error, SoakError):
-            raise self.job_error
-        if self.job_error is not None:
-            raise InternalFailure(f"internal error during the run: {self.job_error}") from self.job_error
-        if status in LOST:
-            exit_code = 3
-        elif fails(analysis.verdict, self.options.fail_on):
-            exit_code = 1
-        else:
-            exit_code = 0
-        return RunResult(self.writer.run_id, self.options.db_path, status, reason, analysis.verdict, exit_code, self.judgement)
-
-    def _wind_down(self) -> tuple[str, str | None, Analysis]:
-        """Final snapshot, stop the worker, record how it ended, final analysis."""
-        status, reason = self.end_status, self.end_reason
-        if isinstance(self.job_error, SoakError):
-            raise self.job_error
-        if status == "interrupted":
-            self.writer.record_event(self.elapsed(), "signal", reason or "interrupted")
-        if not self.subject.gone.is_set():
-            self._snapshot()  # the final snapshot
-            self.subject.stop()
-        exit_ = self.subject.exit
-        if status not in LOST and (self.subject.failure or (exit_ and exit_.oom)):  # e.g. teardown raised while stopping
-            status, reason = self._loss()
-        if exit_ is not None and exit_.oom is not None:
-            self._record_oom(exit_.oom, self.subject.noun)
-        self.writer.record_event(
-            self.elapsed(), "worker_exit",
-            (f"{self.subject.noun} {exit_.cause}" if exit_ else f"{self.subject.noun} left running")
-            + (f": {reason}" if status in LOST else ""),
-            {"returncode": exit_.returncode if exit_ else None, "failure": self.subject.failure,
-             "supervisor_peak_rss": peak_rss_bytes()},
-        )
-        analysis = self._refresh()
-        self.writer.finish(status, reason, self.elapsed())
-        return status, reason, analysis
-
-    def _failed_before_start(self) -> RunResult:
-        self.subject.gone.wait(10)
-        reason = self._loss_reason()
-        self.writer.record_event(self.elapsed(), "worker_exit", f"worker failed before the soak started: {reason}",
-                                 {"failure": self.subject.failure})
-        self.writer.set_verdict("inconclusive")
-        self.writer.finish("failed", reason, self.elapsed())
-        self.db.close()
-        return RunResult(self.writer.run_id, self.options.db_path, "failed", reason, "inconclusive", 3)
-
+    changed = changed_on_resume(resumed, options) if resumed is not None else None
+    return supervise(options, spec.text, options.name or spec.default_name, worker, hello, rules, resumed=resumed, changed=changed,
+                     on_start=None if on_start is None else lambda run_id: on_start(options, run_id), on_progress=on_progress)

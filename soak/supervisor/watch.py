@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -24,10 +24,12 @@ from soak.errors import BadInput
 from soak.inprocess.agent.server import SOCKET_ENV, default_socket_path
 from soak.inprocess.probes.oom import OomWatch
 from soak.inprocess.protocol import Channel, Message, ProtocolError
+from soak.model.options import DEFAULT_DURATION_S, WatchOptions
+from soak.supervisor.signals import file_size_limit_as_error
 from soak.supervisor.worker_process import Restart, SnapshotFailed, SnapshotSkipped, WorkerExit
 
 if TYPE_CHECKING:
-    from soak.supervisor.runner import RunResult
+    from soak.supervisor.results import Progress, RunResult
 
 POLL_S = 0.2
 
@@ -261,25 +263,6 @@ class WatchedProcess:
         self.stop()
 
 
-@dataclass
-class WatchOptions:
-    pid: int | None = None
-    match: str | None = None
-    socket_path: str | None = None
-    agent: bool = True
-    duration_s: float | None = None
-    interval_s: float | None = None
-    """Default: as for ``soak run``, a sixtieth of the duration within 0.25-30 s."""
-    db_path: str = "soak.db"
-    name: str | None = None
-    fail_on: str = "suspect"
-    keep_full_s: float = 6 * 3600.0
-    thin_every: int = 10
-    suppressions: str | None = None
-    """A suppression rules file; None: those of the current directory (as for ``soak run``)."""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 def resolve_pid(options: WatchOptions) -> tuple[int, re.Pattern[str] | None]:
     if (options.pid is None) == (options.match is None):
         raise BadInput("give either --pid PID or --match REGEX")
@@ -300,35 +283,21 @@ def resolve_pid(options: WatchOptions) -> tuple[int, re.Pattern[str] | None]:
     return found[0].pid, pattern
 
 
-def watch(options: WatchOptions, on_progress: Callable[..., None] | None = None,
-          on_start: Callable[..., None] | None = None) -> RunResult:
-    """Watch a running process and return how the run ended (a supervisor RunResult)."""
-    from soak.judging import sources
-    from soak.storage import check_before_writing, open_database
-    from soak.storage.writer import RunWriter
-    from soak.supervisor.runner import DEFAULT_DURATION_S, RunOptions, Supervisor
+def watch(options: WatchOptions, on_progress: Callable[[Progress], None] | None = None,
+          on_start: Callable[[WatchOptions, int, str], None] | None = None) -> RunResult:
+    """Watch a running process and return how the run ended. ``on_start`` is called with the
+    effective options, the run id and how the process is watched (through its agent, or not)."""
+    from soak.storage import check_before_writing
+    from soak.supervisor.checks import check, load_rules
+    from soak.supervisor.wiring import supervise
 
     pid, pattern = resolve_pid(options)
-    target = f"pid:{pid}" if pattern is None else f"match:{options.match}"
-    run_options = RunOptions(
-        target=target, duration_s=options.duration_s or DEFAULT_DURATION_S, interval_s=options.interval_s,
-        db_path=options.db_path, name=options.name, fail_on=options.fail_on,
-        keep_full_s=options.keep_full_s, thin_every=options.thin_every, suppressions=options.suppressions,
-        **options.extra,
-    )
-    run_options.check_values()
-    rules = run_options.load_rules()
-    check_before_writing(options.db_path)
-    subject = WatchedProcess(pid, match=pattern, socket_path=options.socket_path, use_agent=options.agent)
-    db = open_database(options.db_path)
-    started = time.time()
-    name = options.name or (psutil.Process(pid).name() if pattern is None else options.match or target)
-    writer = RunWriter.create_run(
-        db, name=name, target=target, mode="watch", planned_duration_s=run_options.duration_s,
-        interval_s=run_options.interval, options=run_options.stored() | {"agent": subject.agent is not None},
-        function_name=sources.function_name, started_ts=started,
-    )
-    supervisor = Supervisor(replace(run_options), subject, subject.hello, db, writer, started, rules)
-    if on_start is not None:
-        on_start(run_options, writer.run_id, subject.describe())
-    return supervisor.run(on_progress)
+    options = replace(options, duration_s=options.duration_s or DEFAULT_DURATION_S)
+    check(options)
+    rules = load_rules(options)
+    with file_size_limit_as_error():
+        check_before_writing(options.db_path)
+        subject = WatchedProcess(pid, match=pattern, socket_path=options.socket_path, use_agent=options.agent)
+        name = options.name or (psutil.Process(pid).name() if pattern is None else options.match or options.target)
+        return supervise(options, options.target, name, subject, subject.hello, rules, on_progress=on_progress,
+                         on_start=None if on_start is None else lambda run_id: on_start(options, run_id, subject.describe()))

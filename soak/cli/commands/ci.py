@@ -99,7 +99,7 @@ def ci_command(
 
 
 def _start(options: api.CiOptions, index: int, total: int, target: str) -> None:
-    print(f"soak ci [{index}/{total}] {target}: soaking for {format_duration(options.duration_s)}, "
+    print(f"soak ci [{index}/{total}] {target}: soaking for {format_duration(options.duration_s or 0)}, "
           f"a snapshot every {format_duration(options.interval)}", file=sys.stderr, flush=True)
 
 

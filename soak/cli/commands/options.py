@@ -8,7 +8,7 @@ import typer
 
 from soak.durations import parse_size
 from soak.inprocess.probes.sampled import DEFAULT_SAMPLE_INTERVAL
-from soak.inprocess.probes.tracer import DEFAULT_TRACER
+from soak.model.options import DEFAULT_TRACER
 from soak.reports import FORMATS as FORMATS  # re-exported: the formats every command accepts
 
 DB = typer.Option("soak.db", "--db", help="SQLite file holding the runs; many runs share one file.")

@@ -31,12 +31,13 @@ from soak.cli.commands.options import (
 )
 from soak.durations import format_duration, parse_duration, parse_share, parse_size
 from soak.errors import BadInput
-from soak.inprocess.probes.budget import WORKER_BUDGET, parse_pause_budget
-from soak.inprocess.probes.loop_lag import DEFAULT_BLOCK_S
+from soak.inprocess.probes.budget import parse_pause_budget
+from soak.model.options import DEFAULT_LOOP_BLOCK_S, DEFAULT_PAUSE_BUDGET
 from soak.supervisor.progress import ProgressDisplay
 
 if TYPE_CHECKING:
-    from soak.supervisor.runner import RunOptions, RunResult
+    from soak.model.options import RunOptions
+    from soak.supervisor.results import RunResult
 
 
 def _start_line(options: RunOptions, run_id: int) -> str:
@@ -45,18 +46,35 @@ def _start_line(options: RunOptions, run_id: int) -> str:
             f"Ctrl-C ends early with a report. Data: {options.db_path}")
 
 
+FIELDS = {"duration": "duration_s", "interval": "interval_s", "db": "db_path", "loop_block": "loop_block_s",
+          "keep_full": "keep_full_s", "memory_limit": "memory_limit_bytes",
+          "blocked_share": "thresholds", "pool_share": "thresholds", "type_findings": "thresholds"}
+"""The field of RunOptions that each option sets where the names differ (the others are the same)."""
+PRESENTATION = ("fmt", "quiet")
+"""Options of the command only: how it shows the run, whatever run it is."""
+
+
+def typed_options(ctx: typer.Context) -> set[str]:
+    """The fields of RunOptions set by options typed on the command line (not left at their
+    default): on --resume each is applied or refused, never ignored (soak.supervisor.resume)."""
+    return {FIELDS.get(name, name) for name in ctx.params
+            if name not in PRESENTATION and (source := ctx.get_parameter_source(name)) is not None
+            and source.name not in ("DEFAULT", "DEFAULT_MAP")}
+
+
 def run_command(
+    ctx: typer.Context,
     target: str = typer.Argument(None, help="path/to/file.py:func or package.module:func (def or async def)."),
     duration: str | None = typer.Option(
         None, "--duration", "-d", help="How long to soak: 90s, 10m, 8h, 1h30m (default 10m; when resuming, what is left)."),
     interval: str | None = typer.Option(None, "--interval", "-i", help="Time between heap snapshots "
-                                 "(default: duration/60, between 0.25s and 30s; when resuming, the run's own)."),
+                                 "(default: duration/60, between 0.25s and 30s; a resumed run keeps its own)."),
     name: str = typer.Option(None, "--name", help="Label for the run (default: file:func)."),
     db: str = DB,
     frames: int = typer.Option(10, "--frames", help="Traceback depth of each allocation site."),
     concurrency: int = typer.Option(1, "--concurrency", help="Concurrent callers of an async def target."),
     loop_block: str = typer.Option(
-        f"{DEFAULT_BLOCK_S * 1000:g}ms", "--loop-block",
+        f"{DEFAULT_LOOP_BLOCK_S * 1000:g}ms", "--loop-block",
         help="An async target's event loop is blocked when a heartbeat runs later than this; its stack is read then."),
     blocked_share: str = typer.Option(
         f"{Thresholds().max_blocked_share:.0%}", "--blocked-share",
@@ -69,7 +87,7 @@ def run_command(
     type_findings: bool = typer.Option(
         False, "--type-findings", help="Also judge the per-type census as type findings, with holder chains (see the README)."),
     pause_budget: str = typer.Option(
-        f"{WORKER_BUDGET:.0%}", "--pause-budget",
+        f"{DEFAULT_PAUSE_BUDGET:.0%}", "--pause-budget",
         help="Share of wall time snapshots may pause the workload: the full collection, the type census and the holder "
              "searches run less often on a big heap to keep to it; inf runs them every snapshot."),
     native: bool = typer.Option(
@@ -79,7 +97,10 @@ def run_command(
         help="Compute the analysis in a child process, recycled every 50 refreshes, so that the supervisor does not "
              "grow with the run (default: for runs planned longer than 15m)."),
     fail_on: str = FAIL_ON,
-    resume: str = typer.Option(None, "--resume", help="Continue a killed or interrupted run (id or name) in a new segment."),
+    resume: str = typer.Option(
+        None, "--resume", help="Continue a killed or interrupted run (id or name) in a new segment. It keeps its target, --name, "
+                               "--interval and how it measures (--tracer, --frames...): another value is refused; the other options "
+                               "given apply from now on."),
     keep_full: str = KEEP_FULL,
     thin_every: int = THIN_EVERY,
     metrics_port: int = METRICS_PORT,
@@ -122,14 +143,15 @@ def run_command(
         memory_limit_bytes=parse_size(memory_limit) if memory_limit is not None else None,
         suppressions=suppressions,
     )
+    given = typed_options(ctx)
     if quiet:
-        result = api.run(options)
+        result = api.run(options, given=given)
     else:
         with ProgressDisplay() as display:
             def started(run_options: RunOptions, run_id: int) -> None:
                 display.started(f"leaksoak run {run_id}: {os.path.basename(run_options.target or '')}", _start_line(run_options, run_id))
 
-            result = api.run(options, on_progress=display, on_start=started)
+            result = api.run(options, on_progress=display, on_start=started, given=given)
     finish(result, db, fmt)
 
 

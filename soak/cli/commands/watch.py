@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from soak import api
@@ -66,18 +64,18 @@ def watch_command(
         duration_s=parse_duration(duration), interval_s=None if interval is None else parse_duration(interval, option="interval"),
         db_path=db, name=name, fail_on=fail_on,
         keep_full_s=parse_duration(keep_full, option="keep-full"), thin_every=thin_every, suppressions=suppressions,
-        extra={"metrics_port": metrics_port, "metrics_host": metrics_host, "metrics_top": metrics_top,
-               "memory_limit_bytes": parse_size(memory_limit) if memory_limit is not None else None},
+        metrics_port=metrics_port, metrics_host=metrics_host, metrics_top=metrics_top,
+        memory_limit_bytes=parse_size(memory_limit) if memory_limit is not None else None,
     )
 
     if quiet:
         result = api.watch(options)
     else:
         with ProgressDisplay() as display:
-            def started(run_options: Any, run_id: int, how: str) -> None:
-                display.started(f"leaksoak watch, run {run_id}: {run_options.target}",
-                                f"{how}; run {run_id} for {format_duration(options.duration_s or 0)}, a snapshot every "
-                                f"{format_duration(run_options.interval)}; Ctrl-C ends early with a report. Data: {db}")
+            def started(watched: api.WatchOptions, run_id: int, how: str) -> None:
+                display.started(f"leaksoak watch, run {run_id}: {watched.target}",
+                                f"{how}; run {run_id} for {format_duration(watched.duration_s or 0)}, a snapshot every "
+                                f"{format_duration(watched.interval)}; Ctrl-C ends early with a report. Data: {db}")
 
             result = api.watch(options, on_progress=display, on_start=started)
     finish(result, db, fmt)
