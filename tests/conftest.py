@@ -22,6 +22,15 @@ REFERENCE = REPO / "workloads" / "reference"
 TEST_WORKLOADS = TESTS / "workloads"
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on at ``host`` right now, for a server a test starts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def soak_command() -> list[str]:
     script = shutil.which("soak", path=os.path.dirname(sys.executable)) or shutil.which("soak")
     return [script] if script else [sys.executable, "-m", "soak"]

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from conftest import free_port
 from hypothesis import strategies as st
 
 from soak.durations import parse_duration, parse_size
@@ -145,12 +146,6 @@ def check_channel(data: bytes, max_bytes: int = 4096) -> None:
 
 
 # --- the agent socket of a real service -------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 class AgentService:
     """tests/services/http_service.py under ``python -m soak.agent``, in its own process."""

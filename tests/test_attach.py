@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TESTS
+from conftest import TESTS, free_port
 
 from soak.errors import BadInput
 from soak.supervisor.attach import Interpreter, attach, check_interpreter, detach
@@ -26,18 +26,10 @@ pytestmark = pytest.mark.skipif(sys.version_info >= (3, 14) or sys.platform != "
                                 reason="the injector (hypno, the attach extra) is for Linux and Python before 3.14")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
 
 class PlainServer:
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = subprocess.Popen([sys.executable, str(SERVER), str(self.port)], stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "listening"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEST_WORKLOADS, db_rows, killed_run, resumed_while_scraped, run_soak
+from conftest import TEST_WORKLOADS, db_rows, free_port, killed_run, resumed_while_scraped, run_soak
 
 from soak.analyzers import Thresholds
 from soak.model.options import RunOptions
@@ -63,17 +63,10 @@ def test_stored_options_are_strict_json_also_with_an_unlimited_pause_budget() ->
         assert conn.execute("SELECT json_extract(?, '$.pause_budget')", [text]).fetchone() == ("inf",)
 
 
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
 
 def test_a_resumed_run_keeps_its_metrics_address_and_memory_limit(db: Path) -> None:
     host = "127.0.0.2"  # not the default 127.0.0.1: a dropped --metrics-host would not answer here
-    port = _free_port(host)
+    port = free_port(host)
     killed_run(db, LEAKY, "--duration", "1h", "--interval", "0.2s", "--metrics-port", str(port), "--metrics-host", host,
                "--memory-limit", "3GiB")
     scraped, resumed = resumed_while_scraped(db, f"http://{host}:{port}/metrics", "--duration", "8s", "--format", "json", "-q")

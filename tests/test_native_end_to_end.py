@@ -4,7 +4,6 @@ called through ctypes, libc's malloc through ctypes, numpy's buffers), with and 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, TESTS, db_rows, leak_lines, run_soak
+from conftest import REPO, TESTS, db_rows, free_port, leak_lines, run_soak
 
 NATIVE = REPO / "workloads" / "native"
 SHORT = ("--duration", "8s", "--interval", "0.25s", "--format", "json", "-q")
@@ -117,15 +116,10 @@ def test_clean_reference_workloads_stay_clean_with_native(name: str, db: Path) -
     assert result.json()["verdict"] == "clean", result.json()["findings"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def test_watch_reports_native_sites_of_a_service_under_the_agent_with_native(tmp_path: Path, db: Path) -> None:
     script = TESTS / "services" / "native_service.py"
-    port, agent_socket = _free_port(), tmp_path / "agent" / "agent.sock"
+    port, agent_socket = free_port(), tmp_path / "agent" / "agent.sock"
     service = subprocess.Popen(
         [sys.executable, "-m", "soak.agent", "--socket", str(agent_socket), "--native", "--", str(script), str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import typer
-from conftest import TEST_WORKLOADS, db_rows, killed_run, resumed_while_scraped
-from fuzzing import assert_one_line_exit_2, free_port, soak_in_process
+from conftest import TEST_WORKLOADS, db_rows, free_port, killed_run, resumed_while_scraped
+from fuzzing import assert_one_line_exit_2, soak_in_process
 
 from soak.cli import app
 from soak.errors import BadInput

@@ -19,19 +19,13 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import TESTS
+from conftest import TESTS, free_port
 
 SERVICES = TESTS / "services"
 LEAK_LINE = next(i for i, text in enumerate((SERVICES / "wsgi_app.py").read_text().splitlines(), 1) if "# LEAK" in text)
 ASGI_LEAK_LINE = next(i for i, text in enumerate((SERVICES / "asgi_app.py").read_text().splitlines(), 1) if "# LEAK" in text)
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Unix sockets with peer credentials")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def ask(path: Path, kind: str, **fields: Any) -> dict[str, Any]:
@@ -115,7 +109,7 @@ def leak_sites(reply: dict[str, Any], file: str, line: int) -> list[list[Any]]:
 
 
 def test_each_gunicorn_worker_has_an_agent_that_sees_its_leak(tmp_path: Path, served: list[Served]) -> None:
-    port = _free_port()
+    port = free_port()
     server = Served(tmp_path, ["gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi_app:app"], port)
     served.append(server)
     # the console script was exec'd in the agent's place: the master keeps the pid and the socket given
@@ -134,7 +128,7 @@ def test_each_gunicorn_worker_has_an_agent_that_sees_its_leak(tmp_path: Path, se
 
 
 def test_a_recycled_gunicorn_worker_takes_its_socket_and_its_successor_has_an_agent(tmp_path: Path, served: list[Served]) -> None:
-    port = _free_port()
+    port = free_port()
     server = Served(tmp_path, ["gunicorn", "-w", "1", "--max-requests", "20", "-b", f"127.0.0.1:{port}", "wsgi_app:app"], port)
     served.append(server)
     first = server.workers(1)[0]
@@ -149,7 +143,7 @@ def test_a_recycled_gunicorn_worker_takes_its_socket_and_its_successor_has_an_ag
 
 
 def test_each_spawned_uvicorn_worker_has_an_agent_that_sees_its_leak(tmp_path: Path, served: list[Served]) -> None:
-    port = _free_port()
+    port = free_port()
     server = Served(tmp_path, ["uvicorn", "--workers", "2", "--host", "127.0.0.1", "--port", str(port), "asgi_app:app"], port)
     served.append(server)
     workers = server.workers(2)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TESTS, db_rows, leak_lines, run_soak, soak_command
+from conftest import TESTS, db_rows, free_port, leak_lines, run_soak, soak_command
 from prometheus_client.parser import text_string_to_metric_families
 
 SERVICE = TESTS / "services" / "http_service.py"
@@ -27,19 +27,13 @@ SERVICE = TESTS / "services" / "http_service.py"
 WATCH = ("--duration", "15s", "--interval", "0.5s", "--format", "json", "-q")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
 
 class Service:
     """The test service as a separate process, optionally under the agent, plus a bounded load loop."""
 
     def __init__(self, tmp: Path, *, agent: bool, port: int | None = None, script: Path = SERVICE) -> None:
         """``script`` takes the port, and the agent's socket when it starts the agent itself."""
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.socket = tmp / "agent" / "agent.sock"
         command = [sys.executable, str(script), str(self.port)] + ([] if script == SERVICE else [str(self.socket)])
         if agent:
@@ -137,7 +131,7 @@ def test_clean_endpoint_under_the_same_load_is_clean(services: list[Service], tm
 
 
 def test_restart_under_match_is_one_run_with_two_segments(services: list[Service], tmp_path: Path, db: Path) -> None:
-    port = _free_port()
+    port = free_port()
     first = Service(tmp_path, agent=True, port=port)
     services.append(first)
     pattern = f"http_service.py {port}$"
@@ -171,7 +165,7 @@ def test_metrics_are_served_and_parse(services: list[Service], tmp_path: Path, d
     service = Service(tmp_path, agent=True)
     services.append(service)
     service.load("/leak", 30)
-    port = _free_port()
+    port = free_port()
     watcher = subprocess.Popen(
         [*soak_command(), "watch", "--pid", str(service.proc.pid), "--socket", str(service.socket), "--db", str(db),
          "--duration", "40s", "--interval", "0.25s", "--metrics-port", str(port), "--memory-limit", "4GiB", "-q"],
