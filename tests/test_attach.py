@@ -125,3 +125,63 @@ def test_attach_to_another_users_process_without_the_capability_is_refused_and_n
     assert line.startswith(f"cannot attach to pid {server.proc.pid}: it runs as uid 0, this as uid 65534;")
     assert "securityContext.capabilities.add: [SYS_PTRACE]" in line and "shareProcessNamespace: true" in line
     assert server.allocators()["sampler_loaded"] is False  # untouched
+
+
+def test_soak_watch_attach_pins_the_leak_of_a_service_that_never_imported_leaksoak_and_leaves_it_as_it_was(
+        server: PlainServer, tmp_path: Path) -> None:
+    import threading
+
+    from conftest import leak_lines, run_soak
+
+    before = server.allocators()
+    stop = threading.Event()
+
+    def load() -> None:
+        for _ in range(100_000):
+            if stop.is_set():
+                return
+            server.get("/leak")
+            time.sleep(0.002)
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    try:
+        result = run_soak("watch", "--pid", str(server.proc.pid), "--attach", "--db", str(tmp_path / "soak.db"),
+                          "--duration", "15s", "--interval", "0.5s", "--format", "json", "-q", timeout=180)
+    finally:
+        stop.set()
+        loader.join()
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = result.json()
+    assert report["verdict"] == "leak"
+    top = report["findings"][0]
+    assert top["where"]["file"] == str(SERVER) and top["where"]["line"] in leak_lines(SERVER), top
+    after = server.allocators()
+    assert after["hooks"] == [False, False] and after["path"] == before["path"]
+    assert not any(name.startswith(f"agent-{server.proc.pid}") for name in os.listdir(f"/tmp/leaksoak-{os.getuid()}"))
+    assert server.get("/ok") and server.proc.poll() is None
+
+
+def test_soak_watch_attach_refused_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    from conftest import run_soak
+
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        result = run_soak("watch", "--pid", str(sleeper.pid), "--attach", "--db", str(tmp_path / "soak.db"), "--duration", "5s")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"soak: error: cannot attach to pid {sleeper.pid}: it is not a Python process (sleep)"
+    assert not (tmp_path / "soak.db").exists()  # nothing written
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--tracer", "exact"), "--tracer exact chooses the tracer of an agent this watch attaches: add --attach"),
+    (("--attach", "--tracer", "off"), "--attach starts an agent with the sampled or exact tracer, not off"),
+])
+def test_soak_watch_tracer_and_attach_that_do_not_go_together_are_refused(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    from conftest import run_soak
+
+    result = run_soak("watch", "--pid", str(os.getpid()), *args, "--db", str(tmp_path / "soak.db"), "--duration", "5s")
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1

@@ -182,6 +182,11 @@ class WatchOptions(SoakOptions):
     """The agent's socket (default: from the process's environment, else the per-user default)."""
     agent: bool = True
     """Ask the agent for heap snapshots when one listens (False: process-level series only)."""
+    attach: bool = False
+    """Start the agent inside the running process first, and take it out when the watch ends
+    (soak.supervisor.attach)."""
+    attach_tracer: str = DEFAULT_TRACER
+    """The tracer of an attached agent (``sampled`` or ``exact``)."""
     name: str | None = None
     """Label for the run (default: the process name, or the pattern)."""
 

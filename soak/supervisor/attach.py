@@ -118,7 +118,7 @@ def check_interpreter(pid: int, interpreter: Interpreter) -> None:
                        f"run soak watch --attach with a leaksoak installed for Python {theirs}")
 
 
-def injected_code(options: AgentOptions) -> str:
+def injected_code(options: AgentOptions, socket_path: str) -> str:
     """The lines run inside the target: this leaksoak on its path, the agent started."""
     import soak
 
@@ -131,7 +131,7 @@ def injected_code(options: AgentOptions) -> str:
         "if _soak_added:\n"
         "    sys.path.append(_soak_path)\n"
         "from soak.inprocess.agent.embedding import attach as _soak_attach\n"
-        f"_soak_attach({options.to_env()!r}, _soak_path if _soak_added else None)\n"
+        f"_soak_attach({options.to_env()!r}, _soak_path if _soak_added else None, {socket_path!r})\n"
         "del _soak_path, _soak_added, _soak_attach\n"
     )
 
@@ -156,15 +156,16 @@ def _inject(pid: int, code: str) -> None:
         raise BadInput(f"cannot attach to pid {pid}: the injection failed ({type(exc).__name__}: {exc}); {GRANT}") from exc
 
 
-def attach(pid: int, options: AgentOptions | None = None) -> str:
-    """Start an agent inside the running process ``pid``; the path of its socket once it answers."""
+def attach(pid: int, options: AgentOptions | None = None, socket_path: str | None = None) -> str:
+    """Start an agent inside the running process ``pid``, listening at ``socket_path`` (default:
+    the per-user default for that pid); the path of its socket once it listens."""
     check_permission(pid)
     check_interpreter(pid, interpreter_of(pid))
     options = options or AgentOptions()
-    path = options.socket_for(pid) if options.socket_dir else default_socket_path(pid, psutil.Process(pid).uids().real)
+    path = os.path.abspath(socket_path) if socket_path else default_socket_path(pid, psutil.Process(pid).uids().real)
     if os.path.exists(path):
         raise BadInput(f"pid {pid} already has an agent at {path}: watch it without --attach")
-    _inject(pid, injected_code(options))
+    _inject(pid, injected_code(options, path))
     deadline = time.monotonic() + ATTACH_TIMEOUT_S
     while not os.path.exists(path):
         if time.monotonic() > deadline:

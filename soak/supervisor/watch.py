@@ -21,10 +21,13 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from soak.errors import BadInput
+from soak.inprocess.agent.embedding import AgentOptions
 from soak.inprocess.agent.server import SOCKET_ENV, default_socket_path
 from soak.inprocess.probes.oom import OomWatch
 from soak.inprocess.protocol import Channel, Message, ProtocolError
 from soak.model.options import DEFAULT_DURATION_S, WatchOptions
+from soak.supervisor.attach import attach as attach_agent
+from soak.supervisor.attach import detach as detach_agent
 from soak.supervisor.signals import file_size_limit_as_error
 from soak.supervisor.worker_process import Restart, SnapshotFailed, SnapshotSkipped, WorkerExit
 
@@ -111,11 +114,21 @@ class WatchedProcess:
 
     noun = "watched process"
 
-    def __init__(self, pid: int, *, match: re.Pattern[str] | None, socket_path: str | None, use_agent: bool) -> None:
+    def __init__(self, pid: int, *, match: re.Pattern[str] | None, socket_path: str | None, use_agent: bool,
+                 attach: AgentOptions | None = None) -> None:
+        """``attach``: start the agent inside the process (and any process that replaces it, with
+        ``match``) with these options, and take it out at :meth:`stop`; a refusal of the first
+        attach raises BadInput, the process untouched."""
         self.pid = pid
         self.match = match
         self.socket_path = socket_path
-        self.use_agent = use_agent
+        self.use_agent = use_agent or attach is not None
+        self.attach_options = attach
+        self.attached: str | None = None
+        """The socket of the agent this watch started inside the process, to take out at the end."""
+        if attach is not None:
+            self.attached = attach_agent(pid, attach, socket_path)
+            self.socket_path = self.attached
         self.gone = threading.Event()
         self.failure: Message | None = None
         self.exit: WorkerExit | None = None
@@ -134,6 +147,12 @@ class WatchedProcess:
         if not self.use_agent:
             return
         path = agent_socket_for(self.pid, self.socket_path)
+        if path is None and self.attach_options is not None:  # a process that replaced the attached one
+            try:
+                path = self.attached = attach_agent(self.pid, self.attach_options, None)
+            except BadInput as exc:
+                self.agent_error = str(exc)
+                return
         if path is None:
             self.agent_error = "no agent socket found"
             return
@@ -254,10 +273,14 @@ class WatchedProcess:
         raise _AgentLost(reason)
 
     def stop(self, grace_s: float = 10.0) -> None:
-        """Stop watching. The watched process itself is left alone."""
+        """Stop watching. The watched process itself is left alone; an agent this watch attached is
+        taken out of it (its allocators are the interpreter's own again)."""
         self._stopping.set()
         if self.agent is not None:
             self.agent.close()
+        attached, self.attached = self.attached, None
+        if attached is not None and not self.gone.is_set():
+            detach_agent(attached)
 
     def kill(self) -> None:
         self.stop()
@@ -297,7 +320,8 @@ def watch(options: WatchOptions, on_progress: Callable[[Progress], None] | None 
     rules = load_rules(options)
     with file_size_limit_as_error():
         check_before_writing(options.db_path)
-        subject = WatchedProcess(pid, match=pattern, socket_path=options.socket_path, use_agent=options.agent)
+        subject = WatchedProcess(pid, match=pattern, socket_path=options.socket_path, use_agent=options.agent,
+                                 attach=AgentOptions(tracer=options.attach_tracer) if options.attach else None)
         name = options.name or (psutil.Process(pid).name() if pattern is None else options.match or options.target)
         return supervise(options, options.target, name, subject, subject.hello, rules, on_progress=on_progress,
                          on_start=None if on_start is None else lambda run_id: on_start(options, run_id, subject.describe()))

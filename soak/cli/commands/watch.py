@@ -22,7 +22,7 @@ from soak.cli.commands.options import (
 from soak.cli.commands.run import finish
 from soak.durations import format_duration, parse_duration, parse_size
 from soak.errors import BadInput
-from soak.inprocess.probes.tracer import TRACERS
+from soak.inprocess.probes.tracer import DEFAULT_TRACER, SITE_TRACERS, TRACERS
 from soak.supervisor.progress import ProgressDisplay
 
 
@@ -32,7 +32,11 @@ def watch_command(
     socket: str = typer.Option(
         None, "--socket", help="The agent's socket (default: from the process's SOAK_AGENT_SOCKET, else the per-user default)."),
     tracer: str = typer.Option("agent", "--tracer", help="agent: heap snapshots from the agent when one listens, with the tracer "
-                               "it was started with (python -m soak.agent --tracer); off: process-level only."),
+                               "it was started with (python -m soak.agent --tracer); off: process-level only; with --attach, "
+                               "sampled (the default) or exact: the attached agent's tracer."),
+    attach: bool = typer.Option(
+        False, "--attach", help="Start the agent inside the running Python process first (ptrace through the attach extra's "
+        "injector; sys.remote_exec on Python 3.14+) and take it out when the watch ends; needs ptrace permission."),
     duration: str = typer.Option("10m", "--duration", "-d", help="How long to watch: 90s, 10m, 8h, 1h30m."),
     interval: str | None = typer.Option(
         None, "--interval", "-i", help="Time between snapshots (default: a sixtieth of --duration, between 0.25s and 30s)."),
@@ -59,8 +63,14 @@ def watch_command(
         raise BadInput(f"--format must be one of {', '.join(FORMATS)}")
     if tracer not in ("agent", "off", *TRACERS):
         raise BadInput("--tracer must be agent or off (the agent's tracer is chosen where the service starts)")
+    if attach and tracer not in ("agent", *SITE_TRACERS):
+        raise BadInput(f"--attach starts an agent with the sampled or exact tracer, not {tracer}; drop --tracer {tracer}")
+    if not attach and tracer not in ("agent", "off"):
+        raise BadInput(f"--tracer {tracer} chooses the tracer of an agent this watch attaches: add --attach, or give "
+                       "agent or off (a running agent keeps the tracer it was started with)")
     options = api.WatchOptions(
-        pid=pid, match=match, socket_path=socket, agent=tracer != "off",
+        pid=pid, match=match, socket_path=socket, agent=tracer != "off", attach=attach,
+        attach_tracer=tracer if tracer in SITE_TRACERS else DEFAULT_TRACER,
         duration_s=parse_duration(duration), interval_s=None if interval is None else parse_duration(interval, option="interval"),
         db_path=db, name=name, fail_on=fail_on,
         keep_full_s=parse_duration(keep_full, option="keep-full"), thin_every=thin_every, suppressions=suppressions,

@@ -124,16 +124,16 @@ def start(
         return agent
 
 
-def attach(options_json: str, added_path: str | None = None) -> None:
+def attach(options_json: str, added_path: str | None = None, socket_path: str | None = None) -> None:
     """Start an agent in a process that is already running, from code injected by ``soak watch
-    --attach`` (soak.supervisor.attach). It listens at the default path for this pid; a ``detach``
-    request undoes it all (:func:`detach`). Never raises into the service."""
+    --attach`` (soak.supervisor.attach), listening at ``socket_path`` (default: the default path
+    for this pid); a ``detach`` request undoes it all (:func:`detach`). Never raises into the service."""
     try:
         options = AgentOptions.from_env(options_json)
     except (ValueError, TypeError) as exc:
         print(f"leaksoak agent not attached: {exc}", file=sys.stderr)
         return
-    agent = start(options.socket_for(os.getpid()), frames=options.frames, tracer=options.tracer,
+    agent = start(socket_path or options.socket_for(os.getpid()), frames=options.frames, tracer=options.tracer,
                   sample_interval=options.sample_interval, native=False, pause_budget=options.pause_budget)
     if agent is not None:
         agent.on_detach = lambda: detach(added_path)
