@@ -23,5 +23,7 @@ async def step() -> None:
 
 
 async def _flush_on_shutdown(buffer: bytearray, shutdown: asyncio.Event) -> None:
-    await shutdown.wait()
+    # A waiting task keeps what its wait allocated here: Event.wait's coroutine and its future
+    # (and, before 3.11, the coroutine's frame object, which makes this the largest site on 3.10).
+    await shutdown.wait()  # LEAK
     buffer.clear()
