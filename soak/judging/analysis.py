@@ -17,7 +17,7 @@ from soak.analyzers.trend import Trend
 from soak.analyzers.unexplained import unexplained_growth
 from soak.inprocess.probes.native import NativeProbe
 from soak.judging.async_findings import KIND as ASYNC_KIND
-from soak.judging.async_findings import analyze_async, place
+from soak.judging.async_findings import analyze_async, named_frames, place
 from soak.judging.attribution import APPLICATION, Attributor
 from soak.judging.holders import with_holders
 from soak.judging.judgement import Judgement, judge
@@ -312,7 +312,7 @@ def _place(key: FindingKey, evidence: Evidence, frames: list[Frame], groups: dic
             return _Place(traceback, library, call_site, [(library, 0), *_spots([*traceback[:1], *([call_site] if call_site else [])])],
                           evidence={"traceback": [frame.as_dict() for frame in traceback]})
         case ProbeKey() if key.kind == ASYNC_KIND:
-            traceback = [Frame.of(frame) for frame in evidence.get("frames") or []]
+            traceback = named_frames([Frame.of(frame) for frame in evidence.get("frames") or []])
             library_of, caller = place(traceback, attributor)
             return _Place(traceback, library_of, caller, [(f"{key.probe}/{key.series}", 0), *_spots(traceback[:1])], key.probe)
         case ProbeKey():  # a probe's count series, a type's objects

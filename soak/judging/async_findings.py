@@ -9,6 +9,7 @@ in another file: the application's call into the code that blocks or hides a poo
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools, wi
 from soak.inprocess.probes.loop_lag import LoopLagProbe
 from soak.inprocess.probes.thread_pools import ExecutorProbe
 from soak.judging.attribution import APPLICATION, Attributor
+from soak.judging.sources import function_name
 from soak.model.finding import Evidence, Frame
 from soak.model.verdicts import CLEAN, INCONCLUSIVE
 from soak.storage.queries import ProbeSeries
@@ -60,3 +62,18 @@ def place(frames: list[Frame], attributor: Attributor) -> tuple[str | None, Fram
         return library, attributor.call_site(frames)
     caller = next((frame for frame in frames[1:] if frame.file != frames[0].file), None)
     return library, caller
+
+
+def named_frames(frames: list[Frame]) -> list[Frame]:
+    """A finding's stack with each function named as the tracer's sites are, by its definition in
+    the source (soak.judging.sources), where the measured process gave only the code's bare name:
+    before 3.11 a code object has no ``co_qualname`` (3.10: ``fetch``, not ``SlowClient.fetch``).
+    A qualified name, a lambda's or a comprehension's, or a file not readable here, is kept."""
+    named = []
+    for frame in frames:
+        if "." not in frame.function and not frame.function.startswith("<"):
+            source = function_name(frame.file, frame.line)
+            if source != frame.function and source.rpartition(".")[2] == frame.function:
+                frame = dataclasses.replace(frame, function=source)
+        named.append(frame)
+    return named
