@@ -58,6 +58,15 @@ def test_one_frame_rule_for_every_tracer() -> None:
         assert isinstance(tracer._filter, FrameFilter)
 
 
+def test_the_driver_files_are_named_as_their_frames_name_them() -> None:
+    """runpy (which runs the agent's service) is frozen from 3.11: its frames are in "<frozen runpy>",
+    not in the file its spec names, and a trace is cut there on every version."""
+    import runpy
+
+    assert runpy.run_path.__code__.co_filename in DRIVER_FILES
+    assert all(name.startswith("<frozen ") or os.path.isfile(name) for name in DRIVER_FILES), DRIVER_FILES
+
+
 def test_sampled_tracer_collects_estimates_cut_at_the_driver() -> None:
     tracer = SampledTracer(frames=10, interval=1024)
     tracer.start()

@@ -16,8 +16,11 @@ Frame = tuple[str, int]
 
 
 def _module_file(name: str) -> str:
+    """The file name that the module's frames carry."""
     spec = importlib.util.find_spec(name)
     assert spec is not None and spec.origin is not None
+    if spec.origin == "frozen":  # 3.11+ freezes runpy: its frames are in "<frozen runpy>"
+        return f"<frozen {name}>"
     return os.path.abspath(spec.origin)
 
 
