@@ -41,6 +41,15 @@ def sampled_unavailable() -> str | None:
     return _unavailable
 
 
+def free_threaded() -> bool:
+    """Whether this interpreter is a free-threaded build (3.13t, ``Py_GIL_DISABLED``): the
+    sampler's hooks, its tables and its reading of object headers rely on the GIL and the
+    default build's object layout."""
+    import sysconfig
+
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
 def running_sampler() -> Any | None:
     """The extension's module while the sampled tracer runs in this process, else None."""
     module = _load()

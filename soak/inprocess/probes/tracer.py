@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 
 from soak.inprocess.probes.exact import TracemallocTracer
-from soak.inprocess.probes.sampled import DEFAULT_SAMPLE_INTERVAL, SampledTracer, sampled_unavailable
+from soak.inprocess.probes.sampled import DEFAULT_SAMPLE_INTERVAL, SampledTracer, free_threaded, sampled_unavailable
 from soak.inprocess.probes.sites import BadTracer, Tracer, check_settings
 
 TRACERS = ("sampled", "exact", "off")
@@ -25,6 +25,10 @@ def check_tracer(name: str, frames: int = 10, sample_interval: int | None = None
     if name not in TRACERS:
         raise BadTracer(f"--tracer must be one of {', '.join(TRACERS)}, not {name!r}")
     check_settings(frames, sample_interval)
+    if name == "sampled" and free_threaded():
+        # refused, not fallen back from: a build that cannot run it at all is the user's to choose for
+        raise BadTracer(f"--tracer sampled (the default) cannot run on a free-threaded Python ({sys.version.split()[0]}, "
+                        "built without the GIL, which the sampler relies on); pass --tracer exact")
 
 
 def _warn(message: str) -> None:
