@@ -3,6 +3,7 @@
     import soak.agent; soak.agent.start()                       # in the service's own code
     python -m soak.agent [--socket PATH] -- app.py ARGS...      # no code change
     python -m soak.agent [--socket PATH] -m package.module ARGS...
+    soak-agent [--socket PATH] -- app.py ARGS...                # the same, as an installed script
 
 The agent never takes the service down: if it cannot start, it says why on stderr and steps
 aside. It lives in :mod:`soak.inprocess.agent`; this module is its public name.

@@ -17,10 +17,16 @@ from soak.inprocess.protocol import Channel, Message, ProtocolError
 HELLO_TIMEOUT_S = 600.0
 """Importing a big application can take a while; a worker that says nothing for this long is stuck."""
 
-WORKER_MAIN = "import sys; from soak.inprocess.worker import main; sys.exit(main())"
+WORKER_MAIN = (
+    "import sys; cwd = sys.path.pop(0) if sys.path[:1] == [''] else None; from soak.inprocess.worker import main; "
+    "cwd is None or sys.path.insert(0, cwd); sys.exit(main())"
+)
 """The worker's entry, run with ``python -c`` rather than ``-m soak.inprocess.worker``: under ``-m``, runpy's
 two frames and soak.inprocess.worker's module body sit under every call of the workload, and tracemalloc
-finds the line of each of them on every traced allocation (issue 10; see soak.inprocess.worker.main)."""
+finds the line of each of them on every traced allocation (issue 10; see soak.inprocess.worker.main).
+``-c`` puts the current directory first on ``sys.path``: leaksoak itself is imported without it,
+so that a ``soak/`` folder there (a checkout, or a project's own folder of soak tests) cannot
+shadow the installed package, and it is put back before the workload is imported."""
 
 
 @dataclass(frozen=True)

@@ -86,9 +86,20 @@ def main(argv: list[str] | None = None) -> int:
                      socket_dir=os.path.dirname(agent.path) if agent is not None else options.socket_dir)))
     if module is not None:
         sys.argv = [module, *args]
+        _program_path(os.getcwd())
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     else:
         sys.argv = list(args)
-        sys.path[0] = os.path.dirname(os.path.abspath(args[0]))
-        runpy.run_path(args[0], run_name="__main__")
+        _program_path(os.path.dirname(os.path.abspath(args[0])))
+        runpy.run_path(os.path.abspath(args[0]), run_name="__main__")  # as python app.py: an absolute __file__
     return 0
+
+
+def _program_path(directory: str) -> None:
+    """``sys.path[0]`` as Python sets it for the program run directly (``python app.py``: the
+    script's folder; ``python -m package``: the current directory), in place of the agent's own:
+    the current directory under ``python -m soak.agent``, the scripts folder under ``soak-agent``
+    (which, unlike ``-m``, finds the installed leaksoak whatever folder named ``soak`` the current
+    directory holds). Under ``-P`` (PYTHONSAFEPATH) Python adds none, and neither does this."""
+    if not getattr(sys.flags, "safe_path", False):
+        sys.path[0] = directory
