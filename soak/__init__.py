@@ -5,3 +5,4 @@ worker process imports it too, and its heap is what is being measured.
 """
 
 __version__ = "0.1.0"
+"""The one place the version is written: pyproject.toml reads it (``[tool.setuptools.dynamic]``)."""

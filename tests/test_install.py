@@ -1,4 +1,4 @@
-"""leaksoak as a user installs it: the processes that run user code
+"""leaksoak as a user installs it: its version, its metadata, and the processes that run user code
 (the worker, the agent) importing leaksoak from where it is installed, whatever folder named
 ``soak`` the current directory or the workload's folder holds.
 
@@ -9,8 +9,11 @@ folders here raise on import to show it."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.resources
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -20,9 +23,31 @@ from pathlib import Path
 import pytest
 from conftest import Result, run_soak
 
+import soak
+from soak.judging.suppressions import parse_rules
+
 SHORT = ("--duration", "5s", "--interval", "0.25s", "--format", "json", "--quiet")
 NOT_OURS = "raise ImportError('the project\\'s own soak package was imported')\n"
 """A project's own ``soak/__init__.py``, here: importing it is the failure."""
+
+
+def test_soak_version_answers_with_the_installed_version() -> None:
+    assert soak.__version__ == importlib.metadata.version("leaksoak")
+    result = run_soak("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"leaksoak {soak.__version__} ({platform.python_implementation()} {platform.python_version()}, ")
+
+
+def test_the_package_declares_tomli_where_the_standard_library_has_no_tomllib() -> None:
+    requires = [r.replace(" ", "").replace("'", '"') for r in importlib.metadata.requires("leaksoak") or []]
+    assert any(r.startswith("tomli") and r.endswith(';python_version<"3.11"') for r in requires), requires
+    # and on this Python, whichever reads it, a rules file is read
+    [rule] = parse_rules('[[suppress]]\nid = "x"\nreason = "known"\ncall_site = "*app.py:handler"\n', "leaksoak.toml")
+    assert rule.id == "x" and rule.call_site == "*app.py:handler"
+
+
+def test_the_package_says_it_is_typed() -> None:
+    assert importlib.resources.files("soak").joinpath("py.typed").is_file()
 
 
 def _project(root: Path) -> Path:
@@ -112,7 +137,7 @@ def test_the_agent_runs_and_answers_without_the_analysis_stack(tracer: str, tmp_
 
         sys.meta_path.insert(0, Refuse())
         import soak.agent
-        from soak.protocol import Channel
+        from soak.inprocess.protocol import Channel
 
         path = {str(tmp_path / "a" / "agent.sock")!r}
         assert soak.agent.start(path, tracer={tracer!r}) is not None

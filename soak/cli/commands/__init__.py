@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from soak.cli.commands import ci, compare, export, fleet, merge, report, run, runs, suppress, watch
+from soak.cli.commands import ci, compare, export, fleet, merge, report, run, runs, suppress, version, watch
 
 
 def register(app: typer.Typer) -> None:
+    app.callback()(version.main_options)  # soak --version
     app.command("run")(run.run_command)
     app.command("watch")(watch.watch_command)
     app.command("report")(report.report_command)
