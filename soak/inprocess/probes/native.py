@@ -42,7 +42,8 @@ def native_unavailable() -> str | None:
         import elftools  # noqa: F401
         import memray  # noqa: F401
     except ImportError as exc:
-        return f"cannot import {exc.name}: install leaksoak's dependencies (pip install leaksoak)"
+        # an agent-only install (pip install --no-deps leaksoak) has neither
+        return f"cannot import {exc.name}: --native needs memray and pyelftools (pip install memray pyelftools)"
     return None
 
 
