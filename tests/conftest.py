@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +21,9 @@ TESTS = Path(__file__).parent
 REPO = TESTS.parent
 REFERENCE = REPO / "workloads" / "reference"
 TEST_WORKLOADS = TESTS / "workloads"
+INSTALLED_WORKLOADS = Path(importlib.util.find_spec("soak.workloads").origin or "").parent  # type: ignore[union-attr]
+"""The soak.workloads package where it is installed: the checkout's workloads/ under ``pip install -e``,
+site-packages under a wheel (.ci/versions). A ``package.module:func`` target runs from here."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, db_rows, run_soak
+from conftest import INSTALLED_WORKLOADS, db_rows, run_soak
 
 DEFAULT_WORKERS = min(32, (os.cpu_count() or 1) + 4)
 """concurrent.futures' default for a ThreadPoolExecutor, the loop's default executor among them."""
 
-ASYNC = REPO / "workloads" / "async_"
+ASYNC = INSTALLED_WORKLOADS / "async_"
 SHORT = ("--duration", "6s", "--interval", "0.25s", "--format", "json")
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, TESTS, db_rows, free_port, leak_lines, run_soak
+from conftest import INSTALLED_WORKLOADS, TESTS, db_rows, free_port, leak_lines, run_soak
 
-NATIVE = REPO / "workloads" / "native"
+NATIVE = INSTALLED_WORKLOADS / "native"
 SHORT = ("--duration", "8s", "--interval", "0.25s", "--format", "json", "-q")
 
 
