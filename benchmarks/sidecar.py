@@ -22,7 +22,11 @@ round), the verdict and the first finding's line. Then two verdict checks: the s
 without the agent, watched (a process-level leak), and ``/ok`` under the sampled agent (clean).
 
     python benchmarks/sidecar.py [--duration 60s] [--interval 1s] [--rounds 3] [--tracers sampled,exact]
-                                 [--start-load SECONDS] [--breakdown]
+                                 [--start-load SECONDS] [--breakdown] [--service http|gunicorn]
+
+``--service gunicorn`` measures a pre-fork service as people run it: gunicorn with 2 sync workers
+(tests/services/wsgi_app.py), started with ``python -m soak.agent -- gunicorn ...``, watched by
+``soak watch --pid MASTER``, which follows the workers (each a run of its own, judged together).
 
 ``--breakdown`` adds the agent unwatched and a watch without the agent, to split the cost between
 the agent's hooks, its snapshots and the watcher's own CPU.
@@ -46,7 +50,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SERVICE = Path(__file__).resolve().parent.parent / "tests" / "services" / "http_service.py"
+SERVICES = Path(__file__).resolve().parent.parent / "tests" / "services"
+SERVICE = SERVICES / "http_service.py"
+GUNICORN_WORKERS = 2
 
 
 def free_port() -> int:
@@ -101,13 +107,43 @@ class Outcome:
         return (self.service_cpu_s + self.watcher_cpu_s + self.loader_cpu_s) / (self.rps * seconds)
 
 
-def start_service(port: int, tracer: str | None, sock: str) -> subprocess.Popen[str]:
+def start_service(port: int, tracer: str | None, sock: str, kind: str = "http") -> subprocess.Popen[str]:
+    """The service: tests/services/http_service.py (one process), or with ``kind`` gunicorn,
+    tests/services/wsgi_app.py in 2 sync workers; under the agent when ``tracer`` is given."""
+    if kind == "gunicorn":
+        program = ["gunicorn", "-w", str(GUNICORN_WORKERS), "-b", f"127.0.0.1:{port}", "--chdir", str(SERVICES), "wsgi_app:app"]
+        command = [sys.executable, "-m", *program]
+        if tracer is not None:
+            command = [sys.executable, "-m", "soak.agent", "--socket", sock, "--tracer", tracer, "--", *program]
+        service = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        wait_for_workers(service, port, sock if tracer is not None else None)
+        return service
     command = [sys.executable, str(SERVICE), str(port)]
     if tracer is not None:
         command = [sys.executable, "-m", "soak.agent", "--socket", sock, "--tracer", tracer, "--", *command[1:]]
     service = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert service.stdout is not None and service.stdout.readline().strip() == "listening"
     return service
+
+
+def wait_for_workers(service: subprocess.Popen[str], port: int, sock: str | None, timeout: float = 60.0) -> None:
+    """Until gunicorn answers on ``port`` with its workers up (each with its agent's socket, under the agent)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {service.returncode}")
+        workers = psutil.Process(service.pid).children()
+        agents = all(os.path.exists(os.path.join(os.path.dirname(sock), f"agent-{w.pid}.sock")) for w in workers) if sock else True
+        if len(workers) >= GUNICORN_WORKERS and agents:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.2)
+    raise SystemExit("gunicorn's workers did not start in 60 s")
 
 
 def one(config: str, path: str, tracer: str | None, watch: bool, args: argparse.Namespace, tmp: str) -> Outcome:
@@ -120,7 +156,7 @@ def one(config: str, path: str, tracer: str | None, watch: bool, args: argparse.
     """
     port = free_port()
     sock = os.path.join(tmp, f"agent-{port}", "a.sock")
-    service = start_service(port, tracer, sock)
+    service = start_service(port, tracer, sock, args.service)
     db = os.path.join(tmp, f"sidecar-{port}.db")
     watcher = None
     try:
@@ -152,9 +188,12 @@ def one(config: str, path: str, tracer: str | None, watch: bool, args: argparse.
             report = json.loads(out)
             outcome.verdict = report["verdict"]
             outcome.snapshots = report["run"]["snapshots"]
-            first = report["findings"][0] if report["findings"] else None
+            found = report.get("tree_findings") or report["findings"]  # a tree's findings judged together first
+            first = found[0] if found else None
             if first and first["where"]:
                 outcome.first = f"{os.path.basename(first['where']['file'])}:{first['where']['line']} ({first['kind']})"
+                if "processes" in first:
+                    outcome.first += f" in {first['processes']} of {first['watched']} processes"
             elif first:
                 outcome.first = f"{first['kind']} {first.get('resource')}"
             with sqlite3.connect(db) as conn:
@@ -201,7 +240,18 @@ def wait_for_steady_state(db: str, watcher: subprocess.Popen[str], timeout: floa
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a live process has used so far (0 if it is gone)."""
+    """User + system CPU seconds a live process and its live descendants (a server's workers)
+    have used so far (0 for one that is gone)."""
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    return _own_cpu_seconds(pid) + sum(_own_cpu_seconds(child.pid) for child in children)
+
+
+def _own_cpu_seconds(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -222,6 +272,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tracers", default="sampled,exact")
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--service", choices=("http", "gunicorn"), default="http",
+                        help="http: one process (tests/services/http_service.py); gunicorn: tests/services/wsgi_app.py "
+                             f"in {GUNICORN_WORKERS} sync workers, watched as a process tree (soak watch --pid MASTER)")
     parser.add_argument("--start-load", type=float, default=0.0, metavar="SECONDS",
                         help="also drive the load for SECONDS across the watcher's start (its imports, first "
                              "snapshots and analysis) and print that rate's share of plain")
@@ -244,7 +297,8 @@ def main() -> None:
     shares: dict[str, list[float]] = {name: [] for name, _, _ in configs}
     start_shares: dict[str, list[float]] = {name: [] for name, _, _ in configs}
     cpu_shares: dict[str, list[float]] = {name: [] for name, _, _ in configs}
-    print(f"sidecar benchmark: /leak, {args.rounds} rounds of {args.duration}, soak watch --interval {args.interval}, "
+    print(f"sidecar benchmark: {args.service} service, /leak, {args.rounds} rounds of {args.duration},"
+          f" soak watch --interval {args.interval}, "
           f"{args.connections} closed-loop connections; {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for round_no in range(1, args.rounds + 1):

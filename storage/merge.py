@@ -140,6 +140,8 @@ def _merge_one(out: sqlite3.Connection, source: sqlite3.Connection, path: str,
     origins = _origins(source) if "merged_runs" in source_tables else {}
     ids = _Ids()
     run_columns = _shared_columns(own_columns["runs"], _columns(source, "runs"), drop="id")
+    run_ids: dict[int, int] = {}
+    """Each run's id in the source → its id here (a tree's processes name their root's run)."""
     for run in _select(source, "SELECT * FROM runs ORDER BY id"):
         status, reason = effective_status(run)
         if status == "running":
@@ -153,15 +155,19 @@ def _merge_one(out: sqlite3.Connection, source: sqlite3.Connection, path: str,
         ).fetchone()
         if existing is not None and (existing[1] is None or existing[1] == fingerprint):
             result.present += 1
+            run_ids[run["id"]] = existing[0]
             continue
         if existing is not None:
             _delete_run(out, existing[0], own_columns)
         if not ids.maps:
             _map_dictionaries(out, source, source_tables, own_columns, ids)
         values = {**{c: run[c] for c in run_columns}, "status": status, "status_reason": reason}
+        if "parent_run_id" in values:  # a process of a watched tree: its root's run, as merged here
+            values["parent_run_id"] = run_ids.get(values["parent_run_id"]) if values["parent_run_id"] is not None else None
         if existing is not None:
             values["id"] = existing[0]
         out_id = _insert(out, "runs", values)
+        run_ids[run["id"]] = out_id
         source_file, source_run_id = origins.get(run["id"], (os.path.abspath(path), run["id"]))
         out.execute(
             "INSERT INTO merged_runs (run_id, source_file, source_run_id, host, merged_at, fingerprint)"

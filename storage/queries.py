@@ -31,8 +31,8 @@ class SiteSeries:
 
 def find_run(db: Database, selector: str = "latest") -> dict[str, Any]:
     """A run by id, by name (the newest of that name), or ``latest``."""
-    if selector == "latest":
-        rows = _rows(db, "SELECT * FROM runs ORDER BY id DESC LIMIT 1")
+    if selector == "latest":  # a process of a watched tree is reported with its root's run
+        rows = _rows(db, "SELECT * FROM runs WHERE parent_run_id IS NULL ORDER BY id DESC LIMIT 1")
         if not rows:
             raise BadInput("the database holds no runs yet; start one with `soak run`")
     elif selector.isdigit():
@@ -71,7 +71,8 @@ def latest_completed_runs(db: Database, exclude: list[int] | None = None) -> dic
     unless = f" AND id NOT IN ({','.join('?' for _ in excluded)})" if excluded else ""
     rows = _rows(
         db,
-        f"SELECT * FROM runs WHERE id IN (SELECT max(id) FROM runs WHERE status = 'completed'{unless} GROUP BY target)"
+        f"SELECT * FROM runs WHERE id IN (SELECT max(id) FROM runs WHERE status = 'completed' AND parent_run_id IS NULL{unless}"
+        " GROUP BY target)"
         " ORDER BY id",
         excluded,
     )
@@ -80,6 +81,11 @@ def latest_completed_runs(db: Database, exclude: list[int] | None = None) -> dic
 
 def list_runs(db: Database) -> list[dict[str, Any]]:
     return _rows(db, "SELECT * FROM runs ORDER BY id")
+
+
+def tree_runs(db: Database, run_id: int) -> list[dict[str, Any]]:
+    """The runs of the processes of a watched tree whose root is run ``run_id``, oldest first."""
+    return _rows(db, "SELECT * FROM runs WHERE parent_run_id = ? ORDER BY id", [run_id])
 
 
 def probe_pauses(snapshot: dict[str, Any]) -> dict[str, float | None]:

@@ -349,3 +349,16 @@ def _holders(db: Database) -> None:
         CREATE INDEX holders_run ON holders(run_id, subject, stack_id);
         """
     )
+
+
+@migrations(name="0010_process_tree")
+def _process_tree(db: Database) -> None:
+    # soak watch follows a process tree: each process with an agent is a run of its own, whose
+    # parent_run_id is the run of the process watched at the tree's root; pid is the process's.
+    db.executescript(
+        """
+        ALTER TABLE runs ADD COLUMN parent_run_id INTEGER REFERENCES runs(id);
+        ALTER TABLE runs ADD COLUMN pid INTEGER;
+        CREATE INDEX runs_parent ON runs(parent_run_id);
+        """
+    )

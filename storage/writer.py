@@ -95,16 +95,21 @@ class RunWriter:
         options: dict[str, Any],
         function_name: Callable[[str, int], str],
         started_ts: float | None = None,
+        parent_run_id: int | None = None,
+        pid: int | None = None,
     ) -> RunWriter:
+        """A new run. ``parent_run_id``: a process of a watched tree, the run of its root; ``pid``:
+        the process a run of a tree watches."""
         started = time.time() if started_ts is None else started_ts
         with _writing(db):
             with write_transaction(db):
                 cursor = db.execute(
                     "INSERT INTO runs (name, target, mode, status, started_at, started_ts,"
-                    " planned_duration_s, interval_s, supervisor_pid, supervisor_started_ts, host, options)"
-                    " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " planned_duration_s, interval_s, supervisor_pid, supervisor_started_ts, host, options,"
+                    " parent_run_id, pid)"
+                    " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [name, target, mode, utc_iso(started), started, planned_duration_s, interval_s,
-                     os.getpid(), _process_start(), socket.gethostname(), json.dumps(options)],
+                     os.getpid(), _process_start(), socket.gethostname(), json.dumps(options), parent_run_id, pid],
                 )
         assert cursor.lastrowid is not None
         return cls(db, cursor.lastrowid, function_name)

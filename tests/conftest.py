@@ -11,11 +11,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from servers import Served
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -120,3 +124,13 @@ def resumed_while_scraped(db: Path, url: str, *args: str) -> tuple[str, Result]:
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "soak.db"
+
+
+@pytest.fixture
+def served() -> Iterator[list[Served]]:
+    """Servers a test starts (tests/servers.py), each closed when the test ends."""
+
+    started: list[Served] = []
+    yield started
+    for server in started:
+        server.close()

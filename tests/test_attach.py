@@ -19,7 +19,7 @@ from conftest import TESTS, free_port
 
 from soak.errors import BadInput
 from soak.supervisor.attach import Interpreter, attach, check_interpreter, detach
-from soak.supervisor.watch import AgentClient
+from soak.supervisor.watched import AgentClient
 
 SERVER = TESTS / "services" / "plain_server.py"
 pytestmark = pytest.mark.skipif(sys.version_info >= (3, 14) or sys.platform != "linux",
@@ -185,3 +185,51 @@ def test_soak_watch_tracer_and_attach_that_do_not_go_together_are_refused(tmp_pa
 
     result = run_soak("watch", "--pid", str(os.getpid()), *args, "--db", str(tmp_path / "soak.db"), "--duration", "5s")
     assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_soak_watch_attach_to_a_gunicorn_master_covers_its_workers(tmp_path: Path) -> None:
+    import threading
+
+    import psutil
+    from conftest import run_soak
+    from servers import LEAK_LINE, SERVICES
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi_app:app"],
+                            cwd=SERVICES, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def get(path: str) -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+                pid: str = reply.headers["X-Worker-Pid"]
+                return pid
+        except OSError:
+            return None
+
+    try:
+        deadline = time.monotonic() + 60
+        while not get("/ok") or len(psutil.Process(proc.pid).children()) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        workers = {child.pid for child in psutil.Process(proc.pid).children()}
+        stop = threading.Event()
+        loader = threading.Thread(target=lambda: [get("/leak") for _ in iter(stop.is_set, True)], daemon=True)
+        loader.start()
+        try:
+            result = run_soak("watch", "--pid", str(proc.pid), "--attach", "--db", str(tmp_path / "soak.db"),
+                              "--duration", "25s", "--interval", "0.5s", "--format", "json", "-q", timeout=240)
+        finally:
+            stop.set()
+            loader.join()
+        assert result.returncode == 1, result.stdout + result.stderr
+        report = result.json()
+        assert workers <= {p["pid"] for p in report["processes"]}, report["processes"]  # each worker attached and watched
+        top = report["tree_findings"][0]
+        assert top["where"]["line"] == LEAK_LINE and top["processes"] == 2, top
+        # every agent this watch attached is taken out again, and the service serves on
+        assert not any(name.startswith(f"agent-{pid}") for pid in {proc.pid, *workers}
+                       for name in os.listdir(f"/tmp/leaksoak-{os.getuid()}"))
+        assert get("/ok") is not None and proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -32,7 +32,8 @@ def test_database_is_wal_and_migrations_are_recorded_once(db: Path) -> None:
     assert database.journal_mode == "wal"
     names = [r[0] for r in database.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET])]
     assert names == ["0001_initial", "0002_segments_types_views", "0003_pss_cgroup", "0004_run_analysis",
-                     "0005_sample_interval", "0006_probe_series", "0007_suppressions", "0009_holders"]
+                     "0005_sample_interval", "0006_probe_series", "0007_suppressions", "0009_holders",
+                     "0010_process_tree"]
 
 
 def test_sparse_samples_are_carried_forward_on_read(db: Path) -> None:

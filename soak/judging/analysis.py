@@ -24,7 +24,7 @@ from soak.judging.judgement import Judgement, judge
 from soak.judging.native_attribution import native_attribution
 from soak.model.finding import Evidence, Finding, FindingKey, Frame, LibraryKey, ProbeKey, ProcessKey, SiteKey
 from soak.model.report import Projection, RunSummary
-from soak.model.verdicts import CLEAN, INCONCLUSIVE, LEAK, VERDICTS
+from soak.model.verdicts import CLEAN, INCONCLUSIVE, LEAK, most_severe
 from soak.storage import queries
 from soak.storage.queries import ProbeSeries, probe_pauses
 from soak.storage.writer import RunWriter
@@ -182,7 +182,7 @@ def combine(memory: Analysis, *others: Analysis) -> Analysis:
         return memory
     # a probe read on fewer snapshots than the heap (soak.inprocess.probes.types) may have too few yet
     parts = [memory, *(part for part in others if part.verdict != INCONCLUSIVE)]
-    verdict = min((part.verdict for part in parts), key=VERDICTS.index)  # most severe first
+    verdict = most_severe(part.verdict for part in parts)
     if verdict == INCONCLUSIVE or (verdict == CLEAN and memory.verdict == INCONCLUSIVE):
         return memory  # probes share the memory series' grid: too few points for one is for all
     findings = sorted((f for part in parts for f in part.findings), key=_rank)

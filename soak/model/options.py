@@ -187,6 +187,9 @@ class WatchOptions(SoakOptions):
     (soak.supervisor.attach)."""
     attach_tracer: str = DEFAULT_TRACER
     """The tracer of an attached agent (``sampled`` or ``exact``)."""
+    tree: bool = True
+    """Follow the process's descendants that run an agent (with ``attach``: every Python
+    descendant, attached), each a run of its own, judged together (soak.supervisor.tree)."""
     name: str | None = None
     """Label for the run (default: the process name, or the pattern)."""
 

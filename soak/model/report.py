@@ -127,6 +127,39 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
+class ProcessRun:
+    """A process of a watched tree (``soak watch --pid MASTER``): a run of its own, whose series
+    are judged on their own."""
+
+    run_id: int
+    pid: int | None
+    status: str
+    status_reason: str | None
+    verdict: str
+    findings: int
+    """Its findings that count (no suppression rule accepted them)."""
+    root: bool = False
+    """The process the watch was given (the master), not one of its descendants."""
+
+
+@dataclass(frozen=True)
+class TreeFinding:
+    """One finding id across the processes of a watched tree, judged together: a leak in the
+    workers' shared code is one finding that says how many show it and at what rate each."""
+
+    finding: Finding
+    """As the process where it grows fastest has it."""
+    verdict: str
+    """The most severe it has in any process."""
+    processes: int
+    """How many processes show it."""
+    watched: int
+    """How many processes of the tree were watched."""
+    growth_bytes_per_hour: list[float]
+    """Each showing process's rate, fastest first."""
+
+
+@dataclass(frozen=True)
 class Report:
     run: RunInfo
     verdict: str
@@ -144,6 +177,11 @@ class Report:
     """One line each: what needs a look in the rules."""
     pauses: PauseSummary | None = None
     """How long the snapshots paused the measured process (None if no snapshot recorded it)."""
+    processes: list[ProcessRun] = field(default_factory=list)
+    """A watched tree's processes, its root first (empty for a run of one process); ``verdict``
+    is then the most severe of theirs."""
+    tree_findings: list[TreeFinding] = field(default_factory=list)
+    """The findings of a watched tree's processes, judged together."""
 
     @property
     def tracer(self) -> str | None:

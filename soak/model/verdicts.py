@@ -1,10 +1,12 @@
 """Verdicts, ``--fail-on`` levels, and the one rule that joins them: does a verdict fail?
 
-No imports: the analyzers, the supervisor, ``soak ci``, the reports and the pytest plugin all
+No imports of leaksoak's: the analyzers, the supervisor, ``soak ci``, the reports and the pytest plugin all
 stand on it, and the plugin loads in every pytest process.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 LEAK, SUSPECT, CLEAN, INCONCLUSIVE = "leak", "suspect", "clean", "inconclusive"
 VERDICTS = (LEAK, SUSPECT, CLEAN, INCONCLUSIVE)
@@ -24,6 +26,12 @@ def fails(verdict: str, fail_on: str) -> bool:
     if fail_on not in _FAILING:
         raise ValueError(f"fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
     return verdict in _FAILING[fail_on]
+
+
+def most_severe(verdicts: Iterable[str]) -> str:
+    """The most severe of ``verdicts`` (of the parts of an analysis, or of a tree's processes);
+    inconclusive when there are none."""
+    return min(verdicts, key=VERDICTS.index, default=INCONCLUSIVE)
 
 
 def counted_verdict(verdict: str, counted: list[str]) -> str:

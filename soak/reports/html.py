@@ -24,6 +24,7 @@ from soak.reports.presenter import first_frame, growth, human_bytes, label, subj
 from soak.reports.series import ChartData, FindingChart
 from soak.reports.svg import Styled, line_chart, seconds_ticks
 from soak.reports.text import display_path, format_confidence, projection_note, tracing_note, verdict_note
+from soak.reports.tree import process_line, tree_headline
 
 COLORS = {"rss": "#1f6fd1", "uss": "#8e44ad", "traced": "#e8730c", "site": "#c62828", "fit": "#1b8a3a",
           "lag p99": "#00838f", "lag max": "#9e9d24"}
@@ -107,6 +108,11 @@ def render_html(report: Report, charts: ChartData | None = None) -> str:
         body.append(f'<p class="projection">{escape(projection[0].upper() + projection[1:])}</p>')
     if charts is not None:
         body.extend(_memory(charts))
+    if report.processes:
+        body.append("<h2>Processes</h2><ul>" + "".join(f"<li>{escape(process_line(p))}</li>" for p in report.processes) + "</ul>")
+    if report.tree_findings:
+        body.append("<h2>Findings across the processes</h2><ol>"
+                    + "".join(f"<li>{escape(tree_headline(t))}</li>" for t in report.tree_findings) + "</ol>")
     body.extend(_findings(report, charts))
     body.extend(_accepted(report))
     body.extend(_libraries(report))

@@ -34,6 +34,11 @@ def report_dict(report: Report) -> dict[str, Any]:
         "accepted": [{**finding_dict(a.finding), "rule": a.rule, "reason": a.reason,
                       "max_growth_bytes_per_hour": a.max_growth_bytes_per_hour} for a in report.accepted],
         "suppressions": {**report.suppressions.as_dict(), "warnings": list(report.suppression_warnings)},
+        # a watched tree (soak watch of a master and its workers): each process's run, and the
+        # findings of all of them judged together; empty for a run of one process
+        "processes": [asdict(process) for process in report.processes],
+        "tree_findings": [{**finding_dict(t.finding), "verdict": t.verdict, "processes": t.processes, "watched": t.watched,
+                           "growth_bytes_per_hour_each": t.growth_bytes_per_hour} for t in report.tree_findings],
     }
 
 

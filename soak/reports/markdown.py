@@ -17,6 +17,7 @@ from soak.reports.accepted import NOTE, SECTION, accepted_by
 from soak.reports.pauses import pause_note
 from soak.reports.presenter import first_frame, growth, human_bytes, label, subject, unit_of, why
 from soak.reports.text import NOTABLE_EVENTS, display_path, format_confidence, projection_note, tracing_note, verdict_note
+from soak.reports.tree import process_line, tree_headline
 
 MAX_FINDINGS = 20
 MAX_FRAMES = 30
@@ -78,6 +79,11 @@ def render_markdown(report: Report) -> str:
     projection = projection_note(report.analysis.get("projection")).strip()
     if projection:
         out.append(f"| projection | {text(projection)} |")
+    if report.processes:
+        out += ["", "### Processes", "", *(f"- {text(process_line(process))}" for process in report.processes)]
+    if report.tree_findings:
+        out += ["", "### Findings across the processes", "",
+                *(f"{number}. {text(tree_headline(tree))}" for number, tree in enumerate(report.tree_findings[:MAX_FINDINGS], 1))]
     shown = report.findings[:MAX_FINDINGS]
     if shown:
         out += ["", "### Findings", "",

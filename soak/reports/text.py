@@ -11,6 +11,7 @@ from soak.model.report import Projection, Report
 from soak.reports.accepted import NOTE, SECTION, accepted_headline, accepted_note
 from soak.reports.pauses import pause_note
 from soak.reports.presenter import first_frame, growth, human_bytes, subject, why
+from soak.reports.tree import tree_lines
 
 
 def tracing_note(report: Report) -> str | None:
@@ -64,6 +65,7 @@ def render_text(report: Report) -> str:
         lines.append(projection)
     lines.append("")
     lines.append(f"verdict: {report.verdict.upper()}" + verdict_note(report))
+    lines.extend(tree_lines(report))
     for number, finding in enumerate(report.findings, 1):
         lines.append("")
         lines.extend(_finding(number, finding))
@@ -89,6 +91,10 @@ def verdict_note(report: Report) -> str:
         needed = report.analysis.get("needed_s")
         longer = f"run for at least {format_duration(needed)}" if needed else "run longer"
         return f" - too few snapshots after warm-up to judge; {longer} or snapshot more often"
+    if report.processes:  # a watched tree: its findings judged together
+        leaks = sum(t.verdict == "leak" for t in report.tree_findings)
+        suspects = len(report.tree_findings) - leaks
+        return f" - {leaks} leaking, {suspects} suspect, across {len(report.processes)} processes" + accepted_note(report)
     leaks = sum(f.verdict == "leak" for f in report.findings)
     suspects = len(report.findings) - leaks
     return f" - {leaks} leaking, {suspects} suspect" + accepted_note(report)

@@ -32,9 +32,18 @@ FIXED_SERIES = 1 + len(VERDICTS) + len(MEMORY_KINDS) + 4
 exported, seconds to the memory limit, snapshot pause, snapshots."""
 
 
-def max_series(top: int) -> int:
-    """The most series one scrape can hold with ``--metrics-top top``."""
-    return 2 * top + FIXED_SERIES
+MAX_SLOTS = 16
+"""Processes of a watched tree shown one by one (a slot is reused when its process exits): the
+series stay bounded whatever the number of workers a server starts and recycles over a run."""
+TREE_KINDS = ("rss", "traced_bytes")
+"""Memory shown per process of a watched tree (``leaksoak_tree_process_memory_bytes``)."""
+
+
+def max_series(top: int, tree: bool = False) -> int:
+    """The most series one scrape can hold with ``--metrics-top top``; ``tree``: when it watches
+    a process tree (a count of its processes, how many show each finding, and each process's
+    memory in one of a bounded number of slots, reused as workers come and go)."""
+    return 2 * top + FIXED_SERIES + (1 + top + len(TREE_KINDS) * (1 + MAX_SLOTS) if tree else 0)
 
 
 def published_findings(refreshed: Refreshed, top: int) -> dict[str, Any]:
@@ -69,7 +78,8 @@ class SoakCollector:
         yield StateSetMetricFamily("leaksoak_verdict", "The run's current verdict: 1 for its state, 0 for the others",
                                    value={value: state.get("verdict") == value for value in VERDICTS})
 
-        memory = GaugeMetricFamily("leaksoak_process_memory_bytes", "Memory of the measured process", labels=["kind"])
+        memory = GaugeMetricFamily("leaksoak_process_memory_bytes",
+                                   "Memory of the measured process (of a watched tree: summed over its processes)", labels=["kind"])
         for kind in MEMORY_KINDS:
             value = state.get("process", {}).get(kind)
             if value is not None:
@@ -92,6 +102,10 @@ class SoakCollector:
         not_exported.add_metric([], float(max(0, state.get("findings_total", len(findings)) - len(findings))))
         yield not_exported
 
+        tree = state.get("tree")
+        if tree is not None:
+            yield from self._tree(tree, findings)
+
         seconds = state.get("seconds_until_limit")
         limit = GaugeMetricFamily("leaksoak_seconds_until_memory_limit",
                                   "Projected seconds until the memory limit at the current growth (+Inf: not growing)")
@@ -107,6 +121,28 @@ class SoakCollector:
         snapshots = GaugeMetricFamily("leaksoak_snapshots", "Snapshots taken in this run")
         snapshots.add_metric([], float(state.get("snapshots", 0)))
         yield snapshots
+
+
+    def _tree(self, tree: dict[str, Any], findings: list[dict[str, Any]]) -> Iterator[Metric]:
+        """A watched tree: the combined view is in the run's own families (findings judged
+        together, memory summed); these add its processes, one by one in bounded slots."""
+        count = GaugeMetricFamily("leaksoak_tree_processes", "Processes of the watched tree with a run (the root included)")
+        count.add_metric([], float(tree.get("processes", 0)))
+        yield count
+        showing = GaugeMetricFamily("leaksoak_finding_processes", "Processes of the watched tree that show each exported finding",
+                                    labels=["finding_id"])
+        for finding in findings:
+            showing.add_metric([finding["finding_id"]], float(finding.get("processes", 1)))
+        yield showing
+        memory = GaugeMetricFamily("leaksoak_tree_process_memory_bytes",
+                                   "Memory of each process of the watched tree: the root, then a slot per descendant "
+                                   "(reused when one exits, so bounded whatever the number of workers)",
+                                   labels=["process", "kind"])
+        for process, readings in tree.get("slots", {}).items():
+            for kind in TREE_KINDS:
+                if readings.get(kind) is not None:
+                    memory.add_metric([process, kind], float(readings[kind]))
+        yield memory
 
 
 def serve_metrics(state: Callable[[], dict[str, Any]], port: int, host: str = "127.0.0.1", top: int = TOP_N) -> Any:

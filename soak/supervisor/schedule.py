@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import FrameType, MappingProxyType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -46,14 +46,40 @@ ANALYSIS_COST_RATIO = 20.0
 """A scheduled analysis refresh is skipped until this many times the last one's cost has passed."""
 
 
+class Descendants(Protocol):
+    """The measured process's descendants, each watched as a run of its own and judged with it
+    (soak.supervisor.tree)."""
+
+    def start(self, root_run_id: int, elapsed: Callable[[], float]) -> None: ...
+
+    def pop_events(self) -> list[tuple[float, str, str, dict[str, Any]]]:
+        """Events of the root's run (t_s, kind, message, data) since the last call."""
+        ...
+
+    def stop(self) -> None: ...
+
+    def verdict(self, root_verdict: str) -> str:
+        """The tree's verdict: the most severe of the root's and the descendants'."""
+        ...
+
+    def published(self, root_state: dict[str, Any], top: int) -> dict[str, Any]:
+        """The metrics state of the tree, judged together, from the root's."""
+        ...
+
+
 class Supervisor:
     """Runs the schedule for one run. ``subject`` is what is measured: the worker process that
     ``soak run`` started, or the process that ``soak watch`` watches (soak.supervisor.watch)."""
 
     def __init__(self, options: SoakOptions, target: str, subject: Subject, hello: dict[str, Any],
                  db: Database, writer: RunWriter, started_ts: float, rules: Sequence[Rule] = (),
-                 changed: Mapping[str, Any] = MappingProxyType({})) -> None:
+                 changed: Mapping[str, Any] = MappingProxyType({}), *, tree: Descendants | None = None,
+                 ends_with_process: bool = False) -> None:
+        """``tree``: the subject's descendants, followed and judged with it (soak.supervisor.tree);
+        ``ends_with_process``: the run of one of those descendants, completed when it exits."""
         assert options.duration_s is not None
+        self.tree = tree
+        self.ends_with_process = ends_with_process
         self.options = options
         self.target = target
         self.rules = tuple(rules)
@@ -105,6 +131,10 @@ class Supervisor:
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
 
+    def end(self, status: str, reason: str | None) -> None:
+        """End the run now, with ``status`` (its final snapshot and analysis follow)."""
+        self._end(status, reason)
+
     def _end(self, status: str, reason: str | None) -> None:
         if not self.done.is_set():
             self.end_status, self.end_reason = status, reason
@@ -129,6 +159,8 @@ class Supervisor:
                 {"segment": self.writer.segment, "gap_s": gap_s} | ({"changed": self.changed} if self.changed else {}),
             )
         self.writer.record_event(self.elapsed(), "worker_start", self.subject.describe(), {"pid": self.subject.pid})
+        if self.tree is not None:
+            self.tree.start(self.writer.run_id, self.elapsed)
         self.on_progress = on_progress
         # scipy.stats takes a second or more to import: do it beside the first snapshots rather
         # than in the first analysis refresh, which shares the scheduler's one thread with them.
@@ -175,7 +207,7 @@ class Supervisor:
         from soak.supervisor.metrics import serve_metrics
 
         try:
-            return serve_metrics(self.state, self.options.metrics_port, self.options.metrics_host,
+            return serve_metrics(self.state_of_tree, self.options.metrics_port, self.options.metrics_host,
                                  self.options.metrics_top)
         except OSError as exc:
             self.subject.stop()
@@ -200,7 +232,11 @@ class Supervisor:
     def _watch_worker(self) -> None:
         self.subject.gone.wait()
         if not self.done.is_set():
-            self._end(*self._loss())
+            exit_ = self.subject.exit
+            if self.ends_with_process and not (exit_ and exit_.oom):  # a worker that exits, or is replaced
+                self._end("completed", f"{self.subject.noun} {exit_.cause if exit_ else 'exited'}")
+            else:
+                self._end(*self._loss())
 
     def _loss(self) -> tuple[str, str]:
         """The status and reason of a run whose measured process is gone: ``oom-killed`` when it
@@ -246,9 +282,15 @@ class Supervisor:
                                      f"{what} due while the previous one was still in progress: skipped",
                                      {"skipped": len(skipped), "last_t_s": skipped[-1]})
 
+    def _record_tree_events(self) -> None:
+        if self.tree is not None:
+            for t_s, kind, message, data in self.tree.pop_events():
+                self.writer.record_event(t_s, kind, message, data)
+
     def _snapshot(self) -> None:
         timeout = self.options.snapshot_timeout_s or max(60.0, 2 * self.options.interval)
         self._record_skipped()
+        self._record_tree_events()
         t_s = self.elapsed()
         restart = self.subject.pop_restart()
         if restart is not None:  # a watched process came back under a new pid: a new segment
@@ -341,6 +383,12 @@ class Supervisor:
                        "seconds_until_limit": seconds_until(limit, current, refreshed.rss_slope)}
         return refreshed.analysis
 
+    def state_of_tree(self) -> dict[str, Any]:
+        """The metrics state: this run's, or with a tree, the tree's processes judged together."""
+        if self.tree is None:
+            return self._state
+        return self.tree.published(self._state, max(self.options.metrics_top, 5))
+
     def _finish(self) -> RunResult:
         try:
             status, reason, analysis = self._wind_down()
@@ -355,13 +403,14 @@ class Supervisor:
             raise self.job_error
         if self.job_error is not None:
             raise InternalFailure(f"internal error during the run: {self.job_error}") from self.job_error
+        verdict = analysis.verdict if self.tree is None else self.tree.verdict(analysis.verdict)
         if status in LOST:
             exit_code = 3
-        elif fails(analysis.verdict, self.options.fail_on):
+        elif fails(verdict, self.options.fail_on):
             exit_code = 1
         else:
             exit_code = 0
-        return RunResult(self.writer.run_id, self.options.db_path, status, reason, analysis.verdict, exit_code, self.judgement)
+        return RunResult(self.writer.run_id, self.options.db_path, status, reason, verdict, exit_code, self.judgement)
 
     def _wind_down(self) -> tuple[str, str | None, Analysis]:
         """Final snapshot, stop the worker, record how it ended, final analysis."""
@@ -370,6 +419,9 @@ class Supervisor:
             raise self.job_error
         if status == "interrupted":
             self.writer.record_event(self.elapsed(), "signal", reason or "interrupted")
+        if self.tree is not None:  # the descendants' runs end first, each with its final snapshot
+            self.tree.stop()
+            self._record_tree_events()
         if not self.subject.gone.is_set():
             self._snapshot()  # the final snapshot
             self.subject.stop()

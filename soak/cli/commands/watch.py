@@ -37,6 +37,9 @@ def watch_command(
     attach: bool = typer.Option(
         False, "--attach", help="Start the agent inside the running Python process first (ptrace through the attach extra's "
         "injector; sys.remote_exec on Python 3.14+) and take it out when the watch ends; needs ptrace permission."),
+    tree: bool = typer.Option(
+        True, "--tree/--no-tree", help="Also watch the process's descendants that run an agent (a pre-fork server's workers, "
+        "spawned interpreters; with --attach, every Python descendant), each a run of its own, judged together."),
     duration: str = typer.Option("10m", "--duration", "-d", help="How long to watch: 90s, 10m, 8h, 1h30m."),
     interval: str | None = typer.Option(
         None, "--interval", "-i", help="Time between snapshots (default: a sixtieth of --duration, between 0.25s and 30s)."),
@@ -69,7 +72,7 @@ def watch_command(
         raise BadInput(f"--tracer {tracer} chooses the tracer of an agent this watch attaches: add --attach, or give "
                        "agent or off (a running agent keeps the tracer it was started with)")
     options = api.WatchOptions(
-        pid=pid, match=match, socket_path=socket, agent=tracer != "off", attach=attach,
+        pid=pid, match=match, socket_path=socket, agent=tracer != "off", attach=attach, tree=tree,
         attach_tracer=tracer if tracer in SITE_TRACERS else DEFAULT_TRACER,
         duration_s=parse_duration(duration), interval_s=None if interval is None else parse_duration(interval, option="interval"),
         db_path=db, name=name, fail_on=fail_on,
