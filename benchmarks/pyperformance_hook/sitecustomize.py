@@ -38,9 +38,9 @@ def _start() -> None:
         if path and path not in sys.path:
             sys.path.append(path)
     if CONFIG == "none":
-        import tracemalloc
+        import _tracemalloc
 
-        atexit.register(lambda: _report({"active": not tracemalloc.is_tracing() and "soak._sampler" not in sys.modules}))
+        atexit.register(lambda: _report({"active": not _tracemalloc.is_tracing() and "soak._sampler" not in sys.modules}))
     elif CONFIG == "sampled":
         # what `python -m soak.agent` does in a service: the default tracer (sampled, its default
         # interval and frames) started by an idle agent listening on its socket
@@ -57,12 +57,12 @@ def _start() -> None:
 
         atexit.register(sampled_evidence)
     elif CONFIG in ("tracemalloc1", "tracemalloc10"):
-        import tracemalloc
+        import _tracemalloc
 
         nframe = 1 if CONFIG == "tracemalloc1" else 10
-        tracemalloc.start(nframe)
-        atexit.register(lambda: _report({"active": tracemalloc.is_tracing() and tracemalloc.get_traceback_limit() == nframe,
-                                         "peak_traced_bytes": tracemalloc.get_traced_memory()[1]}))
+        _tracemalloc.start(nframe)  # all that tracemalloc.start() does
+        atexit.register(lambda: _report({"active": _tracemalloc.is_tracing() and _tracemalloc.get_traceback_limit() == nframe,
+                                         "peak_traced_bytes": _tracemalloc.get_traced_memory()[1]}))
     elif CONFIG in ("memray", "memray-pyalloc"):
         import tempfile
 
@@ -87,4 +87,11 @@ def _start() -> None:
 
 
 if CONFIG and "--worker" in sys.argv:
+    already = set(sys.modules)
     _start()
+    # bm_pickle's pure-Python benchmarks refuse to run with pickle imported before them (its C
+    # accelerator would be in use), and memray and leaksoak's agent (through tracemalloc) import
+    # it: forget it again; the tracers keep the references they took
+    for name in ("pickle", "_pickle", "_compat_pickle"):
+        if name not in already:
+            sys.modules.pop(name, None)
