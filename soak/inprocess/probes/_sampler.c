@@ -13,8 +13,9 @@
  *  - both domains are called with the GIL held, so the GIL serialises the hooks and the
  *    collector; the reentrancy guard is per thread, so a nested allocation made by our own
  *    sampling code (or by collect) is never sampled, whatever other threads do;
- *  - the free path runs on every free: it reads one byte of a small filter and looks the
- *    pointer up only when the filter says it may be sampled;
+ *  - the free path runs on every free: it reads one bit of a small filter (8 KiB, so that it
+ *    stays in the L1 cache beside the interpreter's own data) and looks the pointer up only
+ *    when the filter says it may be sampled;
  *  - after fork(), the child reseeds its sampler (the tables stay: the child has the same heap).
  * All policy (which frames are leaksoak's, what a site is) lives in Python.
  */
@@ -88,7 +89,8 @@ static struct {
 
     block_t *blocks;
     size_t nblocks, blocks_cap;
-    uint8_t filter[FILTER_SIZE]; /* blocks per filter slot, saturating at 255 */
+    uint64_t filter[FILTER_SIZE / 64]; /* slot has a block: what the free path reads */
+    uint8_t filter_count[FILTER_SIZE]; /* blocks per filter slot, saturating at 255 (cold) */
 
     uint64_t samples_total;
     uint64_t dropped;           /* samples lost because a table could not grow */
@@ -106,9 +108,38 @@ static inline uint64_t mix64(uint64_t x)
     return x;
 }
 
+/* A block's 16-byte granule within its MiB of address space, that MiB's number folded in: not a
+ * hash that scatters, so that the blocks of one pool (which a program frees together) share a
+ * cache line of the filter, as they share their own; the fold keeps the blocks at one offset of
+ * different MiBs (say, of pymalloc's arenas) apart. */
 static inline size_t filter_slot(uintptr_t ptr)
 {
-    return (size_t)(((uint64_t)(ptr >> 4) * 0x9E3779B97F4A7C15ULL) >> (64 - FILTER_BITS));
+    return (size_t)(((ptr >> 4) ^ (ptr >> (4 + FILTER_BITS))) & (FILTER_SIZE - 1));
+}
+
+static inline int filter_has(size_t slot)
+{
+    return (int)((S.filter[slot / 64] >> (slot % 64)) & 1);
+}
+
+static void filter_add(uintptr_t ptr)
+{
+    size_t slot = filter_slot(ptr);
+    if (S.filter_count[slot] == 0) {
+        S.filter[slot / 64] |= (uint64_t)1 << (slot % 64);
+    }
+    if (S.filter_count[slot] != 255) {
+        S.filter_count[slot]++;
+    }
+}
+
+static void filter_remove(uintptr_t ptr)
+{
+    size_t slot = filter_slot(ptr);
+    /* a saturated slot stays set: it only costs lookups */
+    if (S.filter_count[slot] != 255 && --S.filter_count[slot] == 0) {
+        S.filter[slot / 64] &= ~((uint64_t)1 << (slot % 64));
+    }
 }
 
 static inline size_t block_home(uintptr_t ptr, size_t cap)
@@ -228,10 +259,7 @@ static void forget_block(uintptr_t ptr)
     if (b == NULL) {
         return;
     }
-    size_t slot = filter_slot(ptr);
-    if (S.filter[slot] != 255) { /* a saturated slot stays set: it only costs lookups */
-        S.filter[slot]--;
-    }
+    filter_remove(ptr);
     S.stacks[b->stack]->live--;
     delete_block(b);
 }
@@ -400,10 +428,7 @@ static void sample(void *ptr, size_t size)
         b = &S.blocks[i];
         b->ptr = key;
         S.nblocks++;
-        size_t slot = filter_slot(key);
-        if (S.filter[slot] != 255) {
-            S.filter[slot]++;
-        }
+        filter_add(key);
     }
     b->size = size;
     b->stack = (uint32_t)stack;
@@ -444,7 +469,7 @@ static inline void maybe_sample(void *ptr, size_t size)
 
 static inline int may_be_sampled(void *ptr)
 {
-    return ptr != NULL && S.filter[filter_slot((uintptr_t)ptr)] != 0;
+    return ptr != NULL && filter_has(filter_slot((uintptr_t)ptr));
 }
 
 /* The fast paths charge the countdown and tail-call the allocator underneath: no frame of their
@@ -554,6 +579,7 @@ static void clear_tables(void)
     S.blocks = NULL;
     S.nblocks = S.blocks_cap = 0;
     memset(S.filter, 0, sizeof(S.filter));
+    memset(S.filter_count, 0, sizeof(S.filter_count));
     free(S.stack_index);
     S.stack_index = NULL;
     S.stack_index_cap = 0;
@@ -879,7 +905,7 @@ static PyObject *sampler_self_check(PyObject *self, PyObject *unused)
             continue;
         }
         blocks++;
-        if (find_block(b->ptr) != b || S.filter[filter_slot(b->ptr)] == 0 || b->stack >= S.nstacks) {
+        if (find_block(b->ptr) != b || !filter_has(filter_slot(b->ptr)) || b->stack >= S.nstacks) {
             free(live);
             return PyUnicode_FromFormat("block %zu misplaced, unfiltered or without a stack", i);
         }
