@@ -1,7 +1,8 @@
 """pyperformance under each allocation tracer: leaksoak's sampled tracer beside tracemalloc and memray.
 
     python benchmarks/pyperformance.py [--benchmarks json_loads,...] [--configs none,sampled,...]
-        [--processes 4] [--values 3] [--warmups 1] [--cache DIR] [--json FILE] [--seed 0]
+        [--processes 3] [--slow-processes 1] [--values 3] [--warmups 1] [--clock cpu|wall]
+        [--cache DIR] [--json FILE] [--seed 0]
 
 The public yardstick of tracer overhead is pyperformance (CPython's benchmark suite): published
 figures for tracemalloc, memray and sampling profilers are geomeans over its benchmarks. This
@@ -16,13 +17,12 @@ deepcopy, logging and pickle run several pyperformance benchmarks each) under ea
 - ``memray``: ``memray.Tracker(path)``, its default (which does not see pymalloc's small objects);
 - ``memray-pyalloc``: ``memray.Tracker(path, trace_python_allocators=True)``, which does.
 
-How a tracer gets into the benchmark: pyperf runs each benchmark in fresh worker processes with
-a cleaned environment. The harness puts ``benchmarks/pyperformance_hook/`` on ``PYTHONPATH`` and
-has pyperf pass it on (``--inherit-environ``); Python imports its ``sitecustomize`` at startup,
-which starts the configured tracer in each worker before the benchmark's code is imported, and
-at exit appends to a sentinel file the evidence that the tracer was still running (samples
-drawn, traced memory, capture bytes). Every (benchmark, configuration) run is checked: one
-sentinel line per worker process pyperf started, each active, or the run counts as failed.
+How a tracer gets into the benchmark: the harness starts each of pyperf's worker processes itself
+(see below) with ``benchmarks/pyperformance_hook/`` on ``PYTHONPATH``; Python imports its
+``sitecustomize`` at startup, which starts the configured tracer in the worker before the
+benchmark's code is imported, and at exit appends to a sentinel file the evidence that the tracer
+was still running (samples drawn, traced memory, capture bytes). Every worker is checked: exactly
+one sentinel line, and active, or that benchmark's configuration counts as failed.
 
 Interleaving: machines are noisy (here, 2 cores shared with other people's work, where a single
 process's timing moves by 2x from one second to the next), so the harness drives pyperf's worker
@@ -35,12 +35,20 @@ configuration's ratio for a benchmark is its mean time per iteration over the un
 the same pass, a few seconds apart; the median over the passes is shown. Per configuration the
 table gives the geometric mean, the 90th percentile and the maximum of the per-benchmark ratios.
 
+The clock (``--clock``): by default the benchmarks' timer (``time.perf_counter``, which pyperf and
+the benchmarks read) is replaced in the workers by the process's CPU time (``time.process_time``:
+user and system time of every thread, the tracer's own included). On a machine shared with other
+work, wall time also counts the time a worker waits for a core, which is noise of the size of
+what is measured; CPU time does not. ``--clock wall`` keeps pyperf's own clock.
+
 pyperf options: pyperf's defaults are 20 processes x 3 values (``--rigorous``: 40 processes,
-``--fast``: 10 x 2). Here 4 processes x (1 warm-up + 3 values) per benchmark and configuration,
-plus the calibration process: 12 values from 4 processes (4 hash seeds, 4 address layouts). That
-fits 6 configurations x 26 benchmarks in under 40 minutes on 2 cores with tracemalloc at 10
-frames (up to 40x slower) among them; what noise it leaves, the interleaving and the median over
-processes are for. Raise ``--processes`` on a quieter or bigger machine.
+``--fast``: 10 x 2). Here 3 processes x (1 warm-up + 3 values) per benchmark and configuration,
+plus the calibration process: 9 values from 3 processes (3 hash seeds, 3 address layouts); and
+for the slow configurations (tracemalloc at 1 and 10 frames, memray with Python allocators:
+3x to 60x, their startup as slow as their loop) 1 process (``--slow-processes``): their ratios do
+not need a precision of a few percent, and they would otherwise take most of the time. That fits
+6 configurations x 28 benchmarks in about 40 minutes on 2 cores. Raise ``--processes`` on a
+quieter or bigger machine.
 
 What it installs: a venv of its own under ``--cache`` (default ``~/.cache/leaksoak-pyperformance``)
 with pyperformance, pyperf and memray from PyPI, and this repository's leaksoak (``pip install
@@ -83,7 +91,8 @@ BENCHMARKS = (
     "nbody", "unpack_sequence",
 )
 CONFIGS = ("none", "sampled", "tracemalloc1", "tracemalloc10", "memray", "memray-pyalloc")
-ENVIRON = ("PYTHONPATH", "LEAKSOAK_PYPERF_TRACER", "LEAKSOAK_PYPERF_SENTINEL", "LEAKSOAK_PYPERF_SITE")
+SLOW_CONFIGS = ("tracemalloc1", "tracemalloc10", "memray-pyalloc")
+"""3x to 60x slower, at startup too: ``--slow-processes`` workers each (their ratios need no 1% precision)."""
 
 
 # --- the venvs ---------------------------------------------------------------------------------
@@ -140,10 +149,10 @@ def scripts(venv: Path, names: list[str]) -> list[Script]:
 
 
 def benchmark_venv(cache: Path, venv: Path, names: list[str]) -> Path:
-    """pyperformance's venv with the selected benchmarks' requirements (made once per selection)."""
+    """pyperformance's venv with the requirements of ``BENCHMARKS`` and the selected benchmarks (made once)."""
     bvenv = cache / f"benchmarks-{sys.implementation.cache_tag}"
     marker = bvenv / "leaksoak-benchmarks.txt"
-    wanted = ",".join(sorted(names))
+    wanted = ",".join(sorted({*BENCHMARKS, *names}))
     if not marker.exists() or marker.read_text() != wanted:
         print(f"creating {bvenv} with the benchmarks' requirements", file=sys.stderr, flush=True)
         action = "recreate" if bvenv.exists() else "create"
@@ -165,14 +174,14 @@ class Worker:
     evidence: list[dict[str, Any]]
 
 
-def worker(script: Script, config: str, bvenv: Path, site: str, options: list[str], timeout: float) -> Worker:
+def worker(script: Script, config: str, bvenv: Path, site: str, options: list[str], timeout: float, clock: str) -> Worker:
     """One pyperf worker process of ``script`` under ``config`` (``--worker`` and ``options``)."""
     with tempfile.TemporaryDirectory(prefix="leaksoak-pyperf-") as tmp:
         output = os.path.join(tmp, "result.json")
         sentinel = os.path.join(tmp, "sentinel.jsonl")
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONTRACEMALLOC", "PYTHONMALLOC", "PYTHONPATH")}
         env.update(PYTHONPATH=str(HOOK), LEAKSOAK_PYPERF_TRACER=config, LEAKSOAK_PYPERF_SENTINEL=sentinel,
-                   LEAKSOAK_PYPERF_SITE=site, PYTHONHASHSEED=str(random.randrange(2 ** 32)))
+                   LEAKSOAK_PYPERF_SITE=site, LEAKSOAK_PYPERF_CLOCK=clock, PYTHONHASHSEED=str(random.randrange(2 ** 32)))
         command = [str(bvenv / "bin" / "python"), "-u", script.runscript, *script.extra_opts, "--worker", *options,
                    "--output", output]
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
@@ -234,8 +243,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--benchmarks", default=",".join(BENCHMARKS), help="comma-separated pyperformance benchmarks")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated; none is always run")
-    parser.add_argument("--processes", type=int, default=4,
+    parser.add_argument("--processes", type=int, default=3,
                         help="pyperf worker processes per benchmark and configuration (plus one to calibrate loops)")
+    parser.add_argument("--slow-processes", type=int, default=1,
+                        help=f"the same for {', '.join(SLOW_CONFIGS)}")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="what a benchmark's timer reads in the workers: the process's CPU time, or wall time")
     parser.add_argument("--values", type=int, default=3, help="pyperf values per worker process")
     parser.add_argument("--warmups", type=int, default=1, help="pyperf warm-up values per worker process")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
@@ -266,7 +279,7 @@ def main() -> int:
 
     def run_worker(script: Script, config: str, options: list[str]) -> Worker | None:
         try:
-            measured = worker(script, config, bvenv, site, options, args.timeout)
+            measured = worker(script, config, bvenv, site, options, args.timeout, args.clock)
         except (RuntimeError, subprocess.TimeoutExpired, ValueError, KeyError) as e:
             failed[script.name, config] = str(e) or type(e).__name__
         else:
@@ -290,10 +303,11 @@ def main() -> int:
             continue
         benches = list(loops["none"])  # in the order the script runs them: --worker-task numbers
         order.extend(b for b in benches if b not in order)
-        for _ in range(args.processes):
+        for process in range(max(args.processes, args.slow_processes)):
             for task, bench in enumerate(benches):
                 means: dict[str, float] = {}
-                todo = [c for c in configs if c in loops and (script.name, c) not in failed]
+                todo = [c for c in configs if c in loops and (script.name, c) not in failed
+                        and process < (args.slow_processes if c in SLOW_CONFIGS else args.processes)]
                 rng.shuffle(todo)
                 for config in todo:
                     measured = run_worker(script, config, [f"--worker-task={task}", f"--loops={loops[config][bench]}",
@@ -304,6 +318,11 @@ def main() -> int:
                 if "none" in means:
                     for config, mean in means.items():
                         cells[bench, config].ratios.append(mean / means["none"])
+                elif any(c != "none" for c in means):  # a slow configuration's pass beyond --processes
+                    base = cells.get((bench, "none"))
+                    for config, mean in means.items():
+                        if base and base.seconds:
+                            cells[bench, config].ratios.append(mean / statistics.median(base.seconds))
         print(f"{script.name:24} {time.monotonic() - t0:6.1f} s  " + ", ".join(
             f"{b} " + " ".join(f"{c}={statistics.median(cells[b, c].ratios):.2f}" for c in configs[1:]
                               if (b, c) in cells and cells[b, c].ratios) for b in benches), file=sys.stderr, flush=True)
@@ -314,7 +333,8 @@ def main() -> int:
     complete = [b for b in order if all((b, c) in ratio for c in configs)]
     print(f"pyperformance ({PYPERFORMANCE}, {PYPERF}) under each tracer: {len(selected)} scripts, "
           f"{len(order)} benchmarks; per benchmark and configuration {args.processes} pyperf worker processes "
-          f"of {args.warmups} warm-up + {args.values} values, interleaved")
+          f"({args.slow_processes} for {', '.join(SLOW_CONFIGS)}) of {args.warmups} warm-up + {args.values} values, "
+          f"interleaved; clock: {'CPU time of the process' if args.clock == 'cpu' else 'wall time'}")
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load_before:.2f} -> "
           f"{os.getloadavg()[0]:.2f}; took {elapsed / 60:.1f} min ({setup_s:.0f} s of it installing)")
     print("ratio = mean time per iteration under the tracer / untraced, of the workers run back to back; "
@@ -336,7 +356,8 @@ def main() -> int:
         print(f"failed: {script_name} under {config}: {reason}")
     if args.json:
         args.json.write_text(json.dumps({
-            "processes": args.processes, "values": args.values, "warmups": args.warmups, "elapsed_s": elapsed,
+            "processes": args.processes, "slow_processes": args.slow_processes, "clock": args.clock,
+            "values": args.values, "warmups": args.warmups, "elapsed_s": elapsed,
             "python": sys.version.split()[0],
             "cells": {f"{b}|{c}": {"ratios": cell.ratios, "seconds": cell.seconds} for (b, c), cell in cells.items()},
             "summary": stats, "failed": {f"{s}|{c}": r for (s, c), r in failed.items()},

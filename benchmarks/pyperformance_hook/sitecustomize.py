@@ -1,10 +1,11 @@
 """Starts one tracer in each pyperf worker process of benchmarks/pyperformance.py.
 
 Python imports ``sitecustomize`` at startup from the first folder on ``sys.path`` that has one;
-the harness puts this folder on ``PYTHONPATH`` and has pyperf pass ``PYTHONPATH`` and the
-``LEAKSOAK_PYPERF_*`` variables to its workers (``--inherit-environ``). Only a worker
+the harness starts each pyperf worker with this folder on ``PYTHONPATH`` and the
+``LEAKSOAK_PYPERF_*`` variables set. Only a worker
 (``--worker`` among its arguments, the processes whose timings are kept) is traced, not
-pyperf's manager process that spawns them.
+pyperf's manager process that spawns them. With ``LEAKSOAK_PYPERF_CLOCK=cpu`` the worker's clock
+is its CPU time (see the harness's ``--clock``).
 
 At exit each worker appends one JSON line to ``LEAKSOAK_PYPERF_SENTINEL``: its configuration and
 the evidence that the tracer was still running then (samples drawn, traced memory, capture
@@ -87,6 +88,12 @@ def _start() -> None:
 
 
 if CONFIG and "--worker" in sys.argv:
+    if os.environ.get("LEAKSOAK_PYPERF_CLOCK") == "cpu":
+        # before pyperf is imported (it binds perf_counter at import): the benchmark's timings are
+        # then the CPU time of the whole process, every thread of it, the tracer's included
+        import time
+
+        time.perf_counter = time.process_time
     already = set(sys.modules)
     _start()
     # bm_pickle's pure-Python benchmarks refuse to run with pickle imported before them (its C
