@@ -100,7 +100,7 @@ def teardown() -> None:
 
 def plain_child(step: str, seconds: float, warmup: float) -> None:
     """``--child``: the target loaded as the worker loads it, called in a plain loop, then its teardown."""
-    from soak.targets import load_target, parse_target
+    from soak.inprocess.targets import load_target, parse_target
 
     loaded = load_target(parse_target(f"{os.path.abspath(__file__)}:{step}"))
     function = loaded.function

@@ -41,7 +41,7 @@ def _start() -> None:
     if CONFIG == "none":
         import _tracemalloc
 
-        atexit.register(lambda: _report({"active": not _tracemalloc.is_tracing() and "soak._sampler" not in sys.modules}))
+        atexit.register(lambda: _report({"active": not _tracemalloc.is_tracing() and "soak.inprocess.probes._sampler" not in sys.modules}))
     elif CONFIG == "sampled":
         # what `python -m soak.agent` does in a service: the default tracer (sampled, its default
         # interval and frames) started by an idle agent listening on its socket
@@ -49,7 +49,7 @@ def _start() -> None:
 
         if not soak.agent.start():
             raise SystemExit("leaksoak's agent did not start")
-        from soak import _sampler
+        from soak.inprocess.probes import _sampler
 
         def sampled_evidence() -> None:
             stats = _sampler.stats()
