@@ -49,8 +49,9 @@ def loading(server: Served, path: str, pause_s: float = 0.002) -> Iterator[None]
         loader.join()
 
 
-def watch(server: Served, db: Path, *args: str, duration: str = "20s") -> tuple[int, dict[str, Any]]:
-    result = run_soak("watch", "--pid", str(server.proc.pid), "--socket", str(server.folder / "agent.sock"),
+def watch(server: Served, db: Path, *args: str, duration: str = "20s", by: tuple[str, ...] = ()) -> tuple[int, dict[str, Any]]:
+    """``soak watch`` of the server's master (``by``: how to name it; by default its pid)."""
+    result = run_soak("watch", *(by or ("--pid", str(server.proc.pid))), "--socket", str(server.folder / "agent.sock"),
                       "--db", str(db), "--duration", duration, "--interval", "0.5s", "--format", "json", "-q", *args,
                       timeout=240)
     assert result.returncode in (0, 1), result.stdout + result.stderr
@@ -124,7 +125,10 @@ def test_the_same_gunicorn_service_on_a_path_that_does_not_leak_is_clean(tmp_pat
     workers = {w.pid for w in server.workers(2)}
     server.load("/ok", 200)  # past the first requests' one-time allocations
     with loading(server, "/ok"):
-        code, report = watch(server, tmp_path / "soak.db")
+        # by --match: the workers have the master's command line, and the master, their parent, is watched
+        code, report = watch(server, tmp_path / "soak.db", by=("--match", f"gunicorn .*127.0.0.1:{port}"))
+    assert report["run"]["target"].startswith("match:")
+    assert {p["pid"] for p in report["processes"] if p["root"]} == {server.proc.pid}
     assert workers <= {p["pid"] for p in report["processes"]}
     assert code == 0 and report["verdict"] == "clean", report["tree_findings"]
     assert not [t for t in report["tree_findings"] if t["verdict"] == "leak"]

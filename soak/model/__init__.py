@@ -1,2 +1,4 @@
-"""The finding and report model: plain typed data that analysis produces, storage saves, judgement
-reads and every renderer renders. It imports nothing of leaksoak's but itself."""
+"""The model: plain typed data that every room shares. The finding and the report (analysis
+produces them, storage saves them, judgement reads them, every renderer renders them), the
+verdicts and the one rule that fails on them, the analysis' thresholds, and the options of run,
+watch, ci and the pytest plugin. It imports nothing of leaksoak's but itself."""

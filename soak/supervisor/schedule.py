@@ -9,9 +9,10 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import FrameType, MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -34,7 +35,7 @@ from soak.storage.writer import RunWriter
 from soak.supervisor.analysis_process import Analyst, wanted
 from soak.supervisor.results import LOST, Progress, RunResult
 from soak.supervisor.signals import logging_level, signal_handlers
-from soak.supervisor.worker_process import SnapshotFailed, SnapshotSkipped, Subject
+from soak.supervisor.worker_process import Descendants, SnapshotFailed, SnapshotSkipped, Subject
 
 if TYPE_CHECKING:
     from soak.judging.judgement import Judgement
@@ -44,27 +45,6 @@ HOLDER_ATTEMPTS = 3
 """Holder searches of one subject per segment, when none finds a holder."""
 ANALYSIS_COST_RATIO = 20.0
 """A scheduled analysis refresh is skipped until this many times the last one's cost has passed."""
-
-
-class Descendants(Protocol):
-    """The measured process's descendants, each watched as a run of its own and judged with it
-    (soak.supervisor.tree)."""
-
-    def start(self, root_run_id: int, elapsed: Callable[[], float]) -> None: ...
-
-    def pop_events(self) -> list[tuple[float, str, str, dict[str, Any]]]:
-        """Events of the root's run (t_s, kind, message, data) since the last call."""
-        ...
-
-    def stop(self) -> None: ...
-
-    def verdict(self, root_verdict: str) -> str:
-        """The tree's verdict: the most severe of the root's and the descendants'."""
-        ...
-
-    def published(self, root_state: dict[str, Any], top: int) -> dict[str, Any]:
-        """The metrics state of the tree, judged together, from the root's."""
-        ...
 
 
 class Supervisor:
@@ -355,11 +335,13 @@ class Supervisor:
 
     def _report_progress(self, refreshed: bool) -> None:
         if self.on_progress is not None:
-            process = self._state.get("process", {})
+            state = self.state_of_tree()  # a tree's processes judged together, as its report will
+            process = state.get("process", {})
+            analysis = self.analysis if self.tree is None else replace(self.analysis, verdict=state["verdict"])
             self.on_progress(
                 Progress(self.elapsed() - self.segment_start_s, self.duration_s, self.snapshots_taken,
-                         process.get("rss"), process.get("traced_bytes"), self.analysis,
-                         tuple(self._state["findings"][:5]), refreshed)
+                         process.get("rss"), process.get("traced_bytes"), analysis,
+                         tuple(state["findings"][:5]), refreshed)
             )
 
     def _refresh(self) -> Analysis:

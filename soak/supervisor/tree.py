@@ -134,10 +134,14 @@ class ProcessTree:
             process.run_id = run_id
             self._event("process_start", f"pid {pid} is run {run_id}: {subject.describe()}", {"pid": pid, "run_id": run_id})
 
+        def register(supervisor: Supervisor) -> None:
+            process.supervisor = supervisor
+            if self._stopping.is_set():  # the watch ended while this process's run was being set up
+                supervisor.end("completed", None)
+
         try:
             process.result = supervise(options, options.target, options.name or "", subject, subject.hello, self.rules,
-                                       member=Member(self.root_run_id, pid), on_start=started,
-                                       on_supervisor=lambda supervisor: setattr(process, "supervisor", supervisor))
+                                       member=Member(self.root_run_id, pid), on_start=started, on_supervisor=register)
         except SoakError as exc:
             self._event("process_failed", f"pid {pid}: its run failed: {exc}", {"pid": pid})
             return

@@ -22,7 +22,7 @@ from soak.inprocess.agent.embedding import AgentOptions
 from soak.model.options import DEFAULT_DURATION_S, WatchOptions
 from soak.supervisor.signals import file_size_limit_as_error
 from soak.supervisor.tree import ProcessTree
-from soak.supervisor.watched import WatchedProcess, find_matching, own_family
+from soak.supervisor.watched import WatchedProcess, find_matching, own_family, roots
 
 if TYPE_CHECKING:
     from soak.supervisor.results import Progress, RunResult
@@ -42,6 +42,8 @@ def resolve_pid(options: WatchOptions) -> tuple[int, re.Pattern[str] | None]:
     found = find_matching(pattern, own_family())
     if not found:
         raise BadInput(f"no running process matches {options.match!r}")
+    if len(found) > 1 and len(roots(found)) == 1:  # a master and its workers: the master, whose tree is followed
+        found = roots(found)
     if len(found) > 1:
         pids = ", ".join(str(p.pid) for p in found[:5])
         raise BadInput(f"{len(found)} processes match {options.match!r} (pids {pids}); make the pattern narrower")

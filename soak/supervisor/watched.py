@@ -106,6 +106,20 @@ def find_matching(pattern: re.Pattern[str], exclude: set[int]) -> list[psutil.Pr
     return sorted(found, key=lambda p: p.info["create_time"])
 
 
+def roots(found: list[psutil.Process]) -> list[psutil.Process]:
+    """The processes of ``found`` whose parent is not among them, in order: a pre-fork server's
+    workers have its master's command line, and the master is the one to watch (its tree)."""
+    pids = {proc.pid for proc in found}
+    top = []
+    for proc in found:
+        try:
+            if proc.ppid() not in pids:
+                top.append(proc)
+        except psutil.Error:
+            continue
+    return top
+
+
 def own_family() -> set[int]:
     me = psutil.Process()
     family = {me.pid, *(p.pid for p in me.parents()), *(p.pid for p in me.children(recursive=True))}
@@ -224,6 +238,7 @@ class WatchedProcess:
         assert self.match is not None
         while not self._stopping.is_set():
             found = find_matching(self.match, own_family())
+            found = roots(found)
             if found:
                 time.sleep(POLL_S)  # let a freshly started agent bind its socket
                 return found[-1].pid

@@ -14,8 +14,8 @@ from soak.model.options import SoakOptions
 from soak.storage import open_database
 from soak.storage.writer import RunWriter
 from soak.supervisor.results import Progress, RunResult
-from soak.supervisor.schedule import Descendants, Supervisor
-from soak.supervisor.worker_process import Subject
+from soak.supervisor.schedule import Supervisor
+from soak.supervisor.worker_process import Descendants, Subject
 
 if TYPE_CHECKING:
     from soak.judging.suppressions import Rule

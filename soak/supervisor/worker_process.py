@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypedDict
 
@@ -231,3 +232,24 @@ class WorkerProcess:
             self.process.kill()
         except OSError:
             pass
+
+
+class Descendants(Protocol):
+    """The measured process's descendants, each watched as a run of its own and judged with it
+    (soak.supervisor.tree)."""
+
+    def start(self, root_run_id: int, elapsed: Callable[[], float]) -> None: ...
+
+    def pop_events(self) -> list[tuple[float, str, str, dict[str, object]]]:
+        """Events of the root's run (t_s, kind, message, data) since the last call."""
+        ...
+
+    def stop(self) -> None: ...
+
+    def verdict(self, root_verdict: str) -> str:
+        """The tree's verdict: the most severe of the root's and the descendants'."""
+        ...
+
+    def published(self, root_state: dict[str, object], top: int) -> dict[str, object]:
+        """The metrics state of the tree, judged together, from the root's."""
+        ...

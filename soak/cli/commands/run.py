@@ -85,13 +85,14 @@ def run_command(
     tracer: str = TRACER,
     sample_interval: str = SAMPLE_INTERVAL,
     type_findings: bool = typer.Option(
-        False, "--type-findings", help="Also judge the per-type census as type findings, with holder chains (see the README)."),
+        False, "--type-findings", help="Also judge the per-type census as type findings, with holder chains (docs/findings/type.md)."),
     pause_budget: str = typer.Option(
         f"{DEFAULT_PAUSE_BUDGET:.0%}", "--pause-budget",
         help="Share of wall time snapshots may pause the workload: the full collection, the type census and the holder "
              "searches run less often on a big heap to keep to it; inf runs them every snapshot."),
     native: bool = typer.Option(
-        False, "--native", help="Also track native allocations (C extensions, the C allocator) with memray; see the README for its cost."),
+        False, "--native", help="Also track native allocations (C extensions, the C allocator) with memray; its cost: "
+        "docs/guide/native-memory.md."),
     analysis_process: bool | None = typer.Option(
         None, "--analysis-process/--analysis-in-supervisor",
         help="Compute the analysis in a child process, recycled every 50 refreshes, so that the supervisor does not "

@@ -17,7 +17,7 @@ from soak.inprocess.probes.frames import Frame, FrameFilter
 from soak.inprocess.probes.sites import SiteSample, TraceResult, check_settings
 
 DEFAULT_SAMPLE_INTERVAL = 16 * 1024
-"""Mean bytes between two samples (see the README's tracer section for why this value)."""
+"""Mean bytes between two samples (docs/how-it-works/sampled-tracer.md says why this value)."""
 
 _module: ModuleType | None = None
 _unavailable: str | None = None
