@@ -32,7 +32,8 @@ in a shuffled order, and a configuration's slowdown in a round is the untraced c
 round divided by its own. The table shows, per step, the median calls/s, the median slowdown
 over rounds and its min-max; for memray also the capture file's size per tracked second, as
 written while tracking and after the lz4 compression at exit (the file is removed afterwards);
-for the sampled tracer the median ``collect()`` time.
+for the sampled tracer the median ``collect()`` time (the summaries and tables:
+benchmarks/overhead_report.py).
 
     python benchmarks/overhead.py [--rounds 7] [--seconds 3] [--steps alloc,service]
         [--configs none,sampled,tracemalloc1,tracemalloc10,memray,memray-pyalloc]
@@ -56,8 +57,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+from overhead_report import Series, print_table, summarize
 
 STEPS = ("alloc", "service")
 BASE_CONFIGS = ("none", "sampled", "tracemalloc1", "tracemalloc10", "memray", "memray-pyalloc")
@@ -253,15 +255,6 @@ def sampled_status() -> tuple[str | None, int | None]:
     return sampled_unavailable(), int(DEFAULT_SAMPLE_INTERVAL)
 
 
-@dataclass
-class Series:
-    config: str
-    step: str
-    calls_per_s: dict[int, float] = field(default_factory=dict)  # round -> calls/s
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    failed: str | None = None
-
-
 def run_child(config: str, step: str, seconds: float, depth: int, warmup: float) -> dict[str, Any]:
     # no tracemalloc started from the environment, and pymalloc as memray's default expects
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONTRACEMALLOC", "PYTHONMALLOC")}
@@ -273,73 +266,6 @@ def run_child(config: str, step: str, seconds: float, depth: int, warmup: float)
         raise RuntimeError(lines[-1])
     measured: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return measured
-
-
-def ratio_stats(series: Series, baseline: Series) -> list[float]:
-    return [baseline.calls_per_s[r] / cps for r, cps in series.calls_per_s.items()
-            if r in baseline.calls_per_s and cps > 0]
-
-
-def summarize(series: Series, baseline: Series) -> dict[str, Any]:
-    ratios = ratio_stats(series, baseline)
-    summary: dict[str, Any] = {
-        "config": series.config, "step": series.step, "failed": series.failed,
-        "rounds": len(series.calls_per_s),
-        "calls_per_s_median": statistics.median(series.calls_per_s.values()) if series.calls_per_s else None,
-        "slowdown_median": statistics.median(ratios) if ratios else None,
-        "slowdown_min": min(ratios) if ratios else None,
-        "slowdown_max": max(ratios) if ratios else None,
-        "calls_per_s": [series.calls_per_s[r] for r in sorted(series.calls_per_s)],
-        "slowdown": ratios,
-        "runs": series.runs,
-    }
-    for key in ("capture_written_bytes_per_s", "capture_bytes_per_s"):
-        values = [run[key] for run in series.runs if key in run]
-        if values:
-            summary[f"{key}_median"] = statistics.median(values)
-    collect = [run["collect_ms"] for run in series.runs if run.get("collect_ms") is not None]
-    if collect:
-        summary["collect_ms_median"] = statistics.median(collect)
-    return summary
-
-
-def format_rate(bytes_per_s: float) -> str:
-    return f"{bytes_per_s / 1e6:,.1f} MB/s" if bytes_per_s >= 1e5 else f"{bytes_per_s / 1e3:,.1f} kB/s"
-
-
-def extra(summary: dict[str, Any]) -> str:
-    if summary["config"] == "none" and len(summary["calls_per_s"]) > 1:
-        median = summary["calls_per_s_median"]
-        return f"rounds {min(summary['calls_per_s']) / median:.2f}-{max(summary['calls_per_s']) / median:.2f}x median"
-    if "capture_bytes_per_s_median" in summary:
-        return (f"capture {format_rate(summary['capture_written_bytes_per_s_median'])} written, "
-                f"{format_rate(summary['capture_bytes_per_s_median'])} after lz4 at exit")
-    if "collect_ms_median" in summary:
-        return f"collect() {summary['collect_ms_median']:.1f} ms, once a second"
-    return ""
-
-
-def print_table(step: str, summaries: list[dict[str, Any]], unavailable: dict[str, str]) -> None:
-    print(f"\n{step}", flush=True)
-    print(f"  {'config':18} {'calls/s':>10} {'slowdown':>9} {'min-max':>13}")
-    for s in summaries:
-        if s["failed"] and not s["calls_per_s"]:
-            print(f"  {s['config']:18} failed ({s['failed']})")
-            continue
-        cps = f"{s['calls_per_s_median']:,.0f}" if s["calls_per_s_median"] is not None else "-"
-        if s["config"] == "none":
-            ratio, spread = "1", "(baseline)"
-        elif s["slowdown_median"] is not None:
-            ratio = f"{s['slowdown_median']:.2f}x"
-            spread = f"{s['slowdown_min']:.2f}-{s['slowdown_max']:.2f}"
-        else:
-            ratio, spread = "-", "-"
-        note = extra(s)
-        if s["failed"]:
-            note = f"{note}; failed later: {s['failed']}".lstrip("; ")
-        print(f"  {s['config']:18} {cps:>10} {ratio:>9} {spread:>13}  {note}".rstrip())
-    for config, reason in unavailable.items():
-        print(f"  {config}: unavailable ({reason})")
 
 
 def expand_configs(names: list[str], intervals: list[int], default_interval: int | None) -> list[str]:
