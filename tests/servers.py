@@ -1,5 +1,6 @@
 """Real servers for the service tests: a server started under ``python -m soak.agent -- COMMAND``
-(gunicorn, uvicorn) on 127.0.0.1, its agents' folder, and one request to an agent."""
+(gunicorn, uvicorn) on 127.0.0.1, its agents' folder, one request to an agent, and requests to a
+server for as long as a block runs."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,34 @@ SERVICES = TESTS / "services"
 LEAK_LINE = next(i for i, text in enumerate((SERVICES / "wsgi_app.py").read_text().splitlines(), 1) if "# LEAK" in text)
 ASGI_LEAK_LINE = next(i for i, text in enumerate((SERVICES / "asgi_app.py").read_text().splitlines(), 1) if "# LEAK" in text)
 
+
+def worker_pid(port: int, path: str) -> str | None:
+    """One request to the test app on 127.0.0.1:``port``: the pid of the worker that answered."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+            pid: str = reply.headers["X-Worker-Pid"]
+            return pid
+    except OSError:
+        return None
+
+
+@contextmanager
+def loading(get: Callable[[str], object], path: str, pause_s: float = 0.002) -> Iterator[None]:
+    """Requests to ``path`` (each ``get(path)``) for as long as the block runs."""
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            get(path)
+            time.sleep(pause_s)
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        loader.join()
 
 
 def ask(path: Path, kind: str, **fields: Any) -> dict[str, Any]:
@@ -51,12 +83,7 @@ class Served:
             time.sleep(0.2)
 
     def get(self, path: str) -> str | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as reply:
-                pid: str = reply.headers["X-Worker-Pid"]
-                return pid
-        except OSError:
-            return None
+        return worker_pid(self.port, path)
 
     def load(self, path: str, requests: int) -> set[int]:
         """``requests`` requests (a bounded loop); the pids of the workers that answered."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import TESTS, free_port
+from servers import loading
 
 from soak.errors import BadInput
 from soak.supervisor.attach import Interpreter, attach, check_interpreter, detach
@@ -129,28 +130,12 @@ def test_attach_to_another_users_process_without_the_capability_is_refused_and_n
 
 def test_soak_watch_attach_pins_the_leak_of_a_service_that_never_imported_leaksoak_and_leaves_it_as_it_was(
         server: PlainServer, tmp_path: Path) -> None:
-    import threading
-
     from conftest import leak_lines, run_soak
 
     before = server.allocators()
-    stop = threading.Event()
-
-    def load() -> None:
-        for _ in range(100_000):
-            if stop.is_set():
-                return
-            server.get("/leak")
-            time.sleep(0.002)
-
-    loader = threading.Thread(target=load, daemon=True)
-    loader.start()
-    try:
+    with loading(server.get, "/leak"):
         result = run_soak("watch", "--pid", str(server.proc.pid), "--attach", "--db", str(tmp_path / "soak.db"),
                           "--duration", "15s", "--interval", "0.5s", "--format", "json", "-q", timeout=180)
-    finally:
-        stop.set()
-        loader.join()
     assert result.returncode == 1, result.stdout + result.stderr
     report = result.json()
     assert report["verdict"] == "leak"
@@ -188,23 +173,16 @@ def test_soak_watch_tracer_and_attach_that_do_not_go_together_are_refused(tmp_pa
 
 
 def test_soak_watch_attach_to_a_gunicorn_master_covers_its_workers(tmp_path: Path) -> None:
-    import threading
-
     import psutil
     from conftest import run_soak
-    from servers import LEAK_LINE, SERVICES
+    from servers import LEAK_LINE, SERVICES, worker_pid
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi_app:app"],
                             cwd=SERVICES, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def get(path: str) -> str | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
-                pid: str = reply.headers["X-Worker-Pid"]
-                return pid
-        except OSError:
-            return None
+        return worker_pid(port, path)
 
     try:
         deadline = time.monotonic() + 60
@@ -212,15 +190,9 @@ def test_soak_watch_attach_to_a_gunicorn_master_covers_its_workers(tmp_path: Pat
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
         workers = {child.pid for child in psutil.Process(proc.pid).children()}
-        stop = threading.Event()
-        loader = threading.Thread(target=lambda: [get("/leak") for _ in iter(stop.is_set, True)], daemon=True)
-        loader.start()
-        try:
+        with loading(get, "/leak"):
             result = run_soak("watch", "--pid", str(proc.pid), "--attach", "--db", str(tmp_path / "soak.db"),
                               "--duration", "25s", "--interval", "0.5s", "--format", "json", "-q", timeout=240)
-        finally:
-            stop.set()
-            loader.join()
         assert result.returncode == 1, result.stdout + result.stderr
         report = result.json()
         assert workers <= {p["pid"] for p in report["processes"]}, report["processes"]  # each worker attached and watched

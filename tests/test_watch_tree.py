@@ -12,41 +12,19 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import free_port, run_soak, soak_command
 from prometheus_client.parser import text_string_to_metric_families
-from servers import ASGI_LEAK_LINE, LEAK_LINE, Served
+from servers import ASGI_LEAK_LINE, LEAK_LINE, Served, loading
 
 from soak.supervisor.metrics import max_series
 
 pytestmark = pytest.mark.skipif(not Path("/proc").exists(), reason="process trees are read from /proc")
-
-
-@contextmanager
-def loading(server: Served, path: str, pause_s: float = 0.002) -> Iterator[None]:
-    """Requests to ``path`` for as long as the block runs."""
-    stop = threading.Event()
-
-    def load() -> None:
-        while not stop.is_set():
-            server.get(path)
-            time.sleep(pause_s)
-
-    loader = threading.Thread(target=load, daemon=True)
-    loader.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        loader.join()
 
 
 def watch(server: Served, db: Path, *args: str, duration: str = "20s", by: tuple[str, ...] = ()) -> tuple[int, dict[str, Any]]:
@@ -76,7 +54,7 @@ def test_a_leak_in_both_gunicorn_workers_is_one_finding_at_the_handler_line_in_2
     served.append(server)
     workers = {w.pid for w in server.workers(2)}
     db, metrics_port = tmp_path / "soak.db", free_port()
-    with loading(server, "/leak"):
+    with loading(server.get, "/leak"):
         watching = subprocess.Popen(
             [*soak_command(), "watch", "--pid", str(server.proc.pid), "--socket", str(server.folder / "agent.sock"),
              "--db", str(db), "--duration", "30s", "--interval", "0.5s", "--format", "json", "-q",
@@ -124,7 +102,7 @@ def test_the_same_gunicorn_service_on_a_path_that_does_not_leak_is_clean(tmp_pat
     served.append(server)
     workers = {w.pid for w in server.workers(2)}
     server.load("/ok", 200)  # past the first requests' one-time allocations
-    with loading(server, "/ok"):
+    with loading(server.get, "/ok"):
         # by --match: the workers have the master's command line, and the master, their parent, is watched
         code, report = watch(server, tmp_path / "soak.db", by=("--match", f"gunicorn .*127.0.0.1:{port}"))
     assert report["run"]["target"].startswith("match:")
@@ -140,7 +118,7 @@ def test_a_worker_recycled_mid_watch_is_an_event_and_its_successor_is_picked_up(
     served.append(server)
     first = server.workers(1)[0].pid
     db = tmp_path / "soak.db"
-    with loading(server, "/leak", pause_s=0.01):
+    with loading(server.get, "/leak", pause_s=0.01):
         code, report = watch(server, db, duration="25s")
     # the run neither ends nor fails: it completes its duration (each short-lived worker's own
     # series may be too short to judge, so its verdict is not asserted here)
@@ -157,7 +135,7 @@ def test_a_leak_in_both_spawned_uvicorn_workers_is_pinned_to_the_endpoint_line(t
     server = Served(tmp_path, ["uvicorn", "--workers", "2", "--host", "127.0.0.1", "--port", str(port), "asgi_app:app"], port)
     served.append(server)
     workers = {w.pid for w in server.workers(2)}
-    with loading(server, "/leak"):
+    with loading(server.get, "/leak"):
         code, report = watch(server, tmp_path / "soak.db")
     assert code == 1 and report["verdict"] == "leak"
     assert workers <= {p["pid"] for p in report["processes"]}
