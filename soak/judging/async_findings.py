@@ -18,7 +18,7 @@ from soak.analyzers import Analysis, Thresholds
 from soak.analyzers.growth import SeriesFinding
 from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools, window_of
 from soak.inprocess.probes.loop_lag import LoopLagProbe
-from soak.inprocess.probes.thread_pools import ExecutorProbe
+from soak.inprocess.probes.thread_pools import HiddenPoolProbe
 from soak.judging.attribution import APPLICATION, Attributor
 from soak.judging.sources import function_name
 from soak.model.finding import Evidence, Frame
@@ -26,7 +26,7 @@ from soak.model.verdicts import CLEAN, INCONCLUSIVE
 from soak.storage.queries import ProbeSeries
 
 KIND = "async"
-JUDGES = {LoopLagProbe.name: blocked_loop, ExecutorProbe.name: hidden_pools}
+JUDGES = {LoopLagProbe.name: blocked_loop, HiddenPoolProbe.name: hidden_pools}
 
 
 def analyze_async(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresholds: Thresholds) -> Analysis | None:
@@ -53,13 +53,18 @@ def analyze_async(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresho
     return Analysis(verdict, findings, 0.0, len(times), tested)
 
 
-def place(frames: list[Frame], attributor: Attributor) -> tuple[str | None, Frame | None]:
-    """The library of a finding's first frame, and its call site (see the module's docstring)."""
+def place(frames: list[Frame], attributor: Attributor, ran: Frame | None = None) -> tuple[str | None, Frame | None]:
+    """The library of a finding's first frame, and its call site (see the module's docstring).
+    ``ran``: the function a thread ran for the waiting coroutine, the call site when no application
+    frame waits on it (a framework's own request path, as a FastAPI ``def`` endpoint's)."""
     if not frames:
         return None, None
     library = attributor.library(frames[0].file)
     if library != APPLICATION:
-        return library, attributor.call_site(frames)
+        caller = attributor.call_site(frames)
+        if caller is None and ran is not None and attributor.library(ran.file) == APPLICATION:
+            caller = ran
+        return library, caller
     caller = next((frame for frame in frames[1:] if frame.file != frames[0].file), None)
     return library, caller
 

@@ -106,23 +106,27 @@ def read_stack(frame: Any, limit: int = MAX_STACK_FRAMES) -> tuple[StackFrame, .
     """(file, line, function) of ``frame`` and its callers, innermost first, up to the frame
     where leaksoak's driver called the workload (soak.inprocess.probes.frames) or ``limit`` frames."""
     frames: list[StackFrame] = []
-    cache = _FRAME_CACHE
     while frame is not None and len(frames) < limit:
-        code = frame.f_code
-        key = (id(code), frame.f_lasti)
-        cached = cache.get(key)
-        if cached is not None and cached[0] is code:
-            entry = cached[1]
-        else:
-            if len(cache) >= _FRAME_CACHE_MAX:
-                cache.clear()
-            entry = (code.co_filename, frame.f_lineno or 0, getattr(code, "co_qualname", code.co_name))
-            cache[key] = (code, entry)
+        entry = frame_entry(frame)
         frames.append(entry)
         if entry[0] in DRIVER_FILES:
             break
         frame = frame.f_back
     return tuple(frames)
+
+
+def frame_entry(frame: Any) -> StackFrame:
+    """(file, line, function) of one frame, cached by its code and instruction."""
+    code = frame.f_code
+    key = (id(code), frame.f_lasti)
+    cached = _FRAME_CACHE.get(key)
+    if cached is not None and cached[0] is code:
+        return cached[1]
+    if len(_FRAME_CACHE) >= _FRAME_CACHE_MAX:
+        _FRAME_CACHE.clear()
+    entry = (code.co_filename, frame.f_lineno or 0, getattr(code, "co_qualname", code.co_name))
+    _FRAME_CACHE[key] = (code, entry)
+    return entry
 
 
 class LoopLagProbe:

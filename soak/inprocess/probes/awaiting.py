@@ -1,0 +1,96 @@
+"""Who waits on a future: the tasks whose wake-up it holds, and their frames across task
+boundaries, innermost first (the ``await`` that waits on it, that coroutine's callers, then the
+task awaiting that task, ``gather``'s or ``wait``'s parent, and so on out).
+
+Where the interpreter keeps the graph itself (``asyncio.capture_call_graph``, 3.14) it is read;
+before that, the same graph is rebuilt from a task's coroutine chain (``cr_await``) and the
+callbacks of the futures it is awaited through: a task's wake-up bound to its task, ``gather``'s
+and ``wait``'s callbacks holding the future their parent awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Any
+
+MAX_TASKS = 8
+"""Task boundaries followed outward: a chain longer than this is cut (the first application
+frame is almost always within two)."""
+MAX_FRAMES = 60
+
+
+def awaiting_tasks(future: Any) -> list[asyncio.Task[Any]]:
+    """Tasks that wake when ``future`` is done: the ones whose wake-up is among its callbacks, and
+    through a future that a callback of it completes (``gather``'s, ``wait``'s), theirs."""
+    tasks: list[asyncio.Task[Any]] = []
+    pending, seen = [future], {id(future)}
+    while pending and len(seen) < 16:
+        current = pending.pop()
+        for entry in getattr(current, "_callbacks", None) or ():
+            callback = entry[0] if isinstance(entry, tuple) else entry
+            owner = getattr(callback, "__self__", None)
+            if isinstance(owner, asyncio.Task):
+                if owner is not current and owner not in tasks:
+                    tasks.append(owner)
+                continue
+            for cell in getattr(callback, "__closure__", None) or ():
+                try:
+                    held = cell.cell_contents
+                except ValueError:  # an empty cell
+                    continue
+                if asyncio.isfuture(held) and id(held) not in seen:
+                    seen.add(id(held))
+                    pending.append(held)
+    return tasks
+
+
+def coroutine_frames(task: asyncio.Task[Any]) -> list[Any]:
+    """A task's frames, innermost first: its coroutine and each coroutine it awaits in turn."""
+    frames: list[Any] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and len(frames) < MAX_FRAMES:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None) or getattr(awaited, "ag_frame", None)
+        if frame is None:
+            if type(awaited).__name__ != "coroutine_wrapper":
+                break
+            # ``coro.__await__()``, returned by an awaitable object's own ``__await__`` (aiosqlite's
+            # query results): the coroutine it drives is reachable only as its referent
+            awaited = next((r for r in gc.get_referents(awaited) if asyncio.iscoroutine(r)), None)
+            continue
+        frames.append(frame)
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None) or getattr(awaited, "ag_await", None)
+    frames.reverse()
+    return frames
+
+
+def awaiting_frames(task: asyncio.Task[Any]) -> list[Any]:
+    """``task``'s frames, then those of the task that awaits it, and so on outward (the first
+    awaiting task at each boundary), innermost first."""
+    capture = getattr(asyncio, "capture_call_graph", None)
+    if capture is not None:
+        try:
+            return _graph_frames(capture(task))
+        except Exception:  # noqa: BLE001 - fall back to the coroutine chain
+            pass
+    frames: list[Any] = []
+    seen: set[int] = set()
+    current: asyncio.Task[Any] | None = task
+    while current is not None and id(current) not in seen and len(seen) < MAX_TASKS and len(frames) < MAX_FRAMES:
+        seen.add(id(current))
+        frames += coroutine_frames(current)
+        parents = awaiting_tasks(current)
+        current = parents[0] if parents else None
+    return frames[:MAX_FRAMES]
+
+
+def _graph_frames(graph: Any) -> list[Any]:
+    """The frames of 3.14's ``FutureCallGraph``: each level's call stack (innermost first), then
+    the first future that awaits it."""
+    frames: list[Any] = []
+    levels = 0
+    while graph is not None and levels < MAX_TASKS and len(frames) < MAX_FRAMES:
+        frames += [entry.frame for entry in graph.call_stack]
+        graph = graph.awaited_by[0] if graph.awaited_by else None
+        levels += 1
+    return frames[:MAX_FRAMES]
