@@ -74,6 +74,15 @@ def test_an_aiosqlite_query_loop_is_a_hidden_pool_in_aiosqlite_at_the_query(db: 
     assert finding["evidence"]["share"] > 0.2
 
 
+def test_langchain_ainvoke_of_a_sync_model_is_found_across_gathers_task_at_the_users_line(db: Path) -> None:
+    code, [finding], out = _soak("langchain_sync_model.py", db)
+    assert code == 1, out
+    assert finding["library"] == "langchain-core" and _at(finding["where"])[0] == "config.py"  # type: ignore[index]
+    # the pool is awaited in a task of asyncio.gather's: the user's ainvoke is in the task awaiting it
+    assert _at(finding["call_site"]) == ("langchain_sync_model.py", _marked("langchain_sync_model.py", "CALLS THE MODEL"))
+    assert finding["evidence"]["submitted"] == "langchain_sync_model.SyncOnlyModel._generate"  # through langchain's wrapper
+
+
 @pytest.mark.parametrize("workload", ["fastapi_async.py", "anyio_pipeline.py"])
 def test_truly_async_twins_get_no_async_finding(workload: str, db: Path) -> None:
     code, findings, out = _soak(workload, db, "--concurrency", "10")

@@ -156,6 +156,28 @@ def test_submit_is_wrapped_while_watched_never_raises_into_the_workload_and_is_p
     assert all(e["executor"] == f"ThreadPoolExecutor (the loop's default executor, {DEFAULT_WORKERS} workers)" for e in evidence.values())
 
 
+async def _pooled() -> int:
+    return await asyncio.to_thread(_slow_sum, [1])  # WAITS IN A TASK
+
+
+def test_a_wait_in_a_task_of_its_own_is_placed_through_the_tasks_awaiting_it() -> None:
+    probes = AsyncProbes()
+
+    async def main() -> dict[str, Any]:
+        probes.start(asyncio.get_running_loop())
+        await asyncio.gather(_pooled(), asyncio.sleep(0))  # GATHERS
+        await asyncio.create_task(_pooled())  # AWAITS A TASK
+        readings: dict[str, Any] = _readings(probes)["thread_pools"]
+        probes.stop()
+        return readings
+
+    evidence = asyncio.run(main())["evidence"]
+    stacks = sorted([frame["line"] for frame in site["frames"]] for site in evidence.values())
+    waits = _line("return await asyncio.to_thread(_slow_sum, [1])")
+    assert stacks == sorted([[waits, _line("await asyncio.gather(_pooled(), asyncio.sleep(0))")],
+                             [waits, _line("await asyncio.create_task(_pooled())")]])
+
+
 def test_a_pool_used_from_plain_threads_is_not_recorded() -> None:
     probes = AsyncProbes()
 

@@ -2,10 +2,12 @@
 boundaries, innermost first (the ``await`` that waits on it, that coroutine's callers, then the
 task awaiting that task, ``gather``'s or ``wait``'s parent, and so on out).
 
-Where the interpreter keeps the graph itself (``asyncio.capture_call_graph``, 3.14) it is read;
-before that, the same graph is rebuilt from a task's coroutine chain (``cr_await``) and the
-callbacks of the futures it is awaited through: a task's wake-up bound to its task, ``gather``'s
-and ``wait``'s callbacks holding the future their parent awaits.
+Where the interpreter records who awaits a future (3.14's ``_asyncio_awaited_by``, which
+``asyncio.capture_call_graph`` reads) that record is followed; before that, the same graph is
+rebuilt from the callbacks of the futures a task is awaited through: a task's wake-up bound to
+its task, ``gather``'s and ``wait``'s callbacks holding the future their parent awaits. A task's
+own frames are its coroutine chain (``cr_await``), followed also through the
+``coroutine_wrapper`` of an awaitable object's ``__await__``, where 3.14's graph stops.
 """
 
 from __future__ import annotations
@@ -21,8 +23,27 @@ MAX_FRAMES = 60
 
 
 def awaiting_tasks(future: Any) -> list[asyncio.Task[Any]]:
-    """Tasks that wake when ``future`` is done: the ones whose wake-up is among its callbacks, and
+    """Tasks that wake when ``future`` is done: the interpreter's own record where it keeps one
+    (3.14's ``_asyncio_awaited_by``), else the ones whose wake-up is among its callbacks, and
     through a future that a callback of it completes (``gather``'s, ``wait``'s), theirs."""
+    return _recorded(future) or _by_callbacks(future)
+
+
+def _recorded(future: Any) -> list[asyncio.Task[Any]]:
+    """3.14: the tasks in ``_asyncio_awaited_by``, through the futures in it (``gather``'s)."""
+    tasks: list[asyncio.Task[Any]] = []
+    pending, seen = [future], {id(future)}
+    while pending and len(seen) < 16:
+        for waiter in getattr(pending.pop(), "_asyncio_awaited_by", None) or ():
+            if isinstance(waiter, asyncio.Task):
+                tasks.append(waiter)
+            elif asyncio.isfuture(waiter) and id(waiter) not in seen:
+                seen.add(id(waiter))
+                pending.append(waiter)
+    return tasks
+
+
+def _by_callbacks(future: Any) -> list[asyncio.Task[Any]]:
     tasks: list[asyncio.Task[Any]] = []
     pending, seen = [future], {id(future)}
     while pending and len(seen) < 16:
@@ -67,12 +88,6 @@ def coroutine_frames(task: asyncio.Task[Any]) -> list[Any]:
 def awaiting_frames(task: asyncio.Task[Any]) -> list[Any]:
     """``task``'s frames, then those of the task that awaits it, and so on outward (the first
     awaiting task at each boundary), innermost first."""
-    capture = getattr(asyncio, "capture_call_graph", None)
-    if capture is not None:
-        try:
-            return _graph_frames(capture(task))
-        except Exception:  # noqa: BLE001 - fall back to the coroutine chain
-            pass
     frames: list[Any] = []
     seen: set[int] = set()
     current: asyncio.Task[Any] | None = task
@@ -81,16 +96,4 @@ def awaiting_frames(task: asyncio.Task[Any]) -> list[Any]:
         frames += coroutine_frames(current)
         parents = awaiting_tasks(current)
         current = parents[0] if parents else None
-    return frames[:MAX_FRAMES]
-
-
-def _graph_frames(graph: Any) -> list[Any]:
-    """The frames of 3.14's ``FutureCallGraph``: each level's call stack (innermost first), then
-    the first future that awaits it."""
-    frames: list[Any] = []
-    levels = 0
-    while graph is not None and levels < MAX_TASKS and len(frames) < MAX_FRAMES:
-        frames += [entry.frame for entry in graph.call_stack]
-        graph = graph.awaited_by[0] if graph.awaited_by else None
-        levels += 1
     return frames[:MAX_FRAMES]

@@ -105,16 +105,30 @@ def waiting_site(frames: tuple[StackFrame, ...], frame_filter: FrameFilter) -> t
 _FUNCTIONS = (types.FunctionType, types.MethodType, functools.partial)
 
 
+def _cell(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell
+        return None
+
+
 def _unwrapped(fn: Any) -> Any:
-    """What a partial runs: the first function it passes on, else its own. A wrapper that runs a
-    function it is handed (``asyncio.to_thread``'s ``partial(context.run, func, ...)``, FastAPI's
-    ``partial(_run_sync_endpoint, function=endpoint, ...)``) is named by the function it runs."""
+    """What a partial or a closure runs: the first function it passes on or closes over. A
+    wrapper that runs a function it is handed (``asyncio.to_thread``'s ``partial(context.run, func, ...)``, FastAPI's
+    ``partial(_run_sync_endpoint, function=endpoint, ...)``, langchain's ``wrapper`` closure over
+    ``func``) is named by the function it runs."""
     for _ in range(8):
-        if not isinstance(fn, functools.partial):
+        if isinstance(fn, functools.partial):
+            passed = [a for a in (*fn.args, *fn.keywords.values()) if isinstance(a, _FUNCTIONS)]
+            in_context = isinstance(getattr(fn.func, "__self__", None), contextvars.Context) and fn.args
+            fn = passed[0] if passed else fn.args[0] if in_context else fn.func
+        elif isinstance(fn, types.FunctionType) and fn.__closure__:  # a closure that calls what it closes over
+            held = [value for value in map(_cell, fn.__closure__) if value is not fn and isinstance(value, _FUNCTIONS)]
+            if not held:
+                break
+            fn = held[0]
+        else:
             break
-        passed = [a for a in (*fn.args, *fn.keywords.values()) if isinstance(a, _FUNCTIONS)]
-        in_context = isinstance(getattr(fn.func, "__self__", None), contextvars.Context) and fn.args
-        fn = passed[0] if passed else fn.args[0] if in_context else fn.func
     return fn
 
 
