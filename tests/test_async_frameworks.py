@@ -10,15 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_soak
-
-import soak
+from conftest import assert_not_leaksoaks_own, run_soak
 
 FRAMEWORKS = Path(__file__).parent / "workloads" / "frameworks"
 SHORT = ("--duration", "6s", "--interval", "0.25s", "--format", "json")
-LEAKSOAK = os.path.join(os.path.dirname(os.path.abspath(soak.__file__)), "")
-
-
 def _marked(name: str, mark: str) -> int:
     """The line of a framework workload that ends with ``# MARK``."""
     text = (FRAMEWORKS / name).read_text().splitlines()
@@ -29,10 +24,8 @@ def _soak(workload: str, db: Path, *options: str) -> tuple[int, list[dict[str, A
     """A short soak of ``workload:step``: its exit code, its async findings and its output."""
     result = run_soak("run", f"{FRAMEWORKS / workload}:step", "--db", str(db), *SHORT, *options)
     findings = [f for f in result.json()["findings"] if f["kind"] == "async"]
-    for finding in findings:  # never leaksoak's own code, never an idle point in threading.py
-        for place in (finding["where"], finding.get("call_site")):
-            if place:
-                assert not place["file"].startswith(LEAKSOAK) and os.path.basename(place["file"]) != "threading.py", finding
+    for finding in findings:
+        assert_not_leaksoaks_own(finding)
     return result.returncode, findings, result.stdout + result.stderr
 
 
@@ -81,6 +74,17 @@ def test_langchain_ainvoke_of_a_sync_model_is_found_across_gathers_task_at_the_u
     # the pool is awaited in a task of asyncio.gather's: the user's ainvoke is in the task awaiting it
     assert _at(finding["call_site"]) == ("langchain_sync_model.py", _marked("langchain_sync_model.py", "CALLS THE MODEL"))
     assert finding["evidence"]["submitted"] == "langchain_sync_model.SyncOnlyModel._generate"  # through langchain's wrapper
+
+
+def test_requests_in_a_coroutine_blocks_the_loop_in_urllib3_at_the_users_line(db: Path) -> None:
+    code, [finding], out = _soak("requests_in_async.py", db)
+    assert code == 1, out
+    assert finding["resource"] == "event_loop" and _at(finding["where"])[0] == "socket.py"  # type: ignore[index]
+    # the library that blocked: the first distribution on the stack, not the stdlib it blocked in
+    assert finding["library"] == "urllib3" and "/urllib3/" in finding["evidence"]["library_at"]["file"]
+    assert _at(finding["call_site"]) == ("requests_in_async.py", _marked("requests_in_async.py", "BLOCKS IN REQUESTS"))
+    text = run_soak("report", "--db", str(db)).stdout
+    assert "[urllib3]" in text and "in urllib3 at " in text
 
 
 @pytest.mark.parametrize("workload", ["fastapi_async.py", "anyio_pipeline.py"])
