@@ -87,6 +87,16 @@ def test_requests_in_a_coroutine_blocks_the_loop_in_urllib3_at_the_users_line(db
     assert "[urllib3]" in text and "in urllib3 at " in text
 
 
+def test_a_validation_holding_the_gil_is_placed_in_pydantic_and_never_after_it_returned(db: Path) -> None:
+    code, [finding], out = _soak("pydantic_large.py", db)  # one finding: none at threading.py's Event.is_set
+    assert code == 1, out
+    assert finding["resource"] == "event_loop" and finding["library"] == "pydantic"
+    assert finding["where"]["function"] == "BaseModel.model_validate_json"
+    assert _at(finding["call_site"]) == ("pydantic_large.py", _marked("pydantic_large.py", "VALIDATES"))
+    # most of the loop's blocked time is placed at the validation, the rest at no line
+    assert finding["evidence"]["share"] > 0.7 * finding["evidence"]["loop_share"]
+
+
 @pytest.mark.parametrize("workload", ["fastapi_async.py", "anyio_pipeline.py"])
 def test_truly_async_twins_get_no_async_finding(workload: str, db: Path) -> None:
     code, findings, out = _soak(workload, db, "--concurrency", "10")
