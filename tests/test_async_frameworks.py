@@ -97,7 +97,7 @@ def test_a_validation_holding_the_gil_is_placed_in_pydantic_and_never_after_it_r
     assert finding["evidence"]["share"] > 0.7 * finding["evidence"]["loop_share"]
 
 
-@pytest.mark.parametrize("workload", ["fastapi_async.py", "anyio_pipeline.py"])
+@pytest.mark.parametrize("workload", ["fastapi_async.py", "anyio_pipeline.py", "aiohttp_client.py", "httpx_asgi.py"])
 def test_truly_async_twins_get_no_async_finding(workload: str, db: Path) -> None:
     code, findings, out = _soak(workload, db, "--concurrency", "10")
     assert findings == [] and code == 0, out
