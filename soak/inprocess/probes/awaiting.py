@@ -20,13 +20,15 @@ MAX_TASKS = 8
 """Task boundaries followed outward: a chain longer than this is cut (the first application
 frame is almost always within two)."""
 MAX_FRAMES = 60
+_RECORDED = hasattr(asyncio, "future_add_to_awaited_by")
+"""3.14 and later: futures record who awaits them."""
 
 
 def awaiting_tasks(future: Any) -> list[asyncio.Task[Any]]:
     """Tasks that wake when ``future`` is done: the interpreter's own record where it keeps one
     (3.14's ``_asyncio_awaited_by``), else the ones whose wake-up is among its callbacks, and
     through a future that a callback of it completes (``gather``'s, ``wait``'s), theirs."""
-    return _recorded(future) or _by_callbacks(future)
+    return (_RECORDED and _recorded(future)) or _by_callbacks(future)
 
 
 def _recorded(future: Any) -> list[asyncio.Task[Any]]:
@@ -60,14 +62,16 @@ def _by_callbacks(future: Any) -> list[asyncio.Task[Any]]:
                     held = cell.cell_contents
                 except ValueError:  # an empty cell
                     continue
-                if asyncio.isfuture(held) and id(held) not in seen:
+                if isinstance(held, asyncio.Future) and id(held) not in seen:
                     seen.add(id(held))
                     pending.append(held)
     return tasks
 
 
-def coroutine_frames(task: asyncio.Task[Any]) -> list[Any]:
-    """A task's frames, innermost first: its coroutine and each coroutine it awaits in turn."""
+def coroutine_frames(task: asyncio.Task[Any], stop_files: frozenset[str] = frozenset()) -> list[Any]:
+    """A task's frames, innermost first: its coroutine and each coroutine it awaits in turn, from
+    the innermost frame whose file is in ``stop_files`` (where leaksoak's driver awaits the
+    workload: nothing outside it is the workload's)."""
     frames: list[Any] = []
     awaited: Any = task.get_coro()
     while awaited is not None and len(frames) < MAX_FRAMES:
@@ -79,21 +83,26 @@ def coroutine_frames(task: asyncio.Task[Any]) -> list[Any]:
             # query results): the coroutine it drives is reachable only as its referent
             awaited = next((r for r in gc.get_referents(awaited) if asyncio.iscoroutine(r)), None)
             continue
+        if frame.f_code.co_filename in stop_files:
+            frames = []
         frames.append(frame)
         awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None) or getattr(awaited, "ag_await", None)
     frames.reverse()
     return frames
 
 
-def awaiting_frames(task: asyncio.Task[Any]) -> list[Any]:
+def awaiting_frames(task: asyncio.Task[Any], stop_files: frozenset[str] = frozenset()) -> list[Any]:
     """``task``'s frames, then those of the task that awaits it, and so on outward (the first
-    awaiting task at each boundary), innermost first."""
+    awaiting task at each boundary), innermost first; up to a frame in ``stop_files``."""
     frames: list[Any] = []
     seen: set[int] = set()
     current: asyncio.Task[Any] | None = task
     while current is not None and id(current) not in seen and len(seen) < MAX_TASKS and len(frames) < MAX_FRAMES:
         seen.add(id(current))
-        frames += coroutine_frames(current)
+        own = coroutine_frames(current, stop_files)
+        frames += own
+        if own and own[-1].f_code.co_filename in stop_files:
+            break
         parents = awaiting_tasks(current)
         current = parents[0] if parents else None
     return frames[:MAX_FRAMES]

@@ -63,6 +63,7 @@ DEFAULT_SCAN_S = 0.01
 answered a coroutine."""
 _STAMP = "_soak_submitted"
 """The attribute a wrapped ``submit`` sets on the future it returns: (monotonic time, executor, function)."""
+_KNOWN_MAX = 10_000
 _POOLS: tuple[type[concurrent.futures.Executor], ...] = (concurrent.futures.ThreadPoolExecutor, concurrent.futures.ProcessPoolExecutor)
 
 
@@ -150,6 +151,10 @@ def _executor_name(executor: Any, loop: asyncio.AbstractEventLoop | None) -> str
     return type(executor).__name__ + (f" ({', '.join(notes)})" if notes else "")
 
 
+def _thread_name(thread: threading.Thread) -> str:
+    return f"{type(thread).__name__} {thread.name!r}"
+
+
 def _ran_in(frame: Any) -> Any:
     """The callable a thread just ran for a coroutine: the first one held by the frames that hand
     the result back (anyio's worker has ``func``, aiosqlite's thread ``function``)."""
@@ -180,6 +185,8 @@ class HiddenPoolProbe:
         self._filter = FrameFilter()
         self._sites: dict[tuple[StackFrame, ...], PoolSite] = {}
         self._labels: dict[str, tuple[StackFrame, ...]] = {}
+        self._known: dict[tuple[tuple[int, int], ...], tuple[tuple[Any, ...], tuple[StackFrame, ...]]] = {}
+        """An await chain's (code id, instruction) → (its codes, its site): see :meth:`_site_frames`."""
         self._period = _Period()
         self._own_s = 0.0
         """The wrappers' and the scan's own time since the last snapshot (the pool's time is not counted)."""
@@ -261,8 +268,10 @@ class HiddenPoolProbe:
     def _answered(self, callback: Any, args: tuple[Any, ...], caller: Any) -> None:
         """A thread hands ``callback(*args)`` to the loop: if it completes a future that a task
         waits on, that wait was for this thread's work."""
+        futures = [a for a in args if isinstance(a, asyncio.Future) and not a.done()]
         owner = getattr(callback, "__self__", None)
-        futures = [a for a in (*args, owner) if asyncio.isfuture(a) and not a.done()]
+        if isinstance(owner, asyncio.Future) and not owner.done():
+            futures.append(owner)
         if not futures:
             return
         stamp = next((getattr(a, _STAMP) for a in args if isinstance(a, concurrent.futures.Future) and hasattr(a, _STAMP)), None)
@@ -270,25 +279,40 @@ class HiddenPoolProbe:
             tasks = awaiting_tasks(future)
             if not tasks:
                 continue
-            frames = waiting_site(tuple(frame_entry(f) for f in awaiting_frames(tasks[0])), self._filter)
+            frames = self._site_frames(awaiting_frames(tasks[0], DRIVER_FILES))
             if not frames:
                 return
             if stamp is not None:
                 seconds = time.monotonic() - stamp[0]
-                executor, fn = _executor_name(stamp[1], self._loop), stamp[2]
-            else:
-                with self._lock:
-                    entry = self._waited.pop(id(future), None)
-                seconds = entry[1] if entry is not None and entry[0] is future else 0.0
-                thread = threading.current_thread()
-                executor, fn = f"{type(thread).__name__} {thread.name!r}", _ran_in(caller)
-                self._start_scanning()
-            self._record(frames, seconds, executor, fn)
+                self._record(frames, seconds, lambda: (_executor_name(stamp[1], self._loop), stamp[2]))
+                return
+            with self._lock:
+                entry = self._waited.pop(id(future), None)
+            seconds = entry[1] if entry is not None and entry[0] is future else 0.0
+            self._record(frames, seconds, lambda: (_thread_name(threading.current_thread()), _ran_in(caller)))
+            self._start_scanning()
             return
 
-    def _record(self, frames: tuple[StackFrame, ...], seconds: float, executor: str, fn: Any) -> None:
+    def _site_frames(self, frames: list[Any]) -> tuple[StackFrame, ...]:
+        """:func:`waiting_site` of a wait's frames, remembered by their code and instructions:
+        the same ``await`` chain answers over and over."""
+        key = tuple((id(frame.f_code), frame.f_lasti) for frame in frames)
+        known = self._known.get(key)
+        codes = tuple(frame.f_code for frame in frames)
+        if known is not None and known[0] == codes:
+            return known[1]
+        if len(self._known) >= _KNOWN_MAX:
+            self._known.clear()
+        site = waiting_site(tuple(frame_entry(f) for f in frames), self._filter)
+        self._known[key] = (codes, site)
+        return site
+
+    def _record(self, frames: tuple[StackFrame, ...], seconds: float, describe: Callable[[], tuple[str, Any]]) -> None:
+        """Count an answer at ``frames``; ``describe`` (the pool and the function it ran) is
+        called only for a site seen the first time."""
         with self._lock:
             if frames not in self._sites:
+                executor, fn = describe()
                 label = site_label(frames)
                 while label in self._labels:  # two stacks through the same two lines
                     label += "'"
