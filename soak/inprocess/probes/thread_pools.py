@@ -210,7 +210,10 @@ class HiddenPoolProbe:
             pool.submit = self._wrap_submit(original)  # type: ignore[method-assign]
         if loop is not None:
             self._loop, self._loop_thread = loop, threading.get_ident()
-            loop.call_soon_threadsafe = self._wrap_threadsafe(loop.call_soon_threadsafe)  # type: ignore[method-assign,assignment]
+            try:
+                loop.call_soon_threadsafe = self._wrap_threadsafe(loop.call_soon_threadsafe)  # type: ignore[method-assign,assignment]
+            except (AttributeError, TypeError):  # a loop object that takes no attribute: no pool is seen,
+                pass  # and the loop's lag is still measured
         self._period = _Period()
 
     def uninstall(self) -> None:
