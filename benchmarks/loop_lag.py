@@ -16,7 +16,10 @@ Workloads, each with ``--concurrency`` callers on one loop:
   (127.0.0.1), the shape of an I/O-bound service;
 - ``callbacks``: ``await asyncio.sleep(0)`` ten times a call, a loop that does nothing but
   schedule (the heartbeat's worst case);
-- ``pool``: ``await loop.run_in_executor(None, f)`` of a trivial ``f`` (the wrapper's worst case).
+- ``pool``: ``await loop.run_in_executor(None, f)`` of a trivial ``f`` (the wrappers' worst case
+  for an executor: a stamp at each submit, an answer read at each completion);
+- ``anyio``: ``await anyio.to_thread.run_sync(f)`` of a trivial ``f`` (anyio's worker threads:
+  an answer read at each completion, and the scan of the loop's waiting tasks every 10 ms).
 
 Printed per workload: the median calls/s with the probes off; per configuration, the median of
 each round's ratio to ``off`` in the same round with its quartiles (how much a shared machine
@@ -39,7 +42,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 CONFIGS = ("off", "lag", "all")
-WORKLOADS = ("sockets", "callbacks", "pool")
+WORKLOADS = ("sockets", "callbacks", "pool", "anyio")
 COLLECT_EVERY_S = 0.25
 
 
@@ -68,6 +71,12 @@ async def _workload(name: str) -> Callable[[], Awaitable[None]]:
             for _ in range(10):
                 await asyncio.sleep(0)
         return call
+    if name == "anyio":
+        import anyio.to_thread
+
+        async def in_anyio_thread() -> None:
+            await anyio.to_thread.run_sync(int)
+        return in_anyio_thread
     loop = asyncio.get_running_loop()
 
     async def in_executor() -> None:

@@ -134,3 +134,15 @@ def served() -> Iterator[list[Served]]:
     yield started
     for server in started:
         server.close()
+
+
+_LEAKSOAK = os.path.join(str(Path(importlib.util.find_spec("soak").origin or "").parent), "")  # type: ignore[union-attr]
+
+
+def assert_not_leaksoaks_own(finding: dict[str, Any]) -> None:
+    """An async finding is never placed in leaksoak's own code (the workloads it ships aside) nor
+    in ``threading.py`` (an idle point after a block returned, ``Event.is_set``)."""
+    for place in (finding["where"], finding.get("call_site")):
+        if place:
+            own = place["file"].startswith(_LEAKSOAK) and not place["file"].startswith(os.path.join(str(INSTALLED_WORKLOADS), ""))
+            assert not own and os.path.basename(place["file"]) != "threading.py", finding

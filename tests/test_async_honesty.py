@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import INSTALLED_WORKLOADS, db_rows, run_soak
+from conftest import INSTALLED_WORKLOADS, assert_not_leaksoaks_own, db_rows, run_soak
 
 DEFAULT_WORKERS = min(32, (os.cpu_count() or 1) + 4)
 """concurrent.futures' default for a ThreadPoolExecutor, the loop's default executor among them."""
@@ -25,7 +25,10 @@ def _marked(path: Path, mark: str) -> int:
 
 
 def _async_findings(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return [f for f in report["findings"] if f["kind"] == "async"]
+    findings = [f for f in report["findings"] if f["kind"] == "async"]
+    for finding in findings:
+        assert_not_leaksoaks_own(finding)
+    return findings
 
 
 @pytest.mark.parametrize("concurrency", ["1", "10"])

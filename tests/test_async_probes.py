@@ -116,6 +116,13 @@ def _line(text: str) -> int:
         return next(n for n, line in enumerate(source, 1) if line.strip().startswith(text))
 
 
+def _slow_sum(values: list[int]) -> int:
+    """Work that outlasts its submission: one done before ``run_in_executor`` chains its future
+    is answered on the loop's own thread, which no coroutine waited on."""
+    time.sleep(0.01)
+    return sum(values)
+
+
 def test_submit_is_wrapped_while_watched_never_raises_into_the_workload_and_is_put_back() -> None:
     original = concurrent.futures.ThreadPoolExecutor.submit
     probes = AsyncProbes()
@@ -125,14 +132,14 @@ def test_submit_is_wrapped_while_watched_never_raises_into_the_workload_and_is_p
         loop = asyncio.get_running_loop()
         probes.start(loop)
         out["wrapped"] = concurrent.futures.ThreadPoolExecutor.submit is not original
-        assert await asyncio.to_thread(sum, [1, 2]) == 3
+        assert await asyncio.to_thread(_slow_sum, [1, 2]) == 3
         assert await loop.run_in_executor(None, time.sleep, 0.01) is None  # type: ignore[func-returns-value]  # the wrapper's result
         out["pools"] = _readings(probes)["thread_pools"]
 
         def broken(*args: Any) -> None:
             raise RuntimeError("bookkeeping failed")
 
-        probes.pools._site = broken  # type: ignore[method-assign,assignment]
+        probes.pools._answered = broken  # type: ignore[method-assign,assignment]
         out["still_works"] = await asyncio.to_thread(sum, [2, 3])
         probes.stop()
         out["after_stop"] = await asyncio.to_thread(sum, [3, 4])
@@ -143,10 +150,32 @@ def test_submit_is_wrapped_while_watched_never_raises_into_the_workload_and_is_p
     assert not [t for t in threading.enumerate() if t.name == "soak-loop-watchdog"]
     evidence = out["pools"]["evidence"]
     submitted = {e["submitted"] for e in evidence.values()}
-    assert submitted == {"builtins.sum", "time.sleep"}  # to_thread's partial(context.run, ...) unwrapped
+    assert submitted == {f"{__name__}._slow_sum", "time.sleep"}  # to_thread's partial(context.run, ...) unwrapped
     lines = {e["frames"][0]["line"] for e in evidence.values()}
-    assert lines == {_line("assert await asyncio.to_thread(sum, [1, 2])"), _line("assert await loop.run_in_executor")}
+    assert lines == {_line("assert await asyncio.to_thread(_slow_sum, [1, 2])"), _line("assert await loop.run_in_executor")}
     assert all(e["executor"] == f"ThreadPoolExecutor (the loop's default executor, {DEFAULT_WORKERS} workers)" for e in evidence.values())
+
+
+async def _pooled() -> int:
+    return await asyncio.to_thread(_slow_sum, [1])  # WAITS IN A TASK
+
+
+def test_a_wait_in_a_task_of_its_own_is_placed_through_the_tasks_awaiting_it() -> None:
+    probes = AsyncProbes()
+
+    async def main() -> dict[str, Any]:
+        probes.start(asyncio.get_running_loop())
+        await asyncio.gather(_pooled(), asyncio.sleep(0))  # GATHERS
+        await asyncio.create_task(_pooled())  # AWAITS A TASK
+        readings: dict[str, Any] = _readings(probes)["thread_pools"]
+        probes.stop()
+        return readings
+
+    evidence = asyncio.run(main())["evidence"]
+    stacks = sorted([frame["line"] for frame in site["frames"]] for site in evidence.values())
+    waits = _line("return await asyncio.to_thread(_slow_sum, [1])")
+    assert stacks == sorted([[waits, _line("await asyncio.gather(_pooled(), asyncio.sleep(0))")],
+                             [waits, _line("await asyncio.create_task(_pooled())")]])
 
 
 def test_a_pool_used_from_plain_threads_is_not_recorded() -> None:

@@ -2,9 +2,11 @@
 soak.analyzers.loop_health), and each finding's place in the code.
 
 A finding's ``where`` is the first frame of its stack (the blocking call on the loop thread, or
-the library line that submitted work to a pool); its ``call_site`` is the first application
-frame after it when ``where`` is in a library (as for allocation findings), else the first frame
-in another file: the application's call into the code that blocks or hides a pool.
+the library line that waits on a pool); its ``call_site`` is the first application frame after
+it when ``where`` is in a library (as for allocation findings), else the first frame in another
+file: the application's call into the code that blocks or hides a pool. Its library is the first
+distribution on the stack before the application (urllib3, not the ``socket.py`` it blocked in),
+whose line is then given too (``library_at``).
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ from soak.analyzers import Analysis, Thresholds
 from soak.analyzers.growth import SeriesFinding
 from soak.analyzers.loop_health import ProbeData, blocked_loop, hidden_pools, window_of
 from soak.inprocess.probes.loop_lag import LoopLagProbe
-from soak.inprocess.probes.thread_pools import ExecutorProbe
-from soak.judging.attribution import APPLICATION, Attributor
+from soak.inprocess.probes.thread_pools import HiddenPoolProbe
+from soak.judging.attribution import APPLICATION, STDLIB, Attributor
 from soak.judging.sources import function_name
 from soak.model.finding import Evidence, Frame
 from soak.model.verdicts import CLEAN, INCONCLUSIVE
 from soak.storage.queries import ProbeSeries
 
 KIND = "async"
-JUDGES = {LoopLagProbe.name: blocked_loop, ExecutorProbe.name: hidden_pools}
+JUDGES = {LoopLagProbe.name: blocked_loop, HiddenPoolProbe.name: hidden_pools}
 
 
 def analyze_async(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresholds: Thresholds) -> Analysis | None:
@@ -53,15 +55,34 @@ def analyze_async(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresho
     return Analysis(verdict, findings, 0.0, len(times), tested)
 
 
-def place(frames: list[Frame], attributor: Attributor) -> tuple[str | None, Frame | None]:
-    """The library of a finding's first frame, and its call site (see the module's docstring)."""
+def place(frames: list[Frame], attributor: Attributor, ran: Frame | None = None) -> tuple[str | None, Frame | None, Frame | None]:
+    """The library that blocked or waits on a pool, the call site (see the module's docstring),
+    and the library's own innermost line when the first frame is not it. ``ran``: the function a
+    thread ran for the waiting coroutine, the call site when no application frame waits on it (a
+    framework's own request path, as a FastAPI ``def`` endpoint's)."""
     if not frames:
-        return None, None
-    library = attributor.library(frames[0].file)
-    if library != APPLICATION:
-        return library, attributor.call_site(frames)
-    caller = next((frame for frame in frames[1:] if frame.file != frames[0].file), None)
-    return library, caller
+        return None, None, None
+    library, library_frame = blocking_library(frames, attributor)
+    if attributor.library(frames[0].file) != APPLICATION:
+        caller = attributor.call_site(frames)
+        if caller is None and ran is not None and attributor.library(ran.file) == APPLICATION:
+            caller = ran
+    else:
+        caller = next((frame for frame in frames[1:] if frame.file != frames[0].file), None)
+    return library, caller, library_frame if library_frame is not frames[0] else None
+
+
+def blocking_library(frames: list[Frame], attributor: Attributor) -> tuple[str, Frame | None]:
+    """The first distribution on the stack before the application's first frame, with its frame:
+    requests or urllib3 for a call blocked in ``socket.py``. The stdlib (or the application) is
+    named only when no distribution is on the stack between the block and the application."""
+    for frame in frames:
+        library = attributor.library(frame.file)
+        if library == APPLICATION:
+            break
+        if library != STDLIB:
+            return library, frame
+    return attributor.library(frames[0].file), None
 
 
 def named_frames(frames: list[Frame]) -> list[Frame]:

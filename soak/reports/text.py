@@ -139,6 +139,13 @@ def _finding(number: int, finding: Finding) -> list[str]:
         text = source_line(where.file, where.line)
         if text:
             out.append(f"       {text}")
+    library_at = finding.evidence.get("library_at")
+    if isinstance(library_at, dict):  # the library that blocked, below the stdlib line it blocked in
+        frame = Frame.of(library_at)
+        out.append(f"   in {finding.library} at {_frame(frame)}")
+        text = source_line(frame.file, frame.line)
+        if text:
+            out.append(f"       {text}")
     if finding.call_site:
         out.append(f"   called from {_frame(finding.call_site)}")
         text = source_line(finding.call_site.file, finding.call_site.line)

@@ -12,15 +12,15 @@ from contextlib import nullcontext
 
 from soak.inprocess.probes.loop_lag import DEFAULT_BLOCK_S, LoopLagProbe
 from soak.inprocess.probes.probe import Probe
-from soak.inprocess.probes.thread_pools import ExecutorProbe
+from soak.inprocess.probes.thread_pools import HiddenPoolProbe
 
 
 class AsyncProbes:
     def __init__(self, block_s: float | None = None, callers: Callable[[], int] | None = None) -> None:
         """``block_s``: the lag that counts as blocked (default 50 ms); ``callers``: the
-        workload's concurrent callers (see ExecutorProbe), None in a service."""
+        workload's concurrent callers (see HiddenPoolProbe), None in a service."""
         self.lag = LoopLagProbe(DEFAULT_BLOCK_S if block_s is None else block_s)
-        self.pools = ExecutorProbe(callers)
+        self.pools = HiddenPoolProbe(callers)
         self.probes: list[Probe] = [self.lag, self.pools]
         self._lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -34,7 +34,7 @@ class AsyncProbes:
                 return
             try:
                 self.lag.attach(loop)
-                self.pools.install()
+                self.pools.install(loop)
             except Exception:  # noqa: BLE001 - never raised into the workload
                 self.pools.uninstall()
                 self.lag.detach()
@@ -47,7 +47,7 @@ class AsyncProbes:
         return self.stop
 
     def stop(self) -> None:
-        """Stop watching: the heartbeat and watchdog end, ``submit`` is put back. Idempotent."""
+        """Stop watching: the heartbeat and watchdog end, ``submit`` and ``call_soon_threadsafe`` are put back. Idempotent."""
         with self._lock:
             if self.loop is None:
                 return

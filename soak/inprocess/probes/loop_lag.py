@@ -19,6 +19,7 @@ time, so it shows in ``blocked_s`` and the lag but is no one line's finding.
 from __future__ import annotations
 
 import asyncio
+import dis
 import os
 import sys
 import threading
@@ -44,6 +45,28 @@ BLOCK_PREFIX = "block "
 IDLE_FILES = ("selectors.py",)
 """A loop thread found here is waiting for I/O, not blocked: a late heartbeat then is the OS's
 scheduling (or the GIL held elsewhere), and no blocking call is named."""
+
+THREADING_FILE = threading.__file__
+_RESUME = dis.opmap.get("RESUME", -1)
+
+
+def just_started(frame: Any) -> bool:
+    """Whether ``frame`` was read on entering its function or resuming its coroutine.
+
+    A block that holds the GIL (a C extension that never releases it: pydantic-core validating a
+    large payload) keeps the watchdog from reading the loop thread until it returns; the thread
+    then gives the GIL up at its next check, which may be after it has left the blocking call
+    (leaksoak's driver entering ``Event.is_set``, a coroutine resuming at its ``await``). A
+    function that has only just started, or a coroutine just resumed, did not hold the loop:
+    such a read names no line, and the block counts in the loop's blocked time only."""
+    lasti = frame.f_lasti
+    if lasti < 0:
+        return True
+    try:
+        return frame.f_code.co_code[lasti] == _RESUME or (_RESUME < 0 and lasti == 0)  # 3.10: no RESUME
+    except IndexError:
+        return False
+
 
 StackFrame = tuple[str, int, str]
 """(file, line, function) of one frame, innermost first."""
@@ -106,23 +129,27 @@ def read_stack(frame: Any, limit: int = MAX_STACK_FRAMES) -> tuple[StackFrame, .
     """(file, line, function) of ``frame`` and its callers, innermost first, up to the frame
     where leaksoak's driver called the workload (soak.inprocess.probes.frames) or ``limit`` frames."""
     frames: list[StackFrame] = []
-    cache = _FRAME_CACHE
     while frame is not None and len(frames) < limit:
-        code = frame.f_code
-        key = (id(code), frame.f_lasti)
-        cached = cache.get(key)
-        if cached is not None and cached[0] is code:
-            entry = cached[1]
-        else:
-            if len(cache) >= _FRAME_CACHE_MAX:
-                cache.clear()
-            entry = (code.co_filename, frame.f_lineno or 0, getattr(code, "co_qualname", code.co_name))
-            cache[key] = (code, entry)
+        entry = frame_entry(frame)
         frames.append(entry)
         if entry[0] in DRIVER_FILES:
             break
         frame = frame.f_back
     return tuple(frames)
+
+
+def frame_entry(frame: Any) -> StackFrame:
+    """(file, line, function) of one frame, cached by its code and instruction."""
+    code = frame.f_code
+    key = (id(code), frame.f_lasti)
+    cached = _FRAME_CACHE.get(key)
+    if cached is not None and cached[0] is code:
+        return cached[1]
+    if len(_FRAME_CACHE) >= _FRAME_CACHE_MAX:
+        _FRAME_CACHE.clear()
+    entry = (code.co_filename, frame.f_lineno or 0, getattr(code, "co_qualname", code.co_name))
+    _FRAME_CACHE[key] = (code, entry)
+    return entry
 
 
 class LoopLagProbe:
@@ -152,6 +179,8 @@ class LoopLagProbe:
         """(due, seconds): the blocked time of a heartbeat still late that a snapshot has already
         counted in the period it ended, so that the heartbeat, when it runs, counts only the rest."""
         self._sites: dict[tuple[StackFrame, ...], BlockSite] = {}
+        self._lead = 0.0
+        """How long before a deadline the watchdog wakes (twice the switch interval)."""
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -161,6 +190,7 @@ class LoopLagProbe:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the heartbeat on ``loop`` and the watchdog; call from the loop's own thread."""
         self._loop, self._loop_thread = loop, threading.get_ident()
+        self._lead = min(self.block_s / 2, 2 * sys.getswitchinterval())
         self._period = _Period(paused_mark=self._paused_total)
         self._stop.clear()
         self._schedule(loop.time())
@@ -240,7 +270,12 @@ class LoopLagProbe:
         deadline = max(due, self._pause_ended) + self.block_s
         now = time.monotonic()
         if now < deadline:
-            return max(0.002, deadline - now)
+            # wake once a little before the deadline: a call that holds the GIL keeps the watchdog
+            # waiting for it, and a waiter asks for the GIL only after the switch interval; asked
+            # for before the deadline, the GIL comes back the moment the call returns, while the
+            # loop thread is still at the line of that call (see just_started)
+            early = deadline - self._lead
+            return max(0.001, early - now if now < early else deadline - now)
         if self._pending is not None and self._pending[0] == due:
             return self.block_s  # this block's stack is read already
         frame = sys._current_frames().get(thread)
@@ -249,7 +284,7 @@ class LoopLagProbe:
         if frame.f_code.co_filename.endswith(IDLE_FILES):
             self._idle_due = due
             return self.block_s
-        stack = self.blocking_stack(read_stack(frame))
+        stack = self.blocking_stack(read_stack(frame)) if not just_started(frame) else ()
         if stack:
             with self._lock:
                 if self._due == due:
@@ -261,10 +296,16 @@ class LoopLagProbe:
         return self.block_s
 
     def blocking_stack(self, stack: tuple[StackFrame, ...]) -> tuple[StackFrame, ...]:
-        """The workload's part of a stack read on the loop thread (innermost first); () when the
-        loop was idle in its selector or running leaksoak's own code (see soak.inprocess.probes.frames)."""
+        """The workload's part of a stack read on the loop thread (innermost first), from its
+        first frame outside ``threading.py`` (a ``threading`` wait is placed at its caller); ()
+        when the loop was idle in its selector or running leaksoak's own code (see
+        soak.inprocess.probes.frames)."""
         if not stack or stack[0][0].endswith(IDLE_FILES):
             return ()
+        first = 0
+        while first < len(stack) and stack[first][0] == THREADING_FILE:
+            first += 1
+        stack = stack[first:]
         kept = self._filter.workload_frames(tuple((f, n) for f, n, _ in stack))
         return stack[: len(kept)]
 
