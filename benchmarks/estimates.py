@@ -11,10 +11,13 @@ boundary, after a full collection, takes three views:
 - the truth: every object alive then that was not alive at the start, each counted at
   ``sys.getsizeof`` (the object with what it allocated for itself: a list's item array, a dict's
   table, and the GC header before a tracked object; 3.12+: the managed dict's words too), at the
-  site of the frames where it was created. Two things it cannot see: from 3.11 an instance of a
-  plain class keeps its attributes' values outside any dict object, which ``sys.getsizeof``
-  leaves out (about 72 bytes for six attributes), so a site of such instances reads low; and an
-  object made from a free list's block that predates tracing has no traceback to name its site
+  site of the frames where it was created. Three things it cannot see: from 3.11 an instance of a
+  plain class keeps its attributes' values outside any dict object (a block of their own on 3.11
+  and 3.12, inline after the object on 3.13), which ``sys.getsizeof`` leaves out (128 to 136 bytes for a
+  prometheus_client child, of 48 counted), so a site of such instances reads low; on 3.11,
+  ``tracemalloc.get_object_traceback`` returns None for such an instance (it looks for the block at
+  the GC head, and 3.11 puts the managed dict's two words before it), so it counts at no site; and
+  an object made from a free list's block that predates tracing has no traceback to name its site
   (its size is printed as "at no site"). CPython reports an object's creation, a free list's
   reuse included, to tracemalloc's reference hook, which keeps the traceback of the object's
   memory block at its creation: that traceback names the site, the object its size. An object
