@@ -315,8 +315,10 @@ def _place(key: FindingKey, evidence: Evidence, frames: list[Frame], groups: dic
             traceback = named_frames([Frame.of(frame) for frame in evidence.get("frames") or []])
             ran = evidence.get("submitted_at")
             library_of, caller, library_at = place(traceback, attributor, Frame.of(ran) if isinstance(ran, dict) else None)
+            # the stack is stored in the evidence (an async finding has no tracer stack): named, as shown
+            named = {"frames": [frame.as_dict() for frame in traceback]}
             return _Place(traceback, library_of, caller, [(f"{key.probe}/{key.series}", 0), *_spots(traceback[:1])], key.probe,
-                          evidence={"library_at": library_at.as_dict()} if library_at else {})
+                          evidence=named | ({"library_at": library_at.as_dict()} if library_at else {}))
         case ProbeKey():  # a probe's count series, a type's objects
             return _Place([], None, None, [(f"{key.probe}/{key.series}", 0)], key.probe)
 
