@@ -15,6 +15,8 @@ from pathlib import Path
 
 from conftest import free_port
 
+from soak.supervisor.watched import connect_unix
+
 SERVICE = Path(__file__).parent / "services" / "http_service.py"
 
 
@@ -33,7 +35,7 @@ class AgentService:
     def request(self, payload: bytes, *, close_write: bool = True, timeout_s: float = 20) -> bytes:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
             client.settimeout(timeout_s)
-            client.connect(str(self.socket))
+            connect_unix(client, str(self.socket), timeout_s)  # a backlog still full after a flood: again
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 client.sendall(payload)
             if close_write:

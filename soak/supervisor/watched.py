@@ -38,6 +38,20 @@ class _AgentLost(Exception):
     """The agent's connection broke during a request (why, in one line)."""
 
 
+def connect_unix(sock: socket.socket, path: str, timeout_s: float) -> None:
+    """Connect ``sock`` to the Unix socket at ``path``. A listener whose backlog is full refuses at
+    once (EAGAIN), even with a timeout set: try again until ``timeout_s`` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 class AgentClient:
     """One connection to an agent's socket."""
 
@@ -45,7 +59,7 @@ class AgentClient:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout_s)
-        self.sock.connect(path)
+        connect_unix(self.sock, path, timeout_s)
         self.channel = Channel(self.sock.makefile("rb"), self.sock.makefile("wb"))
         self.channel.send("hello")
         reply = self.channel.receive()
