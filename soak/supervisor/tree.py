@@ -44,7 +44,6 @@ class _Process:
     thread: threading.Thread
     supervisor: Supervisor | None = None
     result: RunResult | None = None
-    run_id: int | None = None
 
 
 class ProcessTree:
@@ -131,7 +130,6 @@ class ProcessTree:
                           name=f"{self.name} pid {pid}")
 
         def started(run_id: int) -> None:
-            process.run_id = run_id
             self._event("process_start", f"pid {pid} is run {run_id}: {subject.describe()}", {"pid": pid, "run_id": run_id})
 
         def register(supervisor: Supervisor) -> None:
@@ -209,8 +207,7 @@ class ProcessTree:
                     memory[kind] = memory.get(kind, 0.0) + value
         process = {**root_state.get("process", {}), **memory}
         slots = {"root": root_state.get("process", {}), **{str(slot): state.get("process", {}) for slot, state in live if slot}}
-        return {**root_state, "verdict": most_severe([root_state.get("verdict", "inconclusive"),
-                                                       *(state.get("verdict", "inconclusive") for _, state in live),
-                                                       *(result.verdict for result in self.results())]),
+        live_verdict = most_severe(state.get("verdict", "inconclusive") for state in states)
+        return {**root_state, "verdict": self.verdict(live_verdict),
                 "findings": ranked[:top], "findings_total": max(len(findings), root_state.get("findings_total", 0)),
                 "process": process, "tree": {"processes": len(states), "slots": slots}}
