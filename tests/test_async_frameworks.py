@@ -6,7 +6,6 @@ placed in leaksoak's own code or in ``threading.py``."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,8 @@ def test_anyio_to_thread_is_a_hidden_pool_at_its_line(db: Path) -> None:
     assert _at(finding["where"]) == ("anyio_to_thread.py", _marked("anyio_to_thread.py", "CALLS THE POOL"))
     assert finding["evidence"]["submitted"] == "anyio_to_thread._blocking_lookup"
     assert "AnyIO worker thread" in finding["evidence"]["executor"]
+    # nothing of anyio waits on the user's stack: the library is the one whose thread answered
+    assert finding["library"] == "anyio" and "/anyio/" in finding["evidence"]["library_at"]["file"]
 
 
 def test_an_aiosqlite_query_loop_is_a_hidden_pool_in_aiosqlite_at_the_query(db: Path) -> None:
@@ -90,19 +91,16 @@ def test_requests_in_a_coroutine_blocks_the_loop_in_urllib3_at_the_users_line(db
 
 
 def test_a_validation_holding_the_gil_is_placed_in_pydantic_and_never_after_it_returned(db: Path) -> None:
+    # Each validation lasts well past --loop-block (90-180 ms against 50 ms): one that ends near
+    # the deadline is read after it returned on 3.10, 3.12 and 3.13, and placed at no line
+    # (docs/findings/async.md).
     code, findings, out = _soak("pydantic_large.py", db)  # none at threading.py's Event.is_set (checked in _soak)
-    if sys.version_info[:2] != (3, 11) and not findings:
-        # 3.10, 3.12, 3.13: the GIL is handed over at fewer points right after a call, and the
-        # blocks read elsewhere are placed at no line; the validation may miss its threshold
-        # in a half of a 6 s run (docs/findings/async.md)
-        return
     assert code == 1, out
     [finding] = findings
     assert finding["resource"] == "event_loop" and finding["library"] == "pydantic"
     assert finding["where"]["function"].endswith("model_validate_json")
     assert _at(finding["call_site"]) == ("pydantic_large.py", _marked("pydantic_large.py", "VALIDATES"))
-    if sys.version_info[:2] == (3, 11):  # 93-95% in the development machine's runs
-        assert finding["evidence"]["share"] > 0.7 * finding["evidence"]["loop_share"]
+    assert finding["evidence"]["share"] > 0.7 * finding["evidence"]["loop_share"]  # all of it, in 3 runs on 3.11 and 2 on 3.13
 
 
 @pytest.mark.parametrize("workload", ["fastapi_async.py", "anyio_pipeline.py", "aiohttp_client.py", "httpx_asgi.py"])

@@ -313,8 +313,9 @@ def _place(key: FindingKey, evidence: Evidence, frames: list[Frame], groups: dic
                           evidence={"traceback": [frame.as_dict() for frame in traceback]})
         case ProbeKey() if key.kind == ASYNC_KIND:
             traceback = named_frames([Frame.of(frame) for frame in evidence.get("frames") or []])
-            ran = evidence.get("submitted_at")
-            library_of, caller, library_at = place(traceback, attributor, Frame.of(ran) if isinstance(ran, dict) else None)
+            ran, answered = evidence.get("submitted_at"), evidence.get("answered_at")
+            library_of, caller, library_at = place(traceback, attributor, Frame.of(ran) if isinstance(ran, dict) else None,
+                                                   Frame.of(answered) if isinstance(answered, dict) else None)
             # the stack is stored in the evidence (an async finding has no tracer stack): named, as shown
             named = {"frames": [frame.as_dict() for frame in traceback]}
             return _Place(traceback, library_of, caller, [(f"{key.probe}/{key.series}", 0), *_spots(traceback[:1])], key.probe,

@@ -6,7 +6,9 @@ the library line that waits on a pool); its ``call_site`` is the first applicati
 it when ``where`` is in a library (as for allocation findings), else the first frame in another
 file: the application's call into the code that blocks or hides a pool. Its library is the first
 distribution on the stack before the application (urllib3, not the ``socket.py`` it blocked in),
-whose line is then given too (``library_at``).
+whose line is then given too (``library_at``). A pool's waiting stack may hold no library at all
+(``await anyio.to_thread.run_sync(f)`` waits at the user's line): its library is then the one
+whose thread handed the result back (anyio's worker thread), and ``library_at`` that thread's line.
 """
 
 from __future__ import annotations
@@ -55,14 +57,19 @@ def analyze_async(stored: list[ProbeSeries], rows: list[dict[str, Any]], thresho
     return Analysis(verdict, findings, 0.0, len(times), tested)
 
 
-def place(frames: list[Frame], attributor: Attributor, ran: Frame | None = None) -> tuple[str | None, Frame | None, Frame | None]:
+def place(frames: list[Frame], attributor: Attributor, ran: Frame | None = None,
+          answered: Frame | None = None) -> tuple[str | None, Frame | None, Frame | None]:
     """The library that blocked or waits on a pool, the call site (see the module's docstring),
     and the library's own innermost line when the first frame is not it. ``ran``: the function a
     thread ran for the waiting coroutine, the call site when no application frame waits on it (a
-    framework's own request path, as a FastAPI ``def`` endpoint's)."""
+    framework's own request path, as a FastAPI ``def`` endpoint's). ``answered``: the pool
+    thread's line that handed the result back, whose library is named when the waiting stack
+    holds none."""
     if not frames:
         return None, None, None
     library, library_frame = blocking_library(frames, attributor)
+    if library_frame is None and answered is not None and attributor.library(answered.file) not in (APPLICATION, STDLIB):
+        library, library_frame = attributor.library(answered.file), answered
     if attributor.library(frames[0].file) != APPLICATION:
         caller = attributor.call_site(frames)
         if caller is None and ran is not None and attributor.library(ran.file) == APPLICATION:

@@ -20,6 +20,33 @@ def _packages_to_distributions() -> dict[str, list[str]]:
     return dict(importlib.metadata.packages_distributions())
 
 
+@functools.lru_cache(maxsize=4096)
+def distribution_of(top: str) -> str | None:
+    """The installed distribution that provides the top-level module ``top``, by its name.
+
+    Most distributions are named as their module (urllib3, anyio, langchain_core for
+    langchain-core): that one distribution's file list is read and must hold ``top``. Only
+    for the others (``yaml`` of PyYAML) is every installed distribution's list read
+    (``importlib.metadata.packages_distributions``, 0.1-0.5 s with a hundred installed, once per
+    process): a watcher beside a busy service pays that only if it meets such a module.
+    """
+    try:
+        dist = importlib.metadata.distribution(top)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        dist = None
+    if dist is not None and _provides(dist, top):
+        return str(dist.metadata["Name"])
+    dists = _packages_to_distributions().get(top)
+    return dists[0] if dists else None
+
+
+def _provides(dist: importlib.metadata.Distribution, top: str) -> bool:
+    names = (dist.read_text("top_level.txt") or "").split()
+    if names:
+        return top in names
+    return any(_module_name(file.parts[0]) == top for file in dist.files or () if file.parts)
+
+
 def _site_dirs() -> tuple[str, ...]:
     dirs = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()}
     user = site.getusersitepackages()
@@ -68,8 +95,7 @@ class Attributor:
             if path.startswith(directory):
                 top = path[len(directory):].split(os.sep, 1)[0]
                 top = _module_name(top)
-                dists = _packages_to_distributions().get(top)
-                return dists[0] if dists else top
+                return distribution_of(top) or top
         if path.startswith(self.stdlib_dirs):
             return STDLIB
         return APPLICATION

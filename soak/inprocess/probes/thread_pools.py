@@ -77,6 +77,11 @@ class PoolSite:
     function: str
     function_at: StackFrame | None = None
     """Where the function run in the thread is defined: the user's code behind a framework's pool."""
+    answered_at: StackFrame | None = None
+    """The thread's line that handed the result back to the loop: the pool's own code (anyio's
+    worker thread, aiosqlite's connection thread), which names the library that hides the pool
+    when the waiting stack holds none (``await anyio.to_thread.run_sync(f)``). None for an
+    executor's work (``concurrent.futures``, the stdlib's)."""
     answers: int = 0
     pool_s: float = 0.0
 
@@ -287,12 +292,12 @@ class HiddenPoolProbe:
                 return
             if stamp is not None:
                 seconds = time.monotonic() - stamp[0]
-                self._record(frames, seconds, lambda: (_executor_name(stamp[1], self._loop), stamp[2]))
+                self._record(frames, seconds, lambda: (_executor_name(stamp[1], self._loop), stamp[2], None))
                 return
             with self._lock:
                 entry = self._waited.pop(id(future), None)
             seconds = entry[1] if entry is not None and entry[0] is future else 0.0
-            self._record(frames, seconds, lambda: (_thread_name(threading.current_thread()), _ran_in(caller)))
+            self._record(frames, seconds, lambda: (_thread_name(threading.current_thread()), _ran_in(caller), frame_entry(caller)))
             self._start_scanning()
             return
 
@@ -310,17 +315,19 @@ class HiddenPoolProbe:
         self._known[key] = (codes, site)
         return site
 
-    def _record(self, frames: tuple[StackFrame, ...], seconds: float, describe: Callable[[], tuple[str, Any]]) -> None:
-        """Count an answer at ``frames``; ``describe`` (the pool and the function it ran) is
-        called only for a site seen the first time."""
+    def _record(self, frames: tuple[StackFrame, ...], seconds: float,
+                describe: Callable[[], tuple[str, Any, StackFrame | None]]) -> None:
+        """Count an answer at ``frames``; ``describe`` (the pool, the function it ran and the
+        thread's line that answered) is called only for a site seen the first time."""
         with self._lock:
             if frames not in self._sites:
-                executor, fn = describe()
+                executor, fn, answered_at = describe()
                 label = site_label(frames)
                 while label in self._labels:  # two stacks through the same two lines
                     label += "'"
                 function = _function_name(fn) if fn is not None else "?"
-                self._sites[frames] = PoolSite(label, frames, executor, function, _function_at(fn) if fn is not None else None)
+                self._sites[frames] = PoolSite(label, frames, executor, function, _function_at(fn) if fn is not None else None,
+                                               answered_at)
                 self._labels[label] = frames
             period = self._period
             period.seconds[frames] = period.seconds.get(frames, 0.0) + seconds
@@ -391,6 +398,8 @@ class HiddenPoolProbe:
                 "executor": site.executor, "submitted": site.function,
                 "submitted_at": ({"file": site.function_at[0], "line": site.function_at[1], "function": site.function_at[2]}
                                  if site.function_at else None),
+                "answered_at": ({"file": site.answered_at[0], "line": site.answered_at[1], "function": site.answered_at[2]}
+                                if site.answered_at else None),
                 "submits_total": site.answers, "pool_s_total": round(site.pool_s, 4), "share_of": share_of,
             }
         return ProbeResult(readings, evidence)

@@ -19,7 +19,7 @@ class Order(BaseModel):
 
 
 PAYLOAD = json.dumps({"items": [{"id": n, "name": f"item {n}", "tags": ["a", "b", "c"], "price": n * 1.5}
-                                for n in range(20_000)]})
+                                for n in range(60_000)]})
 
 
 async def step() -> None:
