@@ -21,6 +21,7 @@ import psutil
 
 from soak.errors import BadInput, SoakError
 from soak.inprocess.agent.embedding import AgentOptions
+from soak.inprocess.probes import process_table
 from soak.model.options import WatchOptions
 from soak.model.verdicts import most_severe
 from soak.supervisor.metrics import MAX_SLOTS
@@ -74,7 +75,7 @@ class ProcessTree:
     def _poll(self) -> None:
         while not self._stopping.is_set():
             try:
-                descendants = psutil.Process(self.root.pid).children(recursive=True)
+                descendants = process_table.children(self.root.pid, recursive=True)
             except psutil.Error:
                 descendants = []
             for proc in descendants:

@@ -16,6 +16,7 @@ from collections import Counter
 
 import psutil
 
+from soak.inprocess.probes import process_table
 from soak.inprocess.probes.native_reader import READER_MAIN
 from soak.inprocess.probes.probe import FindingKind, ProbeResult, Reading
 
@@ -36,7 +37,7 @@ class ChildProbe:
     def collect(self) -> ProbeResult:
         counts: Counter[str] = Counter()
         commands: dict[str, str] = {}
-        for child in psutil.Process(self.pid).children():  # a gone process raises: the probe's error
+        for child in process_table.children(self.pid):  # a gone process raises: the probe's error
             try:
                 with child.oneshot():
                     status, program = child.status(), child.name()
