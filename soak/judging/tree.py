@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from soak.model.finding import Finding
-from soak.model.report import ProcessRun, TreeFinding
+from soak.model.report import ProcessRun, TreeFinding, tree_rank
 from soak.model.verdicts import most_severe
 from soak.storage.queries import effective_status
 
@@ -28,5 +28,5 @@ def judge_tree(root: ProcessRun, root_findings: list[Finding],
         found.sort(key=lambda f: -(f.growth_bytes_per_hour or 0.0))
         judged.append(TreeFinding(found[0], most_severe(f.verdict for f in found), len(found), len(processes),
                                   [f.growth_bytes_per_hour or 0.0 for f in found]))
-    judged.sort(key=lambda t: (t.verdict != "leak", -t.processes, -sum(t.growth_bytes_per_hour)))
+    judged.sort(key=lambda t: tree_rank(t.verdict, t.processes, sum(t.growth_bytes_per_hour)))
     return processes, judged

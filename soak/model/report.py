@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from soak.model.finding import Finding
+from soak.model.verdicts import LEAK
 
 SCHEMA = "leaksoak.report/1"
 
@@ -157,6 +158,12 @@ class TreeFinding:
     """How many processes of the tree were watched."""
     growth_bytes_per_hour: list[float]
     """Each showing process's rate, fastest first."""
+
+
+def tree_rank(verdict: str, processes: int, growth_bytes_per_hour: float) -> tuple[bool, int, float]:
+    """The order of a tree's findings, judged together (the report's and ``/metrics``' alike):
+    leaks first, then the most widespread, then the fastest growth summed over its processes."""
+    return verdict != LEAK, -processes, -growth_bytes_per_hour
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from soak.errors import BadInput, SoakError
 from soak.inprocess.agent.embedding import AgentOptions
 from soak.inprocess.probes import process_table
 from soak.model.options import WatchOptions
+from soak.model.report import tree_rank
 from soak.model.verdicts import most_severe
 from soak.supervisor.metrics import MAX_SLOTS
 from soak.supervisor.watched import WatchedProcess, agent_socket_for
@@ -200,7 +201,7 @@ class ProcessTree:
                 known["processes"] += 1
                 known["growth_bytes_per_hour"] = (known["growth_bytes_per_hour"] or 0.0) + (finding["growth_bytes_per_hour"] or 0.0)
                 known["verdict"] = most_severe([known["verdict"], finding["verdict"]])
-        ranked = sorted(findings.values(), key=lambda f: (f["verdict"] != "leak", -f["processes"], -(f["growth_bytes_per_hour"] or 0.0)))
+        ranked = sorted(findings.values(), key=lambda f: tree_rank(f["verdict"], f["processes"], f["growth_bytes_per_hour"] or 0.0))
         memory: dict[str, float] = {}
         for state in states:
             for kind, value in state.get("process", {}).items():
