@@ -7,6 +7,7 @@ replacement has an agent of its own; a process that is not Python is left alone.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -104,3 +105,33 @@ def test_an_unknown_program_is_one_line_and_exit_2(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "soak.agent", "--", "no-such-program-here"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("soak.agent: no such script or program 'no-such-program-here'") and proc.stderr.count("\n") == 1
+
+
+# An agent's client, in the process it watches: every module loaded on a thread of the agent's
+# (a connection's, the listener's), by name, printed once the client asked for a hello and two
+# snapshots.
+LOADS_ON_AGENT_THREADS = """
+import json, socket, sys, threading
+loaded = []
+sys.addaudithook(lambda event, args: loaded.append((threading.current_thread().name, args[0])) if event == "import" else None)
+import soak.agent
+soak.agent.start(sys.argv[1])
+with socket.socket(socket.AF_UNIX) as conn:
+    conn.connect(sys.argv[1])
+    reader = conn.makefile("rb")
+    for request in ({"v": 1, "type": "hello"}, {"v": 1, "type": "snapshot", "seq": 0}, {"v": 1, "type": "snapshot", "seq": 1}):
+        conn.sendall(json.dumps(request).encode() + b"\\n")
+        assert json.loads(reader.readline())["type"] == request["type"], request
+print(json.dumps(sorted({name for thread, name in loaded if thread.startswith("soak-agent")})))
+"""
+
+
+def test_an_agent_loads_no_module_on_its_own_threads(tmp_path: Path) -> None:
+    # A module is loaded under a lock of its own. A pre-fork server forking its workers while its
+    # master's agent loaded one for a first client left each worker a copy of that lock held by
+    # no thread: the worker's agent hung on its first client (a gunicorn worker's hello, in CI).
+    # Whatever a client needs is loaded when the agent starts, on the thread that starts it.
+    result = subprocess.run([sys.executable, "-c", LOADS_ON_AGENT_THREADS, str(tmp_path / "a.sock")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the agent imports its probes when a client connects: a light import into the service
+if TYPE_CHECKING:  # imported when the agent starts (Agent.start), not with this module
     from soak.inprocess.probes.inprocess import InProcessProbes
     from soak.inprocess.protocol import Channel, Message
 
@@ -85,6 +85,14 @@ class Agent:
 
     def start(self, tracer_running: bool = False) -> None:
         """Listen, start the tracer (unless it already runs: a forked child's) and native tracking."""
+        # What a client's connection needs is imported here, on the thread that starts the agent,
+        # not on the connection's: an import holds its module's lock, and a fork while another
+        # thread holds one leaves the child's copy held for good. A pre-fork server that forks
+        # its workers while its master's agent answers a first client (importing these) would
+        # have workers whose agents never answer (a gunicorn worker's hello timed out in CI).
+        import soak.inprocess.probes.inprocess  # noqa: F401
+        import soak.inprocess.protocol  # noqa: F401
+
         directory = os.path.dirname(os.path.abspath(self.path))
         _private_directory(directory)
         _remove_stale_socket(self.path)
