@@ -18,7 +18,8 @@ import time
 import psutil
 
 MAX_AGE_S = 0.25
-"""A pass answers for this long (a quarter of the shortest snapshot interval's second)."""
+"""How long a pass answers: the tree's poll and a probe asking within it share one pass, and a
+child started since is seen by the first question after it."""
 
 _lock = threading.Lock()
 _read_at = float("-inf")
