@@ -25,13 +25,8 @@ if TYPE_CHECKING:
     from soak.supervisor.results import Progress, RunResult
 
 
-def run(
-    options: RunOptions,
-    on_progress: Callable[[Progress], None] | None = None,
-    on_start: Callable[[RunOptions, int], None] | None = None,
-    *,
-    given: Collection[str] | None = None,
-) -> RunResult:
+def run(options: RunOptions, on_progress: Callable[[Progress], None] | None = None,
+        on_start: Callable[[RunOptions, int], None] | None = None, *, given: Collection[str] | None = None) -> RunResult:
     """Soak a target (or resume a run) as ``soak run`` does; see :class:`soak.model.options.RunOptions`.
     Resuming, ``given`` names the options to apply (by default, those unlike their defaults); one
     that the run keeps as it started (its tracer, interval...) is refused: see :mod:`soak.supervisor.resume`.

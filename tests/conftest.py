@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import json
 import os
@@ -56,6 +57,9 @@ class Result:
 
 
 FAST_LEAKS = {"LEAKSOAK_LEAK_SCALE": "4"}
+RULES_TODAY = datetime.date(2026, 6, 15)
+"""The day the suppression tests judge rules' expiry dates on."""
+MB = 1000**2
 """Reference leaks leak on every call (their full rate), so that they show in a few seconds."""
 
 
@@ -119,6 +123,24 @@ def resumed_while_scraped(db: Path, url: str, *args: str) -> tuple[str, Result]:
     finally:
         out, err = resumed.communicate(timeout=120)
     return scraped, Result(resumed.returncode, out, err)
+
+
+def metric_families(port: int) -> dict[str, list[Any]] | None:
+    """The metric families ``/metrics`` on 127.0.0.1:PORT serves, by name, with their samples; None
+    (after a short pause, for a polling loop) while nothing answers there yet."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        time.sleep(0.3)
+        return None
+    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+
+
+def verdicts(families: dict[str, list[Any]]) -> dict[str, float]:
+    """The ``leaksoak_verdict`` gauge of scraped families: 1.0 at the run's verdict."""
+    return {s.labels["leaksoak_verdict"]: s.value for s in families.get("leaksoak_verdict", [])}
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import INSTALLED_WORKLOADS, assert_not_leaksoaks_own, db_rows, run_soak
+from conftest import INSTALLED_WORKLOADS, Result, assert_not_leaksoaks_own, db_rows, run_soak
 
 DEFAULT_WORKERS = min(32, (os.cpu_count() or 1) + 4)
 """concurrent.futures' default for a ThreadPoolExecutor, the loop's default executor among them."""
@@ -31,12 +31,22 @@ def _async_findings(report: dict[str, Any]) -> list[dict[str, Any]]:
     return findings
 
 
-@pytest.mark.parametrize("concurrency", ["1", "10"])
-def test_time_sleep_in_a_coroutine_is_a_blocked_loop_at_its_line(concurrency: str, db: Path) -> None:
-    result = run_soak("run", "soak.workloads.async_.blocking_sleep:step", "--concurrency", concurrency,
-                      "--db", str(db), *SHORT)
+def _soaked(workload: str, concurrency: str, db: Path) -> Result:
+    """A short ``soak run`` of ``soak.workloads.async_.WORKLOAD:step`` with this many coroutines."""
+    return run_soak("run", f"soak.workloads.async_.{workload}:step", "--concurrency", concurrency, "--db", str(db), *SHORT)
+
+
+def _one_async_finding(result: Result) -> dict[str, Any]:
+    """The one async finding of a run that must have failed on it (exit 1)."""
     assert result.returncode == 1, result.stdout + result.stderr
     [finding] = _async_findings(result.json())
+    return finding
+
+
+@pytest.mark.parametrize("concurrency", ["1", "10"])
+def test_time_sleep_in_a_coroutine_is_a_blocked_loop_at_its_line(concurrency: str, db: Path) -> None:
+    result = _soaked("blocking_sleep", concurrency, db)
+    finding = _one_async_finding(result)
     assert finding["verdict"] == "suspect" and finding["resource"] == "event_loop"
     assert finding["where"]["file"] == str(ASYNC / "blocking_sleep.py")
     assert finding["where"]["line"] == _marked(ASYNC / "blocking_sleep.py", "BLOCKS")
@@ -57,10 +67,8 @@ def test_time_sleep_in_a_coroutine_is_a_blocked_loop_at_its_line(concurrency: st
 
 @pytest.mark.parametrize("concurrency", ["1", "10"])
 def test_an_async_client_on_a_thread_pool_is_a_hidden_pool_at_its_line_and_the_call(concurrency: str, db: Path) -> None:
-    result = run_soak("run", "soak.workloads.async_.hidden_pool:step", "--concurrency", concurrency,
-                      "--db", str(db), *SHORT)
-    assert result.returncode == 1, result.stdout + result.stderr
-    [finding] = _async_findings(result.json())
+    result = _soaked("hidden_pool", concurrency, db)
+    finding = _one_async_finding(result)
     assert finding["resource"] == "thread_pools"
     assert (finding["where"]["file"], finding["where"]["line"]) == (
         str(ASYNC / "slow_client.py"), _marked(ASYNC / "slow_client.py", "HIDDEN POOL"))
@@ -77,8 +85,7 @@ def test_an_async_client_on_a_thread_pool_is_a_hidden_pool_at_its_line_and_the_c
 
 @pytest.mark.parametrize("concurrency", ["1", "10"])
 def test_a_truly_async_workload_gets_no_async_finding(concurrency: str, db: Path) -> None:
-    result = run_soak("run", "soak.workloads.async_.truly_async:step", "--concurrency", concurrency,
-                      "--db", str(db), *SHORT)
+    result = _soaked("truly_async", concurrency, db)
     report = result.json()
     assert _async_findings(report) == [], result.stdout
     assert result.returncode == 0 and report["verdict"] == "clean", result.stdout + result.stderr

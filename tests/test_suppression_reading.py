@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import MB, RULES_TODAY
 
 from soak.errors import BadInput
 from soak.judging.pyproject import read_config
@@ -20,9 +21,6 @@ from soak.judging.suppressions import (
     parse_rate,
     parse_rules,
 )
-
-TODAY = datetime.date(2026, 6, 15)
-MB = 1000**2
 
 
 def rules(text: str, source: str = "leaksoak.toml") -> list[Rule]:
@@ -68,7 +66,7 @@ def test_a_toml_date_and_an_unparseable_date() -> None:
         frames = ["x.py"]
     """)
     assert native.expires == datetime.date(2026, 9, 30)
-    assert bad.expires is None and bad.expires_text == "end of summer" and bad.expired(TODAY)
+    assert bad.expires is None and bad.expires_text == "end of summer" and bad.expired(RULES_TODAY)
 
 
 @pytest.mark.parametrize(("text", "per_hour"), [

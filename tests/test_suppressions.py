@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEST_WORKLOADS, leak_lines, run_soak
+from conftest import MB, RULES_TODAY, TEST_WORKLOADS, leak_lines, run_soak
 
 from soak.api import load_report
 from soak.judging.suppressions import (
@@ -24,9 +24,6 @@ from soak.judging.suppressions import (
     path_matches,
 )
 from soak.model.finding import Finding, Frame
-
-TODAY = datetime.date(2026, 6, 15)
-MB = 1000**2
 
 
 def frame(file: str, function: str, line: int = 1) -> Frame:
@@ -96,7 +93,7 @@ def test_path_globs(pattern: str, path: str, expected: bool) -> None:
 
 def accepted_ids(rules_: list[Rule], findings: list[Finding] = FINDINGS,
                  target: str = "app/handlers.py:handle_one") -> list[tuple[str, str]]:
-    decision = apply_rules(findings, rules_, target=target, today=TODAY)
+    decision = apply_rules(findings, rules_, target=target, today=RULES_TODAY)
     return [(a.finding.finding_id, a.rule) for a in decision.accepted]
 
 
@@ -129,20 +126,20 @@ def test_max_growth_tolerates_the_known_rate_and_not_three_times_it() -> None:
                     max_growth_bytes_per_hour=parse_rate("15 MB/h"))
     known = finding("app1", APP.traceback, growth=10 * MB)
     faster = finding("app1", APP.traceback, growth=30 * MB)
-    decision = apply_rules([known], [tolerant], target=None, today=TODAY)
+    decision = apply_rules([known], [tolerant], target=None, today=RULES_TODAY)
     assert [(a.rule, a.growth_bytes_per_hour, a.max_growth_bytes_per_hour) for a in decision.accepted] == [("cache", 10 * MB, 15 * MB)]
     assert [(a.finding, a.rule, a.max_growth_bytes_per_hour) for a in decision.accepted] == [(known, "cache", 15 * MB)]
     assert decision.suppressions.as_dict() == {"expired": [], "unused": [], "too_broad": []}
     assert decision.warnings == []
 
-    decision = apply_rules([faster], [tolerant], target=None, today=TODAY)
+    decision = apply_rules([faster], [tolerant], target=None, today=RULES_TODAY)
     assert decision.accepted == [] and decision.remaining == [faster]
     assert [(o.rule, o.growth_bytes_per_hour) for o in decision.over_limit] == [("cache", 30 * MB)]
     assert decision.suppressions.unused == []  # it matched: it is doing its job
     assert decision.warnings == ["suppression 'cache' matches finding app1 (/srv/app/cache.py:40 in Cache.put) "
                                  "but it grows 30 MB/h, above its max_growth 15 MB/h: not accepted"]
     # no byte rate: a max_growth cannot vouch for it
-    assert apply_rules([finding("app1", APP.traceback, growth=None)], [tolerant], target=None, today=TODAY).accepted == []
+    assert apply_rules([finding("app1", APP.traceback, growth=None)], [tolerant], target=None, today=RULES_TODAY).accepted == []
 
 
 def test_the_first_rule_that_accepts_wins() -> None:
@@ -154,9 +151,9 @@ def test_the_first_rule_that_accepts_wins() -> None:
 
 def test_expired_rules_stop_applying() -> None:
     past = rule(id="past", frames=["*cache.py:*", "..."], expires=datetime.date(2026, 6, 14))
-    last_day = rule(id="last-day", call_site="*client.py:fetch", expires=TODAY)
+    last_day = rule(id="last-day", call_site="*client.py:fetch", expires=RULES_TODAY)
     garbled = rule(id="garbled", resource="fds", expires_text="2026-02-30")
-    decision = apply_rules(FINDINGS, [past, last_day, garbled], target=None, today=TODAY)
+    decision = apply_rules(FINDINGS, [past, last_day, garbled], target=None, today=RULES_TODAY)
     assert [(a.finding.finding_id, a.rule) for a in decision.accepted] == [("lib1", "last-day")]
     assert [f.finding_id for f in decision.remaining] == ["app1", "fds1"]
     assert decision.suppressions.as_dict() == {"expired": ["past", "garbled"], "unused": [], "too_broad": []}
@@ -168,7 +165,7 @@ def test_expired_rules_stop_applying() -> None:
 
 
 def test_unused_rules() -> None:
-    decision = apply_rules(FINDINGS, [rule(id="gone", frames=["*old.py:*", "..."])], target=None, today=TODAY)
+    decision = apply_rules(FINDINGS, [rule(id="gone", frames=["*old.py:*", "..."])], target=None, today=RULES_TODAY)
     assert decision.suppressions.unused == ["gone"] and len(decision.remaining) == 3
     assert decision.warnings == ["suppression 'gone' (leaksoak.toml:1) matched no finding of this run"]
 
@@ -176,18 +173,18 @@ def test_unused_rules() -> None:
 def test_too_broad_rules_warn_and_still_apply() -> None:
     no_code = rule(id="all-requests", library="requests")
     only_dots = rule(id="dots", frames=["...", "*:*", "..."], library="application")
-    decision = apply_rules(FINDINGS, [no_code, only_dots], target=None, today=TODAY)
+    decision = apply_rules(FINDINGS, [no_code, only_dots], target=None, today=RULES_TODAY)
     assert [(a.finding.finding_id, a.rule) for a in decision.accepted] == [("app1", "dots"), ("lib1", "all-requests")]
     assert decision.suppressions.too_broad == ["all-requests", "dots"]
     assert "suppression 'all-requests' (leaksoak.toml:1) is too broad: it names no frames or call_site" in decision.warnings
 
     half = rule(id="half", frames=["...", "*handlers.py:handle_one"])  # both application-reached findings
-    decision = apply_rules(FINDINGS, [half], target=None, today=TODAY)
+    decision = apply_rules(FINDINGS, [half], target=None, today=RULES_TODAY)
     assert len(decision.accepted) == 2 and decision.suppressions.too_broad == ["half"]
     assert decision.warnings == ["suppression 'half' (leaksoak.toml:1) is too broad: it accepted 2 of the run's 3 findings"]
     # one finding of one (or of two) is not broad: the rule names its code
-    assert apply_rules([APP], [half], target=None, today=TODAY).suppressions.too_broad == []
-    assert apply_rules([APP, PROC], [half], target=None, today=TODAY).suppressions.too_broad == []
+    assert apply_rules([APP], [half], target=None, today=RULES_TODAY).suppressions.too_broad == []
+    assert apply_rules([APP, PROC], [half], target=None, today=RULES_TODAY).suppressions.too_broad == []
 
 
 # --- generating ------------------------------------------------------------------------------
@@ -199,7 +196,7 @@ def paste(text: str, reason: str = "known") -> list[Rule]:
 
 
 def test_generated_rules_accept_exactly_their_findings() -> None:
-    text = generate_rules(FINDINGS, today=TODAY, target="app/handlers.py:handle_one", run_label="run 7")
+    text = generate_rules(FINDINGS, today=RULES_TODAY, target="app/handlers.py:handle_one", run_label="run 7")
     assert 'expires = "2026-09-15"' in text and "from run 7" in text
     with pytest.raises(SuppressionsError, match="still the TODO"):
         parse_rules(text, "leaksoak.toml")
@@ -209,8 +206,8 @@ def test_generated_rules_accept_exactly_their_findings() -> None:
     assert generated[2].resource == "fds" and generated[2].target == "app/handlers.py:handle_one"
     assert "# no frames to match: this rule is too broad" in text
     for one in FINDINGS:
-        decision = apply_rules(FINDINGS, paste(generate_rules([one], today=TODAY, target="app/handlers.py:handle_one")),
-                               target="app/handlers.py:handle_one", today=TODAY)
+        decision = apply_rules(FINDINGS, paste(generate_rules([one], today=RULES_TODAY, target="app/handlers.py:handle_one")),
+                               target="app/handlers.py:handle_one", today=RULES_TODAY)
         assert [a.finding for a in decision.accepted] == [one]
 
 
@@ -218,14 +215,14 @@ def test_generation_says_when_frames_cannot_tell_two_findings_apart() -> None:
     # two lines of one function: rules name functions, not lines
     first = finding("a", [frame("/srv/app/cache.py", "put", 10)])
     second = finding("b", [frame("/srv/app/cache.py", "put", 11)])
-    text = generate_rules([first, second], today=TODAY)
+    text = generate_rules([first, second], today=RULES_TODAY)
     assert "# also matches finding(s) b: the frames cannot tell them apart" in text
     assert [r.id for r in paste(text)] == ["cache-put", "cache-put-2"]
 
 
 def test_generation_escapes_glob_characters() -> None:
     odd = finding("odd", [frame("/srv/app[v2]/x*.py", "<lambda>")])
-    [generated] = paste(generate_rules([odd], today=TODAY))
+    [generated] = paste(generate_rules([odd], today=RULES_TODAY))
     assert generated.frames == ("app[[]v2]/x[*].py:<lambda>", "...")
     assert frames_match(generated.frames, odd.traceback)
     assert not frames_match(generated.frames, [frame("/srv/appXv2]/xy.py", "<lambda>")])
@@ -234,11 +231,11 @@ def test_generation_escapes_glob_characters() -> None:
 def test_a_type_finding_gets_a_rule_by_its_type() -> None:
     rows = finding("t1", [], kind="type", library=None, resource="types", type="app.models.Row")
     columns = finding("t2", [], kind="type", library=None, resource="types", type="app.models.Column")
-    text = generate_rules([rows], today=TODAY, target="app/handlers.py:handle_one")
+    text = generate_rules([rows], today=RULES_TODAY, target="app/handlers.py:handle_one")
     assert "too broad" not in text
     [generated] = paste(text)
     assert (generated.id, generated.type, generated.frames, generated.resource) == ("app.models.Row", "app.models.Row", None, None)
-    decision = apply_rules([rows, columns], [generated], target="app/handlers.py:handle_one", today=TODAY)
+    decision = apply_rules([rows, columns], [generated], target="app/handlers.py:handle_one", today=RULES_TODAY)
     assert [a.finding.finding_id for a in decision.accepted] == ["t1"] and decision.warnings == []
 
 

@@ -15,14 +15,12 @@ import socket
 import subprocess
 import textwrap
 import time
-import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAST_LEAKS, TEST_WORKLOADS, Result, db_rows, run_soak, soak_command
-from prometheus_client.parser import text_string_to_metric_families
+from conftest import FAST_LEAKS, TEST_WORKLOADS, Result, db_rows, metric_families, run_soak, soak_command, verdicts
 
 from soak.judging.suppressions import TODO_REASON
 
@@ -370,24 +368,21 @@ def test_metrics_leave_accepted_findings_out(tmp_path: Path) -> None:
     try:
         exported: set[str] = set()
         accepted: set[str] = set()  # accepted at any refresh while /metrics was read
-        verdicts: dict[str, float] = {}
+        verdict: dict[str, float] = {}
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
-            try:
-                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-            except OSError:
-                time.sleep(0.3)
+            families = metric_families(port)
+            if families is None:
                 continue
-            families = {f.name: f.samples for f in text_string_to_metric_families(text)}
-            verdicts = {s.labels["leaksoak_verdict"]: s.value for s in families.get("leaksoak_verdict", [])}
+            verdict = verdicts(families)
             info = [s.labels for s in families.get("leaksoak_finding_info", [])]
             exported |= {labels["finding_id"] for labels in info}
             assert not any(labels["where"].startswith("two_leaks.py:22") for labels in info), info
             accepted |= {row[0] for row in db_rows(db, "SELECT finding_id FROM accepted_findings")} if db.exists() else set()
-            if verdicts.get("leak") == 1.0 and accepted:  # the logger leak counts; the cache leak was accepted
+            if verdict.get("leak") == 1.0 and accepted:  # the logger leak counts; the cache leak was accepted
                 break
             time.sleep(0.5)
-        assert verdicts.get("leak") == 1.0, verdicts
+        assert verdict.get("leak") == 1.0, verdict
     finally:
         if soak.poll() is None:
             soak.send_signal(signal.SIGINT)

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TESTS, db_rows, free_port, leak_lines, run_soak, soak_command
-from prometheus_client.parser import text_string_to_metric_families
+from conftest import TESTS, db_rows, free_port, leak_lines, metric_families, run_soak, soak_command, verdicts
 
 SERVICE = TESTS / "services" / "http_service.py"
 # Snapshots through the agent take ~1 s here: the service runs 4x slower under tracemalloc and
@@ -175,21 +174,19 @@ def test_metrics_are_served_and_parse(services: list[Service], tmp_path: Path, d
         families: dict[str, list[Any]] = {}
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
-            try:
-                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-            except OSError:
-                time.sleep(0.3)
+            scraped = metric_families(port)
+            if scraped is None:
                 continue
-            families = {f.name: f.samples for f in text_string_to_metric_families(text)}
-            verdicts = {s.labels["leaksoak_verdict"]: s.value for s in families.get("leaksoak_verdict", [])}
+            families = scraped
+            verdict = verdicts(families)
             until = families.get("leaksoak_seconds_until_memory_limit") or []
             # Findings can come before the RSS slope does (RSS grows in pages and arenas, and
             # analysis now refreshes every 2 snapshots): wait for both, within the deadline.
-            if (verdicts.get("leak") == 1.0 and families.get("leaksoak_finding_growth_bytes_per_hour")
+            if (verdict.get("leak") == 1.0 and families.get("leaksoak_finding_growth_bytes_per_hour")
                     and until and until[0].value < float("inf")):
                 break
             time.sleep(0.5)
-        assert set(verdicts) == {"leak", "suspect", "clean", "inconclusive"} and verdicts["leak"] == 1.0
+        assert set(verdict) == {"leak", "suspect", "clean", "inconclusive"} and verdict["leak"] == 1.0
         growth = families["leaksoak_finding_growth_bytes_per_hour"]
         assert 1 <= len(growth) <= 10 and set(growth[0].labels) == {"finding_id"} and growth[0].value > 0
         info = {s.labels["finding_id"]: s.labels for s in families["leaksoak_finding_info"]}

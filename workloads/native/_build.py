@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import shutil
@@ -32,3 +33,9 @@ def load_libretain() -> ctypes.CDLL:
     lib.release_record.restype = None
     lib.release_record.argtypes = [ctypes.c_void_p]
     return lib
+
+
+@functools.cache
+def libretain() -> ctypes.CDLL:
+    """:func:`load_libretain` once per process: what a workload's ``setup`` loads and its ``step`` calls."""
+    return load_libretain()

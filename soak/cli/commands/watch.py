@@ -5,20 +5,7 @@ from __future__ import annotations
 import typer
 
 from soak import api
-from soak.cli.commands.options import (
-    DB,
-    FAIL_ON,
-    FORMAT,
-    FORMATS,
-    KEEP_FULL,
-    MEMORY_LIMIT,
-    METRICS_HOST,
-    METRICS_PORT,
-    METRICS_TOP,
-    QUIET,
-    SUPPRESSIONS,
-    THIN_EVERY,
-)
+from soak.cli.commands import options as shared
 from soak.cli.commands.run import finish
 from soak.durations import format_duration, parse_duration, parse_size
 from soak.errors import BadInput
@@ -44,17 +31,17 @@ def watch_command(
     interval: str | None = typer.Option(
         None, "--interval", "-i", help="Time between snapshots (default: a sixtieth of --duration, between 0.25s and 30s)."),
     name: str = typer.Option(None, "--name", help="Label for the run (default: the process name or the pattern)."),
-    db: str = DB,
-    fail_on: str = FAIL_ON,
-    keep_full: str = KEEP_FULL,
-    thin_every: int = THIN_EVERY,
-    metrics_port: int = METRICS_PORT,
-    metrics_host: str = METRICS_HOST,
-    metrics_top: int = METRICS_TOP,
-    memory_limit: str | None = MEMORY_LIMIT,
-    suppressions: str = SUPPRESSIONS,
-    fmt: str = FORMAT,
-    quiet: bool = QUIET,
+    db: str = shared.DB,
+    fail_on: str = shared.FAIL_ON,
+    keep_full: str = shared.KEEP_FULL,
+    thin_every: int = shared.THIN_EVERY,
+    metrics_port: int = shared.METRICS_PORT,
+    metrics_host: str = shared.METRICS_HOST,
+    metrics_top: int = shared.METRICS_TOP,
+    memory_limit: str | None = shared.MEMORY_LIMIT,
+    suppressions: str = shared.SUPPRESSIONS,
+    fmt: str = shared.FORMAT,
+    quiet: bool = shared.QUIET,
 ) -> None:
     """Watch a running process for --duration and report, as `soak run` does.
 
@@ -62,8 +49,8 @@ def watch_command(
     runs the agent (python -m soak.agent) also gets heap snapshots. The watched process is never
     signalled. Exit codes as for `soak run`; 3 if the process exits (without --match).
     """
-    if fmt not in FORMATS:
-        raise BadInput(f"--format must be one of {', '.join(FORMATS)}")
+    if fmt not in shared.FORMATS:
+        raise BadInput(f"--format must be one of {', '.join(shared.FORMATS)}")
     if tracer not in ("agent", "off", *TRACERS):
         raise BadInput("--tracer must be agent or off (the agent's tracer is chosen where the service starts)")
     if attach and tracer not in ("agent", *SITE_TRACERS):
