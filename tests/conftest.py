@@ -57,10 +57,10 @@ class Result:
 
 
 FAST_LEAKS = {"LEAKSOAK_LEAK_SCALE": "4"}
+"""Reference leaks leak on every call (their full rate), so that they show in a few seconds."""
 RULES_TODAY = datetime.date(2026, 6, 15)
 """The day the suppression tests judge rules' expiry dates on."""
 MB = 1000**2
-"""Reference leaks leak on every call (their full rate), so that they show in a few seconds."""
 
 
 def run_soak(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
