@@ -18,6 +18,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 MOUNTINFO = "/proc/self/mountinfo"
+MOUNTS_MAX_AGE_S = 30.0
+"""How long a reading of where the cgroup hierarchies are mounted is used: a watcher asks at every
+snapshot of every watched process, and parsing the mount table was a fifth of a snapshot's cost."""
+_mounts_read: tuple[float, tuple[tuple[str, str] | None, tuple[str, str] | None]] | None = None
 KMSG = "/dev/kmsg"
 UNLIMITED = 1 << 60
 """v1 reports no limit as a huge page-aligned number (9223372036854771712)."""
@@ -107,7 +111,16 @@ def memory_cgroup(pid: int) -> MemoryCgroup | None:
 
 
 def _mounts() -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
-    """(root, mount point) of v1's memory hierarchy and of the unified hierarchy, if mounted."""
+    """(root, mount point) of v1's memory hierarchy and of the unified hierarchy, if mounted; read
+    again when the last reading is :data:`MOUNTS_MAX_AGE_S` old."""
+    global _mounts_read
+    now = time.monotonic()
+    if _mounts_read is None or now - _mounts_read[0] >= MOUNTS_MAX_AGE_S:
+        _mounts_read = (now, _read_mounts())
+    return _mounts_read[1]
+
+
+def _read_mounts() -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
     v1 = v2 = None
     try:
         with open(MOUNTINFO, encoding="utf-8") as handle:
