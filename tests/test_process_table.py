@@ -29,7 +29,7 @@ def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
         if not process_table._kernel_lists_children():
             pytest.skip("this kernel keeps no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)")
     else:
-        monkeypatch.setattr(process_table, "_lists_children", False)
+        monkeypatch.setattr(process_table, "_kernel_lists_children", lambda: False)
     return str(request.param)
 
 

@@ -12,6 +12,7 @@ every question asked within :data:`MAX_AGE_S` of it, so a child is seen at most 
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -24,8 +25,6 @@ MAX_AGE_S = 0.25
 child started since is seen by the first question after it."""
 
 _lock = threading.Lock()
-_lists_children: bool | None = None
-"""Whether the kernel lists children per thread here (found out at the first question)."""
 _read_at = float("-inf")
 _children: dict[int, list[int]] = {}
 
@@ -79,12 +78,11 @@ def _listed_children(pid: int) -> list[int]:
     return found
 
 
+@functools.cache
 def _kernel_lists_children() -> bool:
-    global _lists_children
-    if _lists_children is None:
-        me = os.getpid()
-        _lists_children = os.path.exists(f"/proc/{me}/task/{me}/children")
-    return _lists_children
+    """Whether the kernel lists children per thread here (found out at the first question)."""
+    me = os.getpid()
+    return os.path.exists(f"/proc/{me}/task/{me}/children")
 
 
 def _children_of() -> Callable[[int], Iterable[int]]:
